@@ -1,0 +1,189 @@
+"""The artifact directory: everything a later stage (codegen, explain, host) needs, no pickle.
+
+Layout (documented in docs/artifact.md)::
+
+    manifest.json   format name and version, generator version, features, encoding summary,
+                    positive class, DNN description, SHA-256 of every file below
+    bounds.npz      thermometer encoding + the two integer bounds (uint32 / int32 / float32 arrays)
+    dnn.onnx        the DNN (or dnn.pt for TorchScript)
+    metrics.json    test-split metrics, calibration record, baseline comparison
+    split.npz       row indices of the train / calibration / test split (for the built-in data)
+
+Loading checks the format name, refuses a newer format version, and verifies every hash, so a
+corrupted or hand-edited artifact is refused with a one-line message instead of being misread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .encoding import Thermometer
+from .errors import ArtifactError
+from .intmodel import BoundNet, IntLayer, decide
+
+FORMAT = "bnnembed-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BOUNDS = "bounds.npz"
+METRICS = "metrics.json"
+SPLIT = "split.npz"
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bound_to_arrays(net: BoundNet, prefix: str) -> dict[str, np.ndarray]:
+    arrays = {f"{prefix}n_layers": np.array(len(net.layers), np.int32),
+              f"{prefix}answer": np.array(net.answer)}
+    for i, layer in enumerate(net.layers):
+        arrays[f"{prefix}l{i}_n_in"] = np.array(layer.n_in, np.int32)
+        arrays[f"{prefix}l{i}_weights"] = layer.weights
+        arrays[f"{prefix}l{i}_thresholds"] = layer.thresholds
+    return arrays
+
+
+def bound_from_arrays(arrays, prefix: str) -> BoundNet:
+    n_layers = int(arrays[f"{prefix}n_layers"])
+    layers = tuple(
+        IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
+                 arrays[f"{prefix}l{i}_thresholds"])
+        for i in range(n_layers)
+    )
+    return BoundNet(str(arrays[f"{prefix}answer"]), layers)
+
+
+@dataclass
+class Artifact:
+    """A loaded, verified artifact."""
+
+    path: str
+    manifest: dict
+    encoder: Thermometer
+    upper: BoundNet
+    lower: BoundNet
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.manifest["features"]["names"])
+
+    @property
+    def model_hash(self) -> str:
+        return self.manifest["model_hash"]
+
+    @property
+    def positive(self) -> tuple:
+        return tuple(self.manifest["positive"]["values"])
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.encoder.encode(X)
+
+    def decide(self, X: np.ndarray) -> np.ndarray:
+        """Three-way decisions (:class:`~bnnembed.intmodel.Decision` codes) for raw inputs."""
+        return decide(self.upper, self.lower, self.encode(X))
+
+    def load_dnn(self):
+        from .dnn import load_dnn
+
+        d = self.manifest["dnn"]
+        dnn = load_dnn(self.file(d["file"]), self.encoder.n_features)
+        dnn.positive_columns = tuple(d["positive_columns"])
+        return dnn
+
+
+def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: BoundNet,
+                   lower: BoundNet) -> None:
+    """Write bounds.npz and a manifest that hashes every file already in the directory."""
+    os.makedirs(path, exist_ok=True)
+    arrays = {**encoder.to_arrays(), **bound_to_arrays(upper, "upper_"), **bound_to_arrays(lower, "lower_")}
+    np.savez(os.path.join(path, BOUNDS), **arrays)
+    manifest = dict(manifest)
+    manifest.update(format=FORMAT, format_version=FORMAT_VERSION, generator=f"bnnembed {__version__}")
+    manifest["model_hash"] = sha256_file(os.path.join(path, BOUNDS))[:16]
+    manifest.setdefault("files", {})
+    manifest["files"][BOUNDS] = None
+    write_manifest(path, manifest)
+
+
+def write_manifest(path: str, manifest: dict) -> None:
+    """(Re)hash the files the manifest lists and write it."""
+    files = manifest.setdefault("files", {})
+    for name in list(files):
+        files[name] = sha256_file(os.path.join(path, name))
+    with open(os.path.join(path, MANIFEST), "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+def register_files(path: str, *names: str) -> None:
+    """Add files (written by a later stage) to the manifest's hashed list."""
+    manifest = read_manifest(path)
+    for name in names:
+        manifest["files"][name] = None
+    write_manifest(path, manifest)
+
+
+def read_manifest(path: str) -> dict:
+    mpath = os.path.join(path, MANIFEST)
+    if not os.path.isdir(path):
+        raise ArtifactError(f"{path}: no such artifact directory; create one with 'bnnembed build'")
+    if not os.path.exists(mpath):
+        raise ArtifactError(f"{path}: no {MANIFEST}; not a bnnembed artifact (rebuild with 'bnnembed build')")
+    try:
+        with open(mpath) as fh:
+            manifest = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{mpath}: corrupted manifest ({exc.msg if hasattr(exc, 'msg') else exc}); rebuild the artifact") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{mpath}: not a bnnembed artifact manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ArtifactError(f"{mpath}: format_version missing; rebuild the artifact")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format {version} is newer than this bnnembed reads ({FORMAT_VERSION}); "
+            "upgrade bnnembed"
+        )
+    return manifest
+
+
+def load_artifact(path: str) -> Artifact:
+    """Load and verify an artifact directory (format, version, every file hash)."""
+    manifest = read_manifest(path)
+    for name, digest in manifest.get("files", {}).items():
+        fpath = os.path.join(path, name)
+        if not os.path.exists(fpath):
+            raise ArtifactError(f"{path}: {name} is missing; rebuild the artifact with 'bnnembed build'")
+        if sha256_file(fpath) != digest:
+            raise ArtifactError(
+                f"{path}: {name} does not match its hash in {MANIFEST} (corrupted or edited); "
+                "rebuild the artifact with 'bnnembed build'"
+            )
+    try:
+        with np.load(os.path.join(path, BOUNDS), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        encoder = Thermometer.from_arrays(arrays)
+        upper = bound_from_arrays(arrays, "upper_")
+        lower = bound_from_arrays(arrays, "lower_")
+    except (KeyError, ValueError, OSError) as exc:
+        raise ArtifactError(f"{path}: {BOUNDS} is unreadable ({exc}); rebuild the artifact") from None
+    metrics = {}
+    mpath = os.path.join(path, METRICS)
+    if os.path.exists(mpath):
+        with open(mpath) as fh:
+            metrics = json.load(fh)
+    return Artifact(path, manifest, encoder, upper, lower, metrics)

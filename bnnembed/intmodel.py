@@ -1,0 +1,172 @@
+"""The integer model: the single source of truth that numpy, C and CNF render.
+
+A bound is a stack of binary dense layers. Layer ``l`` holds, per neuron ``j``, a packed weight
+row ``W[j]`` (uint32 words, see :mod:`bnnembed.packing`) and an integer threshold ``T[j]``. With
+``a`` the packed input bits of the layer and ``n`` its input width, the neuron's *agreement count*
+is ``c_j = popcount(XNOR(a, W[j]))`` over the ``n`` real bits, computed as
+``n - popcount(a XOR W[j])`` (padding bits are 0 in both operands). The neuron *fires* iff
+``c_j >= T[j]``; its output bit is 1 when it fires (so, with the packing convention, a firing
+neuron carries the value -1 into the next layer; the trained network's sign is folded into the
+weights, see :func:`bnnembed.train.fold_batchnorm`).
+
+The last layer has a single neuron: its agreement count is the bound's *score* and its threshold
+is the bound's decision threshold (tau), so "the bound answers" is simply "the last neuron fires".
+The upper bound answers ``yes``, the lower bound answers ``no``; both or neither means unknown.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from .packing import n_words, pack_bits, popcount_words, unpack_bits
+
+
+class Decision(enum.IntEnum):
+    """Final three-way answer of a bound pair; the integer values are shared with the C runtime."""
+
+    NO = 0
+    YES = 1
+    UNKNOWN = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    """One binary dense layer: neuron j fires iff popcount(XNOR(a, weights[j])) >= thresholds[j]."""
+
+    n_in: int
+    weights: np.ndarray  # uint32, shape (n_out, n_words(n_in)), padding bits 0
+    thresholds: np.ndarray  # int32, shape (n_out,), each in [0, n_in + 1]
+
+    def __post_init__(self) -> None:
+        w = np.ascontiguousarray(self.weights, dtype=np.uint32)
+        t = np.ascontiguousarray(self.thresholds, dtype=np.int32)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "thresholds", t)
+        if w.ndim != 2 or w.shape[1] != n_words(self.n_in):
+            raise ValueError(f"weights shape {w.shape} does not hold {self.n_in} input bits")
+        if t.shape != (w.shape[0],):
+            raise ValueError(f"thresholds shape {t.shape} != ({w.shape[0]},)")
+        pad = n_words(self.n_in) * 32 - self.n_in
+        if pad and np.any(w[:, -1] >> np.uint32(32 - pad)):
+            raise ValueError("padding bits of the weights must be 0")
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weights.shape[0])
+
+    def weight_bits(self) -> np.ndarray:
+        """(n_out, n_in) 0/1 matrix of the weights (1 means -1)."""
+        return unpack_bits(self.weights, self.n_in)
+
+    def with_thresholds(self, thresholds: np.ndarray) -> "IntLayer":
+        return IntLayer(self.n_in, self.weights, np.asarray(thresholds, dtype=np.int32))
+
+
+@dataclass(frozen=True)
+class BoundNet:
+    """A bound: binary layers whose single last neuron decides ``answer`` ("yes" or "no")."""
+
+    answer: str
+    layers: tuple[IntLayer, ...]
+
+    def __post_init__(self) -> None:
+        if self.answer not in ("yes", "no"):
+            raise ValueError("answer must be 'yes' or 'no'")
+        if not self.layers or self.layers[-1].n_out != 1:
+            raise ValueError("the last layer of a bound must have exactly one neuron")
+        for prev, nxt in zip(self.layers, self.layers[1:]):
+            if prev.n_out != nxt.n_in:
+                raise ValueError(f"layer widths do not chain: {prev.n_out} -> {nxt.n_in}")
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def tau(self) -> int:
+        """Decision threshold on the score (agreement count of the last neuron)."""
+        return int(self.layers[-1].thresholds[0])
+
+    @property
+    def score_range(self) -> int:
+        """Scores lie in ``0..score_range`` (the last layer's input width)."""
+        return self.layers[-1].n_in
+
+    def with_tau(self, tau: int) -> "BoundNet":
+        last = self.layers[-1].with_thresholds(np.array([tau], dtype=np.int32))
+        return BoundNet(self.answer, self.layers[:-1] + (last,))
+
+    @property
+    def shape(self) -> list[int]:
+        return [self.n_in] + [layer.n_out for layer in self.layers]
+
+    def n_synapses(self) -> int:
+        return sum(layer.n_in * layer.n_out for layer in self.layers)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy reference inference (bit-packed, exact)
+# --------------------------------------------------------------------------------------------
+
+_CHUNK = 512
+
+
+def agreement_counts(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
+    """Agreement counts ``(batch, n_out)`` of a layer for packed inputs ``(batch, n_words)``."""
+    packed = np.asarray(packed, dtype=np.uint32)
+    out = np.empty((packed.shape[0], layer.n_out), dtype=np.int64)
+    for start in range(0, packed.shape[0], _CHUNK):
+        block = packed[start : start + _CHUNK]
+        xor = block[:, None, :] ^ layer.weights[None, :, :]
+        out[start : start + _CHUNK] = layer.n_in - popcount_words(xor)
+    return out
+
+
+def layer_forward(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
+    """Output bits ``(batch, n_out)`` uint8 of a layer: 1 where the neuron fires."""
+    return (agreement_counts(layer, packed) >= layer.thresholds[None, :]).astype(np.uint8)
+
+
+def forward_trace(net: BoundNet, in_bits: np.ndarray) -> list[np.ndarray]:
+    """Every layer's output bits, for unpacked input bits ``(batch, n_in)``."""
+    bits = np.asarray(in_bits, dtype=np.uint8)
+    trace = []
+    for layer in net.layers:
+        bits = layer_forward(layer, pack_bits(bits))
+        trace.append(bits)
+    return trace
+
+
+def bound_scores(net: BoundNet, in_bits: np.ndarray) -> np.ndarray:
+    """Integer scores (agreement count of the last neuron) for unpacked input bits."""
+    bits = np.asarray(in_bits, dtype=np.uint8)
+    for layer in net.layers[:-1]:
+        bits = layer_forward(layer, pack_bits(bits))
+    return agreement_counts(net.layers[-1], pack_bits(bits))[:, 0]
+
+
+def bound_answers(net: BoundNet, in_bits: np.ndarray) -> np.ndarray:
+    """Boolean array: does the bound answer (its last neuron fires)?"""
+    return bound_scores(net, in_bits) >= net.tau
+
+
+def combine(upper_says_yes: np.ndarray, lower_says_no: np.ndarray) -> np.ndarray:
+    """Three-way decisions (:class:`Decision` codes) from the two bounds' answers."""
+    yes = np.asarray(upper_says_yes, dtype=bool)
+    no = np.asarray(lower_says_no, dtype=bool)
+    out = np.full(yes.shape, int(Decision.UNKNOWN), dtype=np.int8)
+    out[yes & ~no] = int(Decision.YES)
+    out[no & ~yes] = int(Decision.NO)
+    return out
+
+
+def decide(upper: BoundNet, lower: BoundNet, in_bits: np.ndarray) -> np.ndarray:
+    """Three-way decisions of a bound pair for unpacked input bits."""
+    return combine(bound_answers(upper, in_bits), bound_answers(lower, in_bits))
