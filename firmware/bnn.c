@@ -1,0 +1,152 @@
+/**
+ * @file bnn.c
+ * @brief bnnembed runtime: thermometer encoding and XNOR-popcount bound evaluation.
+ */
+#include "bnn.h"
+
+#include <stddef.h>
+
+/** Number of 32-bit words holding @p n bits. */
+#define BNN_WORDS(n) (((uint32_t)(n) + 31u) >> 5)
+
+static void bnn_clear(uint32_t *bits, uint32_t n_words)
+{
+    uint32_t i;
+    for (i = 0; i < n_words; ++i) {
+        bits[i] = 0u;
+    }
+}
+
+void bnn_encode(const bnn_encoder_t *enc, const float *features, uint32_t *bits)
+{
+    uint32_t f;
+    bnn_clear(bits, BNN_WORDS(enc->n_bits));
+    for (f = 0; f < enc->n_kept; ++f) {
+        const float x = features[enc->feature_index[f]];
+        uint32_t k;
+        /* thresholds of a feature increase: the first failed compare ends the thermometer */
+        for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
+            if (!(x >= enc->thresholds[k])) {
+                break;
+            }
+            bits[k >> 5] |= 1u << (k & 31u);
+        }
+    }
+}
+
+void bnn_encode_q16(const bnn_encoder_t *enc, const int16_t *features, uint32_t *bits)
+{
+    uint32_t f;
+    bnn_clear(bits, BNN_WORDS(enc->n_bits));
+    for (f = 0; f < enc->n_kept; ++f) {
+        const int16_t x = features[enc->feature_index[f]];
+        uint32_t k;
+        for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
+            if (x < enc->thresholds_q[k]) {
+                break;
+            }
+            bits[k >> 5] |= 1u << (k & 31u);
+        }
+    }
+}
+
+/**
+ * One hidden layer: output bit j is 1 iff neuron j fires. Output words are built in a register
+ * and stored once per 32 neurons (padding bits stay 0).
+ */
+static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
+{
+    const uint32_t *w = layer->weights;
+    const uint32_t n_words = layer->n_words;
+    const uint32_t n_out = layer->n_out;
+    uint32_t word = 0u;
+    uint32_t j;
+    for (j = 0; j < n_out; ++j) {
+        const int32_t mismatch = (int32_t)bnn_xor_popcount(in, w, n_words);
+        w += n_words;
+        if (mismatch <= (int32_t)layer->max_mismatch[j]) {
+            word |= 1u << (j & 31u);
+        }
+        if ((j & 31u) == 31u) {
+            out[j >> 5] = word;
+            word = 0u;
+        }
+    }
+    if ((n_out & 31u) != 0u) {
+        out[n_out >> 5] = word;
+    }
+}
+
+int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,
+                        uint32_t *scratch_b, int *answers)
+{
+    const uint32_t *in = bits;
+    uint32_t *out = scratch_a;
+    const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
+    uint32_t l;
+    int32_t mismatch;
+    for (l = 0; l + 1u < bound->n_layers; ++l) {
+        bnn_layer_forward(&bound->layers[l], in, out);
+        in = out;
+        out = (out == scratch_a) ? scratch_b : scratch_a;
+    }
+    mismatch = (int32_t)bnn_xor_popcount(in, last->weights, last->n_words);
+    if (answers != NULL) {
+        *answers = (mismatch <= (int32_t)last->max_mismatch[0]) ? 1 : 0;
+    }
+    return (int32_t)last->n_in - mismatch;
+}
+
+bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
+                               bnn_scores_t *scores)
+{
+    int says_yes = 0;
+    int says_no = 0;
+    const int32_t su = bnn_bound_score(model->upper, bits, model->scratch_a, model->scratch_b,
+                                       &says_yes);
+    const int32_t sl = bnn_bound_score(model->lower, bits, model->scratch_a, model->scratch_b,
+                                       &says_no);
+    if (scores != NULL) {
+        scores->upper = su;
+        scores->lower = sl;
+    }
+    if (says_yes && !says_no) {
+        return BNN_YES;
+    }
+    if (says_no && !says_yes) {
+        return BNN_NO;
+    }
+    return BNN_UNKNOWN;
+}
+
+bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_scores_t *scores)
+{
+    if (model->encoder->thresholds == NULL) {
+        return BNN_UNKNOWN;
+    }
+    bnn_encode(model->encoder, features, model->input_bits);
+    return bnn_decide_bits(model, model->input_bits, scores);
+}
+
+bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
+                              bnn_scores_t *scores)
+{
+    if (model->encoder->thresholds_q == NULL) {
+        return BNN_UNKNOWN;
+    }
+    bnn_encode_q16(model->encoder, features, model->input_bits);
+    return bnn_decide_bits(model, model->input_bits, scores);
+}
+
+const char *bnn_decision_name(bnn_decision_t decision)
+{
+    switch (decision) {
+#define BNN_DECISION_CASE(name, value, text) \
+    case BNN_##name:                         \
+        return text;
+        BNN_DECISIONS(BNN_DECISION_CASE)
+#undef BNN_DECISION_CASE
+    default:
+        return "invalid";
+    }
+}

@@ -1,0 +1,140 @@
+/**
+ * @file bnn_test_main.c
+ * @brief Test driver: decide every row of a file and print decisions, scores and counters.
+ *
+ * Built by `bnnembed qemu` (and by the host-gcc tests) around the generated model. Reads
+ * `bnn_rows.bin` from the working directory (semihosting under QEMU, stdio on a host):
+ * a header of two little-endian uint32 (rows, bytes per value: 4 = float32, 2 = int16)
+ * followed by rows of BNN_N_FEATURES values. For each row it prints
+ *
+ *     R <row> <decision> <upper score> <lower score> <encode count> <bounds count>
+ *
+ * where the counts are the target's instruction counter (see test_counter()) around the
+ * encoder and around both bounds. It then prints `C <calibration count> <loop instructions>`
+ * and ends with the sentinel line `BNN-TEST-DONE rows=<n>`, which the runner requires.
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bnn.h"
+#include "bnn_model.h"
+
+#if defined(__ARM_ARCH) && defined(__ARM_ARCH_PROFILE) && (__ARM_ARCH_PROFILE == 'M')
+/* Cortex-M: SysTick at the core clock; under QEMU -icount it advances with instructions. */
+#define BNN_SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define BNN_SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define BNN_SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define BNN_COUNTER_MASK 0x00FFFFFFu
+static void test_counter_start(void)
+{
+    BNN_SYST_RVR = BNN_COUNTER_MASK;
+    BNN_SYST_CVR = 0u;
+    BNN_SYST_CSR = 5u; /* enable, processor clock, no interrupt */
+    (void)BNN_SYST_CVR; /* dummy read */
+}
+/* SysTick counts down: negate so that later reads are larger */
+static uint32_t test_counter(void) { return (0u - BNN_SYST_CVR) & BNN_COUNTER_MASK; }
+static void test_calibration_loop(uint32_t n)
+{
+    __asm__ volatile(".syntax unified\n1: subs %0, %0, #1\n bne 1b" : "+l"(n) : : "cc");
+}
+#define BNN_HAVE_COUNTER 1
+#elif defined(__riscv)
+#define BNN_COUNTER_MASK 0xFFFFFFFFu
+static void test_counter_start(void) {}
+static uint32_t test_counter(void)
+{
+    uint32_t v;
+    __asm__ volatile("rdinstret %0" : "=r"(v));
+    return v;
+}
+static void test_calibration_loop(uint32_t n)
+{
+    __asm__ volatile("1: addi %0, %0, -1\n bnez %0, 1b" : "+r"(n));
+}
+#define BNN_HAVE_COUNTER 1
+#elif defined(__XTENSA__)
+#define BNN_COUNTER_MASK 0xFFFFFFFFu
+static void test_counter_start(void) {}
+static uint32_t test_counter(void)
+{
+    uint32_t v;
+    __asm__ volatile("rsr.ccount %0" : "=a"(v));
+    return v;
+}
+static void test_calibration_loop(uint32_t n)
+{
+    __asm__ volatile("1: addi %0, %0, -1\n bnez %0, 1b" : "+a"(n));
+}
+#define BNN_HAVE_COUNTER 1
+#else
+#define BNN_COUNTER_MASK 0xFFFFFFFFu
+static void test_counter_start(void) {}
+static uint32_t test_counter(void) { return 0u; }
+static void test_calibration_loop(uint32_t n) { (void)n; }
+#define BNN_HAVE_COUNTER 0
+#endif
+
+/** Instructions of the calibration loop: 2 per iteration (decrement, branch). */
+#define BNN_CALIBRATION_ITERATIONS 100000u
+
+#ifdef BNN_ENCODING_FLOAT
+typedef float test_value_t;
+#define BNN_VALUE_BYTES 4u
+#else
+typedef int16_t test_value_t;
+#define BNN_VALUE_BYTES 2u
+#endif
+
+static test_value_t test_row[BNN_N_FEATURES];
+static uint32_t test_bits[BNN_INPUT_WORDS];
+
+static uint32_t test_elapsed(uint32_t from, uint32_t to) { return (to - from) & BNN_COUNTER_MASK; }
+
+int main(void)
+{
+    uint32_t header[2];
+    uint32_t row;
+    uint32_t t0, t1, t2;
+    FILE *in = fopen("bnn_rows.bin", "rb");
+    if (in == NULL) {
+        printf("BNN-TEST-ERROR cannot open bnn_rows.bin\n");
+        return 3;
+    }
+    if (fread(header, sizeof header, 1, in) != 1 || header[1] != BNN_VALUE_BYTES) {
+        printf("BNN-TEST-ERROR bad header (value size %lu, expected %lu)\n",
+               (unsigned long)header[1], (unsigned long)BNN_VALUE_BYTES);
+        return 4;
+    }
+    test_counter_start();
+    t0 = test_counter();
+    test_calibration_loop(BNN_CALIBRATION_ITERATIONS);
+    t1 = test_counter();
+    t2 = test_counter();
+    printf("C %lu %lu %lu %d\n", (unsigned long)test_elapsed(t0, t1),
+           (unsigned long)(2u * BNN_CALIBRATION_ITERATIONS), (unsigned long)test_elapsed(t1, t2),
+           BNN_HAVE_COUNTER);
+    for (row = 0; row < header[0]; ++row) {
+        bnn_scores_t scores;
+        bnn_decision_t decision;
+        if (fread(test_row, sizeof test_row, 1, in) != 1) {
+            printf("BNN-TEST-ERROR short read at row %lu\n", (unsigned long)row);
+            return 5;
+        }
+        t0 = test_counter();
+#ifdef BNN_ENCODING_FLOAT
+        bnn_encode(bnn_model.encoder, test_row, test_bits);
+#else
+        bnn_encode_q16(bnn_model.encoder, test_row, test_bits);
+#endif
+        t1 = test_counter();
+        decision = bnn_decide_bits(&bnn_model, test_bits, &scores);
+        t2 = test_counter();
+        printf("R %lu %d %ld %ld %lu %lu\n", (unsigned long)row, (int)decision, (long)scores.upper,
+               (long)scores.lower, (unsigned long)test_elapsed(t0, t1),
+               (unsigned long)test_elapsed(t1, t2));
+    }
+    fclose(in);
+    printf("BNN-TEST-DONE rows=%lu\n", (unsigned long)header[0]);
+    return 0;
+}

@@ -1,0 +1,50 @@
+"""Small artifacts for the firmware tests: a fitted thermometer and random integer bounds.
+
+Thresholds are set at each neuron's median agreement count on the data, so hidden bits are
+balanced and the three decisions all occur; no training needed, built in well under a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnnembed.artifact import load_artifact, write_artifact
+from bnnembed.data import load_data
+from bnnembed.encoding import fit_thermometer
+from bnnembed.intmodel import BoundNet, IntLayer, agreement_counts, layer_forward
+from bnnembed.packing import n_words, pack_bits
+
+
+def random_bound(answer: str, bits: np.ndarray, hidden: tuple[int, ...], rng) -> BoundNet:
+    layers = []
+    x = bits
+    widths = list(hidden) + [1]
+    for width in widths:
+        n_in = x.shape[1]
+        wbits = rng.integers(0, 2, size=(width, n_in), dtype=np.uint8)
+        weights = pack_bits(wbits)
+        probe = IntLayer(n_in, weights, np.zeros(width, np.int32))
+        counts = agreement_counts(probe, pack_bits(x))
+        thresholds = np.median(counts, axis=0).astype(np.int32)
+        layer = IntLayer(n_in, weights, thresholds)
+        layers.append(layer)
+        x = layer_forward(layer, pack_bits(x))
+    return BoundNet(answer, tuple(layers))
+
+
+def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_feature: int = 3,
+                  seed: int = 0):
+    """Write and load a fixture artifact for ``source`` (a built-in data set name)."""
+    ds = load_data(source)
+    rng = np.random.default_rng(seed)
+    enc, _ = fit_thermometer(ds.X, bits_per_feature)
+    bits = enc.encode(ds.X)
+    upper = random_bound("yes", bits, hidden, rng)
+    lower = random_bound("no", bits, hidden, rng)
+    manifest = {
+        "features": {"names": list(ds.feature_names)},
+        "dataset": {"name": source, "image_shape": list(ds.image_shape) if ds.image_shape else None},
+        "positive": {"values": [int(v) if isinstance(v, (int, np.integer)) else v for v in ds.positive]},
+    }
+    write_artifact(str(path), manifest, enc, upper, lower)
+    return load_artifact(str(path))
