@@ -1,0 +1,139 @@
+"""Build the C protocol codec for the host and load it with ctypes (shared by the protocol tests).
+
+The library is firmware/bnn_protocol.c plus tests/c/proto_port_posix.c (the link's byte I/O over
+a TCP socket), compiled with the host gcc; tests skip when no host compiler is installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from bnnembed._resources import resource_dir
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
+
+
+def host_cc() -> str:
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
+            pytest.fail("no host C compiler (apt-get install gcc)")
+        pytest.skip("no host C compiler (apt-get install gcc)")
+    return cc
+
+
+def build(out_dir: str, *, sanitize: bool = False, shared: bool = True, main: str = "proto_port_posix.c",
+          name: str = "libbnnproto.so") -> str:
+    fw = str(resource_dir("firmware"))
+    out = os.path.join(out_dir, name)
+    cmd = [host_cc(), *CFLAGS, f"-I{fw}", os.path.join(HERE, "c", main), os.path.join(fw, "bnn_protocol.c"),
+           "-o", out]
+    if shared:
+        cmd[1:1] = ["-shared", "-fPIC"]
+    if sanitize:
+        cmd[1:1] = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out
+
+
+class CProto:
+    """ctypes view of the C codec and the test link."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        u8p = ctypes.POINTER(ctypes.c_uint8)
+        lib.bnn_crc32.restype = ctypes.c_uint32
+        lib.bnn_crc32.argtypes = [u8p, ctypes.c_size_t]
+        lib.bnn_cobs_encode.restype = ctypes.c_size_t
+        lib.bnn_cobs_encode.argtypes = [u8p, ctypes.c_size_t, u8p, ctypes.c_size_t]
+        lib.bnn_cobs_decode.restype = ctypes.c_int
+        lib.bnn_cobs_decode.argtypes = [u8p, ctypes.c_size_t, u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+        lib.bnn_proto_build_request.restype = ctypes.c_size_t
+        lib.bnn_proto_build_request.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
+                                                ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8,
+                                                ctypes.POINTER(ctypes.c_float), ctypes.c_uint16]
+        lib.bnn_proto_build_reply.restype = ctypes.c_size_t
+        lib.bnn_proto_build_reply.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
+                                              ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8]
+        lib.bnn_test_parse.restype = ctypes.c_int
+        lib.bnn_test_parse.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint32)]
+        lib.bnn_test_connect.restype = ctypes.c_int
+        lib.bnn_test_connect.argtypes = [ctypes.c_int]
+        lib.bnn_test_link_setup.argtypes = [ctypes.c_uint32] * 4
+        lib.bnn_test_defer.restype = ctypes.c_int
+        lib.bnn_test_defer.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_uint16, u8p]
+        lib.bnn_test_report.restype = ctypes.c_int
+        lib.bnn_test_report.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_uint16, ctypes.c_uint8]
+        lib.bnn_test_link_stats.argtypes = [ctypes.POINTER(ctypes.c_uint32)]
+        self.lib = lib
+
+    @staticmethod
+    def _buf(data: bytes):
+        return (ctypes.c_uint8 * max(1, len(data))).from_buffer_copy(data or b"\0")
+
+    def crc32(self, data: bytes) -> int:
+        return self.lib.bnn_crc32(self._buf(data), len(data))
+
+    def cobs_encode(self, data: bytes) -> bytes:
+        cap = len(data) + len(data) // 254 + 1
+        out = (ctypes.c_uint8 * cap)()
+        n = self.lib.bnn_cobs_encode(self._buf(data), len(data), out, cap)
+        assert n > 0
+        return bytes(out[:n])
+
+    def cobs_decode(self, data: bytes) -> tuple[int, bytes]:
+        out = (ctypes.c_uint8 * max(1, len(data)))()
+        n = ctypes.c_size_t(0)
+        st = self.lib.bnn_cobs_decode(self._buf(data), len(data), out, len(data), ctypes.byref(n))
+        return st, bytes(out[: n.value]) if st == 0 else b""
+
+    def build_request(self, mtype: int, session: int, seq: int, tag: int, decision: int, x) -> bytes:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        cap = 10 + 7 + 4 * x.size + 4
+        out = (ctypes.c_uint8 * cap)()
+        n = self.lib.bnn_proto_build_request(out, cap, mtype, session, seq, tag, decision,
+                                             x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size)
+        return bytes(out[:n])
+
+    def build_reply(self, mtype: int, session: int, seq: int, req_crc: int, value: int) -> bytes:
+        out = (ctypes.c_uint8 * 32)()
+        n = self.lib.bnn_proto_build_reply(out, 32, mtype, session, seq, req_crc, value)
+        return bytes(out[:n])
+
+    def parse(self, payload: bytes) -> tuple[int, list[int]]:
+        out = (ctypes.c_uint32 * 8)()
+        st = self.lib.bnn_test_parse(self._buf(payload), len(payload), out)
+        return st, list(out)
+
+    # ---- the device end of the link over TCP
+    def connect(self, port: int) -> None:
+        assert self.lib.bnn_test_connect(port) == 0, "C test port could not connect"
+
+    def close(self) -> None:
+        self.lib.bnn_test_close()
+
+    def link_setup(self, session: int, tag: int, timeout_ms: int = 300, attempts: int = 5) -> None:
+        self.lib.bnn_test_link_setup(session, tag, timeout_ms, attempts)
+
+    def defer(self, x) -> tuple[int, int]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        d = ctypes.c_uint8(255)
+        st = self.lib.bnn_test_defer(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size, ctypes.byref(d))
+        return st, d.value
+
+    def report(self, x, decision: int) -> int:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self.lib.bnn_test_report(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size, decision)
+
+    def link_stats(self) -> dict:
+        out = (ctypes.c_uint32 * 8)()
+        self.lib.bnn_test_link_stats(out)
+        keys = ("requests", "retries", "no_reply", "refused", "stale", "rx_ok", "rx_dropped", "seq")
+        return dict(zip(keys, list(out)))
