@@ -17,6 +17,7 @@ from ..errors import BnnError
 # Each module defines register(subparsers); its parsers set_defaults(func=...) taking the args.
 COMMAND_MODULES = [
     "bnnembed.cli.build",
+    "bnnembed.cli.firmware",
 ]
 
 

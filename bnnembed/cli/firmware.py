@@ -1,0 +1,100 @@
+"""``bnnembed boards``, ``bnnembed codegen`` and ``bnnembed qemu``: the firmware commands."""
+
+from __future__ import annotations
+
+import json
+
+from ..codegen import Encoding
+
+
+def register(sub) -> None:
+    p = sub.add_parser("boards", help="list the supported boards")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=run_boards)
+
+    p = sub.add_parser("codegen", help="write a PlatformIO project for a board")
+    p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
+    p.add_argument("--board", required=True, help="board id (see 'bnnembed boards')")
+    p.add_argument("--out", required=True, metavar="PROJECT", help="project directory to write")
+    p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value,
+                   help="on-device input encoding (default float; int16 for cores without an FPU)")
+    p.set_defaults(func=run_codegen)
+
+    from ..qemu import qemu_machines
+
+    p = sub.add_parser("qemu", help="run the generated C under QEMU and compare with numpy")
+    p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
+    p.add_argument("--machine", required=True, choices=qemu_machines(), metavar="M",
+                   help="QEMU machine: " + ", ".join(qemu_machines()))
+    p.add_argument("--data", required=True, metavar="SRC", help="data source (as for 'bnnembed build')")
+    p.add_argument("--rows", type=int, default=None, metavar="N", help="first N rows (default all)")
+    p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
+    p.add_argument("--label", default=None, help="label column of a CSV source")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_qemu)
+
+
+def run_boards(args) -> int:
+    from ..boards import load_boards
+
+    boards = load_boards()
+    if args.json:
+        print(json.dumps([b.summary() for b in boards.values()], indent=2))
+        return 0
+    print(f"{'board':<20} {'core':<14} {'platform':<12} {'framework':<8} {'flash':>9} {'RAM':>8}  qemu stand-in")
+    for b in boards.values():
+        standin = b.qemu_machine or f"(compile-checked: {b.compile_standin or 'portable C'})"
+        print(f"{b.id:<20} {b.core:<14} {b.platform:<12} {b.framework:<8} {b.flash_bytes:>9} "
+              f"{b.ram_bytes:>8}  {standin}")
+    return 0
+
+
+def run_codegen(args) -> int:
+    from ..artifact import load_artifact
+    from ..boards import get_board
+    from ..codegen import check_budget, write_board_project
+
+    board = get_board(args.board)
+    artifact = load_artifact(args.artifact)
+    files = write_board_project(artifact, board, args.out, args.encoding)
+    fp = check_budget(artifact, board, args.encoding)
+    print(f"wrote {len(files)} files to {args.out} for {board.name} ({board.core})")
+    print(f"model tables: {fp.flash_bytes} bytes flash of {board.model_flash_budget}, "
+          f"{fp.ram_bytes} bytes RAM of {board.model_ram_budget}")
+    if not board.fpu and args.encoding == Encoding.FLOAT.value:
+        print("note: this core has no FPU; --encoding int16 avoids software float compares "
+              "(exact for integer-valued features, see docs/firmware.md)")
+    print(f"build and flash: cd {args.out} && pio run -t upload")
+    return 0
+
+
+def run_qemu(args) -> int:
+    from ..artifact import load_artifact
+    from ..data import load_data
+    from ..errors import BnnError
+    from ..qemu import BuildOptions, check_against_numpy
+
+    artifact = load_artifact(args.artifact)
+    kwargs = {"label": args.label} if args.label else {}
+    kwargs["require_labels"] = False
+    ds = load_data(args.data, **kwargs)
+    X = ds.X if args.rows is None else ds.X[: args.rows]
+    if args.rows is not None and args.rows <= 0:
+        raise BnnError("--rows must be positive")
+    report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding)))
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        r = report
+        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding: {r.rows} rows, "
+              f"{r.mismatches} decision mismatches, {r.score_mismatches} score mismatches vs numpy")
+        print(f"flash {r.flash_bytes} bytes (model {r.model_flash_bytes} + runtime {r.runtime_flash_bytes}), "
+              f"RAM {r.ram_bytes} bytes")
+        if r.instructions_per_inference is not None:
+            print(f"instructions per inference {r.instructions_per_inference} (encode {r.encode_instructions}, "
+                  f"bounds {r.bounds_instructions}); {r.instructions_per_bmac} per binary MAC "
+                  f"({r.binary_macs} MACs)")
+        if r.float_mismatches is not None:
+            print(f"int16 vs float model: {r.float_mismatches} decisions differ")
+        print(f"decisions: {r.decisions}")
+    return 0 if report.mismatches == 0 and report.score_mismatches == 0 else 1
