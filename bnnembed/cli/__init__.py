@@ -18,6 +18,7 @@ from ..errors import BnnError
 COMMAND_MODULES = [
     "bnnembed.cli.build",
     "bnnembed.cli.firmware",
+    "bnnembed.cli.host",
 ]
 
 

@@ -17,6 +17,9 @@
 #include "bnn_protocol.h"
 
 static int bnn_test_fd = -1;
+static int bnn_test_port = -1;
+
+static int try_connect(void);
 
 void bnn_port_init(void) {}
 
@@ -27,36 +30,69 @@ uint32_t bnn_port_millis(void)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
-void bnn_port_putc(uint8_t c)
+static void drop(void)
 {
     if (bnn_test_fd >= 0) {
-        (void)!write(bnn_test_fd, &c, 1);
+        close(bnn_test_fd);
+    }
+    bnn_test_fd = -1;
+}
+
+/* Like a UART whose cable is unplugged while the host is down: bytes sent then are lost, and the
+ * link reconnects (as QEMU's reconnect=1 does) when the host is back. */
+void bnn_port_putc(uint8_t c)
+{
+    if (bnn_test_fd < 0) {
+        (void)try_connect();
+    }
+    if (bnn_test_fd >= 0 && send(bnn_test_fd, &c, 1, MSG_NOSIGNAL) != 1) {
+        drop();
     }
 }
 
 int bnn_port_getc(uint32_t timeout_ms)
 {
-    struct pollfd p;
-    uint8_t c;
-    if (bnn_test_fd < 0) {
-        return -1;
+    uint32_t start = bnn_port_millis();
+    for (;;) {
+        struct pollfd p;
+        uint8_t c;
+        uint32_t elapsed = bnn_port_millis() - start;
+        if (elapsed >= timeout_ms) {
+            return -1;
+        }
+        if (bnn_test_fd < 0 && try_connect() != 0) {
+            struct timespec ts = {0, 20000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        p.fd = bnn_test_fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, (int)(timeout_ms - elapsed)) <= 0) {
+            return -1;
+        }
+        if (read(bnn_test_fd, &c, 1) != 1) {
+            drop();
+            continue;
+        }
+        return c;
     }
-    p.fd = bnn_test_fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    if (poll(&p, 1, (int)timeout_ms) <= 0) {
-        return -1;
-    }
-    if (read(bnn_test_fd, &c, 1) != 1) {
-        return -1;
-    }
-    return c;
 }
 
 int bnn_test_connect(int port)
 {
+    bnn_test_port = port;
+    return try_connect();
+}
+
+static int try_connect(void)
+{
     struct sockaddr_in a;
     int one = 1;
+    int port = bnn_test_port;
+    if (port < 0) {
+        return -1;
+    }
     bnn_test_fd = socket(AF_INET, SOCK_STREAM, 0);
     if (bnn_test_fd < 0) {
         return -1;
@@ -76,10 +112,8 @@ int bnn_test_connect(int port)
 
 void bnn_test_close(void)
 {
-    if (bnn_test_fd >= 0) {
-        close(bnn_test_fd);
-    }
-    bnn_test_fd = -1;
+    drop();
+    bnn_test_port = -1;
 }
 
 #define BNN_TEST_MAX_FEATURES 1024u

@@ -1,0 +1,139 @@
+"""`bnnembed host`, `log` and `simulate`: the host side of the deferral link."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "host", help="answer a device's deferrals with the DNN and log every request",
+        description="Serve the deferral protocol (docs/protocol.md) for the artifact in DIR: run the DNN for "
+        "every input the device defers, reply, and append every request and reply to the SQLite decision "
+        "log (DIR/decisions.sqlite unless --log). Runs until interrupted (or --max-seconds).",
+    )
+    p.add_argument("artifact", metavar="DIR", help="artifact directory (from 'bnnembed build')")
+    link = p.add_mutually_exclusive_group(required=True)
+    link.add_argument("--serial", metavar="DEVICE",
+                      help="serial port, e.g. /dev/ttyACM0 (any pyserial URL works, e.g. socket://HOST:PORT)")
+    link.add_argument("--tcp", metavar="[HOST:]PORT",
+                      help="listen for the device on a TCP port (QEMU: -serial tcp:127.0.0.1:PORT); "
+                      "binds 127.0.0.1 unless HOST is given; port 0 picks a free one")
+    link.add_argument("--connect", metavar="HOST:PORT",
+                      help="connect to a device bridge listening on HOST:PORT (e.g. QEMU with server=on)")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=run_host)
+
+    p = sub.add_parser("log", help="show the host's decision log",
+                       description="Print the decision log of DIR: one line per request the device sent "
+                       "(deferrals answered by the DNN, decisions the device reported), then a summary.")
+    p.add_argument("artifact", metavar="DIR", help="artifact directory")
+    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (records, summary, runs)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the last N records")
+    p.set_defaults(func=run_log)
+
+    p = sub.add_parser(
+        "simulate", help="run the generated firmware under QEMU, deferring to a host service over TCP",
+        description="Compile the example application for a QEMU machine with the rows of SRC built in, attach "
+        "its UART to a host service over TCP, run it, and write row,bound,final,source (final = what the "
+        "device ended with: its own answer or the host's reply; 'undecided' if the link failed).",
+    )
+    p.add_argument("artifact", metavar="DIR", help="artifact directory")
+    p.add_argument("--machine", required=True, help="QEMU machine with a CMSDK UART, e.g. mps2-an386")
+    p.add_argument("--data", required=True, metavar="SRC", help="breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz")
+    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV (default: label)")
+    p.add_argument("--rows", type=int, default=None, metavar="N", help="only the first N rows")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the decisions")
+    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not report the device's own decisions to the host (deferrals only)")
+    p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    p.set_defaults(func=run_simulate)
+
+
+def run_host(args) -> int:
+    from ..artifact import load_artifact
+    from ..host import HostService, HostCore, open_endpoint
+    from ..decision_log import DecisionLog, default_log_path
+
+    art = load_artifact(args.artifact)
+    endpoint = open_endpoint(tcp=args.tcp, connect=args.connect, serial=args.serial, baud=args.baud)
+    log_path = args.log or default_log_path(art.path)
+    with DecisionLog(log_path) as log:
+        core = HostCore(art, log)
+        stop = threading.Event()
+        service = HostService(core, endpoint, stop)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if args.max_seconds is not None:
+            timer = threading.Timer(args.max_seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+        print(f"bnnembed host: {endpoint.describe()}, model {art.model_hash}, log {log_path}", flush=True)
+        try:
+            stats = service.run()
+        except KeyboardInterrupt:
+            stop.set()
+            stats = core.stats()
+    print(json.dumps(stats, sort_keys=True), flush=True)
+    return 0
+
+
+def _fmt_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def run_log(args) -> int:
+    from ..decision_log import DecisionLog, default_log_path
+    from ..intmodel import Decision
+    from ..protocol import MsgType, NackReason
+
+    path = args.log or default_log_path(args.artifact)
+    with DecisionLog(path, readonly=True) as log:
+        records = log.records(args.limit)
+        summary = log.summary()
+        runs = log.runs()
+    if args.json:
+        json.dump({"log": path, "summary": summary, "runs": runs, "records": [r.to_json() for r in records]},
+                  sys.stdout, indent=1)
+        print()
+        return 0
+
+    def label(v):
+        return "-" if v is None else Decision(int(v)).label
+
+    print(f"{'id':>5} {'received':23} {'session':>10} {'seq':>6} {'kind':6} {'device':7} {'dnn':4} {'bounds':7} "
+          f"{'reply':14} {'retries':>7} decision_id")
+    for r in records:
+        if r.reply_type == MsgType.NACK:
+            reply = f"nack:{NackReason(r.reply_value).name.lower()}" if r.reply_value in NackReason._value2member_map_ else "nack"
+        elif r.reply_type == MsgType.DECISION:
+            reply = f"decision:{label(r.reply_value)}"
+        else:
+            reply = "ack"
+        print(f"{r.id:>5} {_fmt_time(r.received_at):23} {r.session:>10} {r.seq:>6} {r.kind:6} "
+              f"{label(r.device_decision):7} {label(r.dnn_decision):4} {label(r.reference_decision):7} "
+              f"{reply:14} {r.retries:>7} {r.decision_id or '-'}")
+    print("summary: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+def run_simulate(args) -> int:
+    from ..simulate import simulate
+
+    result = simulate(args.artifact, machine=args.machine, data=args.data, label=args.label, rows=args.rows,
+                      out=args.out, log_path=args.log, report=not args.no_report)
+    if args.json:
+        print(json.dumps(result.summary, indent=1, sort_keys=True))
+    else:
+        s = result.summary
+        print(f"{s['rows']} rows on {s['machine']}: {s['decided_on_device']} decided on the device, "
+              f"{s['deferred']} deferred ({s['answered_by_host']} answered by the host DNN, "
+              f"{s['undecided']} undecided); wrote {args.out}")
+    return 0
