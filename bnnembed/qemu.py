@@ -100,6 +100,7 @@ class Machine:
     icount_shift: int = 0
     fpu: bool = True
     note: str = ""
+    exact_counter: bool = False  # the counter counts instructions itself (RISC-V instret)
 
     @property
     def ram_bytes(self) -> int:
@@ -137,7 +138,8 @@ MACHINES: dict[str, Machine] = {
              (0x08000000, 0x100000), (0x20000000, 0x20000), 3, "STM32F405: 1 MiB flash, 128 KiB RAM"),
         Machine("riscv32-virt", "rv32imc", "riscv", ("-march=rv32imc", "-mabi=ilp32"),
                 (0x80000000, 0x400000), (0x80400000, 0x400000), "qemu-system-riscv32",
-                ("-M", "virt", "-bios", "none"), 0, fpu=False, note="the ESP32-C3 ISA"),
+                ("-M", "virt", "-bios", "none"), 0, fpu=False, note="the ESP32-C3 ISA",
+                exact_counter=True),
         Machine("host", "host", "host", (), (0, 0), (0, 0), None, note="native build, no QEMU"),
     )
 }
@@ -340,9 +342,9 @@ def _parse(text: str, n_rows: int, machine: Machine) -> tuple[np.ndarray, ...]:
     cal = [line.split()[1:] for line in text.splitlines() if line.startswith("C ")][0]
     cal_ticks, cal_insns, empty_ticks, have = (int(v) for v in cal)
     if have and cal_ticks > 0:
-        ticks_per_insn = cal_ticks / cal_insns
-        enc = (rows[:, 4] - empty_ticks).clip(0) / ticks_per_insn
-        net = (rows[:, 5] - empty_ticks).clip(0) / ticks_per_insn
+        ticks_per_insn = 1.0 if machine.exact_counter else cal_ticks / cal_insns
+        enc = np.round((rows[:, 4] - empty_ticks).clip(0) / ticks_per_insn)
+        net = np.round((rows[:, 5] - empty_ticks).clip(0) / ticks_per_insn)
     else:
         enc = net = np.full(n_rows, np.nan)
     return rows[:, 1].astype(np.int8), rows[:, 2], rows[:, 3], enc, net

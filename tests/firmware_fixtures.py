@@ -48,3 +48,26 @@ def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_featur
     }
     write_artifact(str(path), manifest, enc, upper, lower)
     return load_artifact(str(path))
+
+
+def boundary_rows(encoder, X: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` rows built from real rows with some features moved exactly onto a threshold or one
+    float32 ulp below/above it: the inputs where an inexact compare would show."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=np.float32)
+    rows = X[rng.integers(0, X.shape[0], size=n)].copy()
+    owner = encoder.bit_owner()
+    for r in range(n):
+        for b in rng.choice(encoder.n_bits, size=max(1, encoder.n_bits // 4), replace=False):
+            t = np.float32(encoder.thresholds[b])
+            col = encoder.feature_index[owner[b]]
+            rows[r, col] = [t, np.nextafter(t, np.float32(-np.inf)), np.nextafter(t, np.float32(np.inf))][r % 3]
+    return rows
+
+
+def rows_for(artifact, source: str, n: int = 1000) -> np.ndarray:
+    """At least ``n`` rows of a built-in data set: the real rows, topped up with boundary rows."""
+    X = load_data(source).X
+    if X.shape[0] >= n:
+        return X[:n]
+    return np.concatenate([X, boundary_rows(artifact.encoder, X, n - X.shape[0])])

@@ -1,0 +1,160 @@
+"""The generated C under QEMU: bit-exact against numpy on every machine, sizes, instruction counts.
+
+A missing cross-compiler or emulator is a skip locally and a failure when BNNEMBED_STRICT_QEMU=1.
+Every QEMU run happens under a timeout (bnnembed.qemu.run_elf).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from bnnembed.artifact import Artifact
+from bnnembed.cli import main
+from bnnembed.codegen import Encoding, PopcountStrategy
+from bnnembed.errors import BnnError
+from bnnembed.intmodel import BoundNet, IntLayer
+from bnnembed.packing import pack_bits
+from bnnembed.qemu import (
+    MACHINES,
+    TOOLCHAINS,
+    BuildOptions,
+    _parse,
+    check_against_numpy,
+    get_machine,
+    qemu_machines,
+    require_tool,
+    run_on_qemu,
+)
+
+from firmware_fixtures import make_artifact, rows_for
+
+pytestmark = pytest.mark.qemu
+ROWS = 1000
+
+
+def need_machine(name: str):
+    m = get_machine(name)
+    tools = [TOOLCHAINS[m.toolchain].cc] + ([m.qemu] if m.qemu else [])
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
+            pytest.fail(f"{', '.join(missing)} missing (BNNEMBED_STRICT_QEMU=1)")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    return m
+
+
+@pytest.fixture(scope="module")
+def arts(tmp_path_factory):
+    return {
+        "digits": make_artifact(tmp_path_factory.mktemp("digits"), "digits"),
+        "breast_cancer": make_artifact(tmp_path_factory.mktemp("bc"), "breast_cancer", bits_per_feature=6),
+    }
+
+
+def test_machine_list():
+    assert set(qemu_machines()) >= {"microbit", "mps2-an385", "mps2-an386", "mps2-an500", "mps2-an505",
+                                    "mps3-an547", "netduinoplus2", "riscv32-virt"}
+
+
+@pytest.mark.parametrize("source", ["digits", "breast_cancer"])
+@pytest.mark.parametrize("machine", qemu_machines())
+def test_bit_exact_on_every_machine(arts, machine, source):
+    need_machine(machine)
+    art = arts[source]
+    X = rows_for(art, source, ROWS)
+    rep = check_against_numpy(art, machine, X)
+    assert rep.rows == ROWS
+    assert rep.mismatches == 0 and rep.score_mismatches == 0
+    assert min(rep.decisions.values()) > 0
+    assert not rep.popcountsi2  # the ELF's symbols: libgcc's popcount is not linked at all
+    # footprint from the ELF: the tables are at least the packed weights, RAM is the scratch buffers
+    weights = sum(l.weights.nbytes for net in (art.upper, art.lower) for l in net.layers)
+    assert weights <= rep.model_flash_bytes <= weights + 4 * art.encoder.n_bits + 2048
+    assert 0 < rep.runtime_flash_bytes < 4096
+    assert rep.ram_bytes <= 4 * (art.encoder.n_bits // 32 + 1) + 2 * 4 * 4 + 64
+    # deterministic instruction counts
+    assert rep.instructions_per_inference > 0
+    assert 0.05 < rep.instructions_per_bmac < 5
+
+
+@pytest.mark.parametrize("machine", ["microbit", "riscv32-virt", "mps2-an385"])
+def test_int16_variant_bit_exact(arts, machine):
+    need_machine(machine)
+    for source, art in arts.items():
+        rep = check_against_numpy(art, machine, rows_for(art, source, ROWS),
+                                  BuildOptions(encoding=Encoding.INT16))
+        assert rep.mismatches == 0 and rep.score_mismatches == 0
+        if source == "digits":  # integer pixels: the int16 model is the float model
+            assert rep.float_mismatches == 0
+
+
+def test_instruction_counts_repeatable(arts):
+    need_machine("mps2-an386")
+    art = arts["digits"]
+    X = rows_for(art, "digits", 50)
+    a = run_on_qemu(art, "mps2-an386", X)
+    b = run_on_qemu(art, "mps2-an386", X)
+    assert np.array_equal(a.bounds_instructions, b.bounds_instructions)
+    assert np.array_equal(a.encode_instructions, b.encode_instructions)
+
+
+def test_builtin_popcount_links_libgcc_on_cortex_m(arts):
+    need_machine("mps2-an386")
+    run = run_on_qemu(arts["digits"], "mps2-an386", rows_for(arts["digits"], "digits", 20),
+                      BuildOptions(popcount=PopcountStrategy.BUILTIN))
+    assert run.sizes.popcountsi2  # the symbol check sees it when it is there
+
+
+def test_model_too_big_for_machine():
+    need_machine("microbit")
+    rng = np.random.default_rng(0)
+
+    def layer(n_in, n_out):
+        return IntLayer(n_in, pack_bits(rng.integers(0, 2, (n_out, n_in))), np.zeros(n_out, np.int32))
+
+    from bnnembed.encoding import Thermometer
+
+    enc = Thermometer(4, np.arange(4, dtype=np.int32), np.arange(0, 160, 32, dtype=np.int32) // 1,
+                      np.tile(np.arange(1, 33, dtype=np.float32), 4))
+    net = lambda a: BoundNet(a, (layer(128, 1024), layer(1024, 1024), layer(1024, 1)))
+    art = Artifact("", {"model_hash": "big", "features": {"names": list("abcd")}}, enc, net("yes"), net("no"))
+    with pytest.raises(BnnError, match=r"does not fit microbit: .* overflowed by \d+ bytes"):
+        run_on_qemu(art, "microbit", np.zeros((1, 4), np.float32))
+
+
+def test_missing_tool_names_apt_package():
+    with pytest.raises(BnnError, match=r"no-such-cc not found; install it with: sudo apt-get install gcc-foo"):
+        require_tool("no-such-cc", "gcc-foo")
+
+
+def test_unknown_machine_lists_machines():
+    with pytest.raises(BnnError, match="unknown machine 'pdp11'; choose one of: microbit"):
+        get_machine("pdp11")
+
+
+def test_runner_requires_sentinel():
+    with pytest.raises(BnnError, match="did not finish"):
+        _parse("C 1 2 0 1\nR 0 1 3 4 5 6\n", 1, MACHINES["mps2-an386"])
+
+
+def test_cli_qemu_json(arts, capsys):
+    need_machine("riscv32-virt")
+    code = main(["qemu", arts["digits"].path, "--machine", "riscv32-virt", "--data", "digits",
+                 "--rows", "200", "--json"])
+    assert code == 0
+    rep = json.loads(capsys.readouterr().out)
+    for key in ("machine", "rows", "mismatches", "flash_bytes", "ram_bytes",
+                "instructions_per_inference", "instructions_per_bmac"):
+        assert key in rep
+    assert rep["rows"] == 200 and rep["mismatches"] == 0
+    assert rep["instructions_per_inference"] > 0
+
+
+def test_cli_qemu_rejects_bad_machine(arts, capsys):
+    with pytest.raises(SystemExit):
+        main(["qemu", arts["digits"].path, "--machine", "pdp11", "--data", "digits"])
