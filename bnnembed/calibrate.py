@@ -12,11 +12,15 @@ Algorithm (fixed-sequence testing, family-wise error ``delta``)::
         k, n = disagreements, decided inputs on the calibration split at margin m
         if ClopperPearsonUpper(k, n, 1 - delta) <= alpha: accept m
         else: stop
-    choose the last accepted margin (none accepted: the bounds never answer)
+    choose, among the accepted margins, the one deciding the most calibration inputs
+    (none accepted: the bounds never answer)
 
 Each test is the exact binomial test of "the disagreement rate of decided inputs at margin m
 exceeds alpha" (conditionally on the decided count), so with probability >= 1 - delta every
 accepted margin, the chosen one included, has a true conditional disagreement rate <= alpha.
+Because the guarantee holds for all accepted margins at once, choosing among them by coverage
+keeps it. (Coverage is not monotone in the margin: far past the centres both bounds answer and
+the pair says unknown, which is why the last accepted margin is not always the best one.)
 
 The start is the most conservative margin at which the *training* split already decides enough
 inputs that a calibration split of this size could certify alpha (``1.5 x`` the zero-error
@@ -139,14 +143,17 @@ def calibrate(cal: PairScores, train: PairScores, centers: Centers, alpha: float
     m0 = start_margin(train, centers, n_cal, alpha, delta)
     never = centers.score_range + 1
     result = Calibration(alpha, delta, None, never, never, m0)
+    best = -1
     for m in range(m0, -centers.score_range - 1, -1):
         k, n = disagreements(decisions_at(cal, centers, m), cal.dnn_yes)
         bound = clopper_pearson_upper(k, n, delta)
         result.steps.append({"margin": m, "decided": n, "disagreements": k, "bound": round(bound, 6)})
         if bound > alpha:
             break
-        result.margin = m
-        result.tau_yes, result.tau_no = centers.taus(m)
+        if n > best:
+            best = n
+            result.margin = m
+            result.tau_yes, result.tau_no = centers.taus(m)
     floor = clopper_pearson_upper(0, n_cal, delta)
     if floor > alpha:
         need = min_decided_for(alpha, delta)

@@ -1,0 +1,197 @@
+"""`bnnembed build`, `eval`, `predict` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import BnnError
+
+
+def _data_args(p: argparse.ArgumentParser, positive_help: str = "label value(s) that mean yes") -> None:
+    p.add_argument("--data", required=True, metavar="SRC",
+                   help="breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz")
+    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV (default: label)")
+    p.add_argument("--positive", default=None, metavar="V[,V...]", help=positive_help)
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("--hidden takes widths like 256,256") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError("--hidden takes positive widths like 256,256")
+    return widths
+
+
+def _fraction(text: str) -> float:
+    v = float(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
+    return v
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "build", help="train, fold and calibrate the two bounds of a DNN into an artifact",
+        description="Split the data (train / calibration / test), train or load the DNN, train the upper "
+        "(yes/unknown) and lower (no/unknown) binarized bounds on the DNN's decisions, fold them into "
+        "integer models, calibrate their thresholds with a Clopper-Pearson guarantee, and write the "
+        "artifact directory with metrics.json and risk-coverage plots.",
+    )
+    _data_args(p, "label value(s) that mean yes, e.g. 1 or 5,6,7,8,9 (built-in default: malignant / 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    p.add_argument("--dnn", default=None, metavar="PATH",
+                   help="the DNN: .onnx or TorchScript .pt (default: train a small MLP and store it as ONNX)")
+    p.add_argument("--alpha", type=_fraction, default=0.05, help="target disagreement rate (default 0.05)")
+    p.add_argument("--delta", type=_fraction, default=0.05, help="1 - confidence of the bound (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    p.add_argument("--bits-per-feature", type=int, default=None, metavar="K",
+                   help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
+    p.add_argument("--hidden", type=_hidden, default=(256, 256), metavar="W,W",
+                   help="hidden binary layer widths (default 256,256)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: from the data size)")
+    p.add_argument("--augment", type=int, default=None, metavar="N",
+                   help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
+    p.add_argument("--asymmetry", type=float, default=4.0,
+                   help="cost of a wrong answer relative to a missed one in training (default 4)")
+    p.add_argument("--cal-fraction", type=_fraction, default=0.25, help="calibration share of the rows (default 0.25)")
+    p.add_argument("--test-fraction", type=_fraction, default=0.25, help="test share of the rows (default 0.25)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the one-network baseline")
+    p.add_argument("--no-cnf", action="store_true", help="skip writing the CNF of the bounds")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
+    p.set_defaults(func=run_build)
+
+    p = sub.add_parser("eval", help="measure an artifact's bounds against its DNN on data",
+                       description="Coverage, disagreements and their Clopper-Pearson bound on every row of SRC.")
+    p.add_argument("artifact", metavar="DIR")
+    _data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_eval)
+
+    from ..predict import Engine
+
+    p = sub.add_parser("predict", help="decide rows with the cascade (bounds, then the DNN for unknowns)",
+                       description="Writes FILE.csv with columns row,bound,final,source: bound in yes/no/unknown, "
+                       "final in yes/no, source bnn (a bound answered) or dnn (deferred to the DNN).")
+    p.add_argument("artifact", metavar="DIR")
+    _data_args(p)
+    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--engine", choices=Engine.ALL, default=Engine.NUMPY,
+                   help="numpy reference, or the generated firmware under QEMU (default numpy)")
+    p.add_argument("--machine", default="mps2-an386", help="QEMU machine for --engine qemu (default mps2-an386)")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON")
+    p.set_defaults(func=run_predict)
+
+    p = sub.add_parser("demo", help="run the main job end to end on built-in data",
+                       description="build bounds -> report -> C -> QEMU run -> a deferred decision -> an explanation, "
+                       "on the built-in digits data.")
+    p.add_argument("--out", default="demo-out", metavar="DIR", help="working directory (default demo-out)")
+    p.add_argument("--data", default="digits", help="built-in data set (default digits)")
+    p.add_argument("--positive", default=None)
+    p.add_argument("--quick", action="store_true", help="fewer epochs (for a smoke run)")
+    p.set_defaults(func=run_demo)
+
+
+def _load(args, require_labels=True):
+    from ..data import load_data
+
+    return load_data(args.data, label=args.label, positive=args.positive, require_labels=require_labels)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def format_table(m: dict) -> str:
+    """Short human table of a build's metrics (two networks vs the one-network baseline)."""
+    rows = [("two networks", m)]
+    if m.get("baseline"):
+        rows.append(("one network", m["baseline"]))
+    head = f"{'variant':<14}{'coverage':>9}{'yes':>8}{'no':>8}{'decided':>9}{'disagree':>9}{'rate':>8}{'bound':>8}"
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        lines.append(f"{name:<14}{_pct(r['coverage']):>9}{_pct(r['coverage_yes']):>8}{_pct(r['coverage_no']):>8}"
+                     f"{r['decided']:>9}{r['disagreements']:>9}{_pct(r['disagreement_rate']):>8}"
+                     f"{_pct(r['disagreement_bound']):>8}")
+    return "\n".join(lines)
+
+
+def run_build(args) -> int:
+    from ..build import BuildConfig, build_artifact
+
+    ds = _load(args)
+    cfg = BuildConfig(alpha=args.alpha, delta=args.delta, seed=args.seed, bits_per_feature=args.bits_per_feature,
+                      hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
+                      cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
+                      baseline=not args.no_baseline)
+    if args.bits_per_feature is not None and args.bits_per_feature < 1:
+        raise BnnError("--bits-per-feature must be at least 1")
+    res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)
+    if not args.no_cnf:
+        _write_cnf_if_available(args.out)
+    if args.json:
+        print(json.dumps(res.metrics, indent=2))
+        return 0
+    m = res.metrics
+    s = m["split"]
+    print(f"{ds.name}: train {s['train']} (+{s['distillation_inputs']} distillation inputs), "
+          f"calibration {s['calibration']}, test {s['test']}; DNN test accuracy {_pct(m['dnn_accuracy']).strip()}")
+    print(f"test split, against the DNN, alpha={m['alpha']:g} delta={m['delta']:g} "
+          f"(bound = one-sided {1 - m['delta']:.0%} Clopper-Pearson on decided inputs):")
+    print(format_table(m))
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"artifact written to {args.out} in {m['build_seconds']} s")
+    return 0
+
+
+def _write_cnf_if_available(path: str) -> None:
+    try:
+        from ..cnf import write_cnf
+    except ImportError:
+        return
+    write_cnf(path)
+
+
+def run_eval(args) -> int:
+    from ..artifact import load_artifact
+    from ..predict import evaluate
+
+    art = load_artifact(args.artifact)
+    ds = _load(args, require_labels=False)
+    m = evaluate(art, ds)
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    print(f"{ds.name}: {m['rows']} rows, against the DNN (delta={m['delta']:g}):")
+    print(format_table({**m, "baseline": None}))
+    print(f"cascade (bounds, DNN for unknowns) agrees with the DNN on {_pct(m['cascade_agreement']).strip()}")
+    print(f"note: {m['note']}")
+    return 0
+
+
+def run_predict(args) -> int:
+    from ..artifact import load_artifact
+    from ..predict import predict, write_predictions_csv
+
+    art = load_artifact(args.artifact)
+    ds = _load(args, require_labels=False)
+    pred = predict(art, ds, args.engine, args.machine)
+    write_predictions_csv(pred, args.out)
+    summary = {"rows": int(len(pred.final)), "decided_by_bnn": int((~pred.source_dnn).sum()),
+               "deferred_to_dnn": int(pred.source_dnn.sum()), "engine": args.engine, "out": args.out}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['rows']} rows: {summary['decided_by_bnn']} decided by the bounds ({args.engine}), "
+              f"{summary['deferred_to_dnn']} deferred to the DNN -> {args.out}")
+    return 0
+
+
+def run_demo(args) -> int:
+    from ..demo import run_demo as demo
+
+    return demo(args.out, data=args.data, positive=args.positive, quick=args.quick)
