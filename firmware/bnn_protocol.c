@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "bnn_port.h"
+#include "bnn_io.h"
 
 typedef char bnn_float_is_32_bits[(sizeof(float) == 4u) ? 1 : -1];
 
@@ -32,7 +32,7 @@ uint32_t bnn_crc32(const uint8_t *data, size_t n)
 
 /** Where encoded bytes go: a bounded buffer, or the port's putc. */
 typedef struct {
-    uint8_t *out; /**< NULL: send through bnn_port_putc */
+    uint8_t *out; /**< NULL: send through bnn_io_putc */
     size_t cap;
     size_t len;
     int overflow;
@@ -41,7 +41,7 @@ typedef struct {
 static void sink_put(bnn_sink *s, uint8_t b)
 {
     if (s->out == NULL) {
-        bnn_port_putc(b);
+        bnn_io_putc(b);
     } else if (s->len < s->cap) {
         s->out[s->len] = b;
     } else {
@@ -368,9 +368,9 @@ static void send_frame(const uint8_t *payload, size_t len)
     s.cap = 0;
     s.len = 0;
     s.overflow = 0;
-    bnn_port_putc(0u); /* ends any partial frame the host holds from a garbled earlier send */
+    bnn_io_putc(0u); /* ends any partial frame the host holds from a garbled earlier send */
     cobs_emit(payload, len, &s);
-    bnn_port_putc(0u);
+    bnn_io_putc(0u);
 }
 
 static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, uint16_t n, uint8_t *decision)
@@ -393,15 +393,15 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, ui
             link->retries++;
         }
         send_frame(link->tx, len);
-        start = bnn_port_millis();
+        start = bnn_io_millis();
         for (;;) {
             bnn_msg m;
-            uint32_t elapsed = bnn_port_millis() - start;
+            uint32_t elapsed = bnn_io_millis() - start;
             int c;
             if (elapsed >= link->timeout_ms) {
                 break;
             }
-            c = bnn_port_getc(link->timeout_ms - elapsed);
+            c = bnn_io_getc(link->timeout_ms - elapsed);
             if (c < 0) {
                 break;
             }

@@ -10,7 +10,7 @@
  *
  * Device side in three calls: bnn_link_init() once, then bnn_link_defer() for an input the
  * bounds left UNKNOWN and (optionally) bnn_link_report() for a decision the device made itself.
- * The byte I/O comes from the port functions declared in bnn_port.h.
+ * The byte I/O comes from the port functions declared in bnn_io.h.
  */
 #ifndef BNN_PROTOCOL_H
 #define BNN_PROTOCOL_H

@@ -14,13 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bnn_port.h"
+#include "bnn_io.h"
 #include "bnn_protocol.h"
 
-void bnn_port_init(void) {}
-void bnn_port_putc(uint8_t c) { (void)c; }
-int bnn_port_getc(uint32_t timeout_ms) { (void)timeout_ms; return -1; }
-uint32_t bnn_port_millis(void) { return 0; }
+void bnn_io_init(void) {}
+void bnn_io_putc(uint8_t c) { (void)c; }
+int bnn_io_getc(uint32_t timeout_ms) { (void)timeout_ms; return -1; }
+uint32_t bnn_io_millis(void) { return 0; }
 
 static uint64_t rng_state;
 

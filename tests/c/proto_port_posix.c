@@ -1,5 +1,5 @@
 /*
- * Host build of the deferral link for tests: bnn_port.h over a TCP socket, plus a few flat
+ * Host build of the deferral link for tests: bnn_io.h over a TCP socket, plus a few flat
  * helpers that tests/test_protocol.py and tests/test_host.py call through ctypes.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bnn_port.h"
+#include "bnn_io.h"
 #include "bnn_protocol.h"
 
 static int bnn_test_fd = -1;
@@ -21,9 +21,9 @@ static int bnn_test_port = -1;
 
 static int try_connect(void);
 
-void bnn_port_init(void) {}
+void bnn_io_init(void) {}
 
-uint32_t bnn_port_millis(void)
+uint32_t bnn_io_millis(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -40,7 +40,7 @@ static void drop(void)
 
 /* Like a UART whose cable is unplugged while the host is down: bytes sent then are lost, and the
  * link reconnects (as QEMU's reconnect=1 does) when the host is back. */
-void bnn_port_putc(uint8_t c)
+void bnn_io_putc(uint8_t c)
 {
     if (bnn_test_fd < 0) {
         (void)try_connect();
@@ -50,13 +50,13 @@ void bnn_port_putc(uint8_t c)
     }
 }
 
-int bnn_port_getc(uint32_t timeout_ms)
+int bnn_io_getc(uint32_t timeout_ms)
 {
-    uint32_t start = bnn_port_millis();
+    uint32_t start = bnn_io_millis();
     for (;;) {
         struct pollfd p;
         uint8_t c;
-        uint32_t elapsed = bnn_port_millis() - start;
+        uint32_t elapsed = bnn_io_millis() - start;
         if (elapsed >= timeout_ms) {
             return -1;
         }

@@ -1,0 +1,231 @@
+"""Simulated deployment: the generated firmware under QEMU, deferring to a host service over TCP.
+
+``simulate`` compiles the generated model, the runtime, the deferral link
+(``firmware/bnn_protocol.c``) and the CMSDK UART port (``firmware/bnn_uart_cmsdk.c``) around the
+driver ``firmware/test/bnn_defer_main.c`` for a QEMU mps2 machine, starts a
+:class:`~bnnembed.host.HostService` listening on 127.0.0.1, and runs QEMU with the UART attached
+to it (``-chardev socket,...,reconnect=1 -serial chardev:...``). The rows reach the firmware
+through semihosting (the stand-in for a sensor); every UNKNOWN row is deferred over the UART,
+every decided row is reported, and the firmware prints what it ended with. The result has the
+columns of ``bnnembed predict`` (``row,bound,final,source``), where ``final`` is the device's own
+answer (source ``bnn``), the host's reply (``dnn``), or ``undecided`` (``none``) when the link
+gave no answer after every retry.
+
+QEMU runs without ``-icount`` here, so the link's timeouts and the measured round trips are in
+real time (SysTick follows QEMU's virtual clock, which tracks the host clock).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._resources import resource_dir
+from .codegen import RUNTIME_FILES, Encoding, render_model_sources
+from .errors import BnnError
+from .intmodel import Decision
+from .protocol import model_tag
+
+#: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives, and its base address.
+SIM_UARTS = {"mps2-an385": 0x40004000, "mps2-an386": 0x40004000, "mps2-an500": 0x40004000}
+SIM_SENTINEL = "BNN-SIM-DONE"
+LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How the device end of the link behaves (compiled in)."""
+
+    timeout_ms: int = 300
+    attempts: int = 5
+    report: bool = True  # report the device's own decisions so the host log is complete
+
+
+@dataclass
+class DeviceRun:
+    """What the firmware printed: per row and the link's counters."""
+
+    bound: np.ndarray  # Decision codes from the device's bounds
+    status: np.ndarray  # link status per row (-1 nothing sent)
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided
+    round_trip_us: np.ndarray  # per row, 0 if nothing sent
+    link: dict
+    seconds: float
+
+
+@dataclass
+class SimulationResult:
+    machine: str
+    session: int
+    run: DeviceRun
+    summary: dict = field(default_factory=dict)
+
+
+def sim_machine(name: str):
+    from .qemu import get_machine
+
+    m = get_machine(name)
+    if name not in SIM_UARTS:
+        raise BnnError(f"machine '{name}' has no UART port for the deferral link yet; "
+                       f"use one of: {', '.join(SIM_UARTS)}")
+    return m
+
+
+def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
+                         link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = ()) -> Path:
+    """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF."""
+    from .qemu import TOOLCHAINS, require_tool
+
+    m = sim_machine(machine_name)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    tc = TOOLCHAINS[m.toolchain]
+    cc = require_tool(tc.cc, tc.apt)
+    for name, text in render_model_sources(artifact, Encoding.FLOAT).items():
+        (work / name).write_text(text)
+    fw = resource_dir("firmware")
+    sources = [str(work / "bnn_model.c")] + [str(fw / n) for n in RUNTIME_FILES if n.endswith(".c")]
+    sources += [str(fw / "bnn_protocol.c"), str(fw / "bnn_uart_cmsdk.c"), str(fw / "test" / "bnn_defer_main.c")]
+    elf = work / "sim.elf"
+    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{work}", f"-I{fw}",
+           f"-DBNN_MODEL_TAG={model_tag(artifact.model_hash):#x}u", f"-DBNN_SESSION={session:#x}u",
+           f"-DBNN_UART_BASE={SIM_UARTS[machine_name]:#x}u", f"-DBNN_SIM_REPORT={int(link.report)}",
+           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
+           f"-Wl,--defsym=__flash={m.flash[0]:#x}", f"-Wl,--defsym=__flash_size={m.flash[1]:#x}",
+           f"-Wl,--defsym=__ram={m.ram[0]:#x}", f"-Wl,--defsym=__ram_size={m.ram[1]:#x}",
+           *extra_cflags, *sources, "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if proc.returncode != 0:
+        raise BnnError(f"compiling the deferral firmware for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
+    return elf
+
+
+def qemu_link_command(machine_name: str, elf: Path, out_file: Path, port: int) -> list[str]:
+    from .qemu import QEMU_APT, require_tool
+
+    m = sim_machine(machine_name)
+    exe = require_tool(m.qemu, QEMU_APT.get(m.qemu, "qemu-system-misc"))
+    return [
+        exe, *m.qemu_args, "-display", "none", "-monitor", "none",
+        "-chardev", f"socket,id=link,host=127.0.0.1,port={port},reconnect=1,nodelay=on",
+        "-serial", "chardev:link",
+        "-chardev", f"file,id=bnnout,path={out_file}",
+        "-semihosting-config", "enable=on,target=native,chardev=bnnout",
+        "-kernel", str(elf),
+    ]
+
+
+def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
+                     timeout: float | None = None) -> DeviceRun:
+    """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``."""
+    from .qemu import write_rows
+
+    work = Path(workdir)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
+    out_file = work / "sim_out.txt"
+    if out_file.exists():
+        out_file.unlink()
+    if timeout is None:
+        timeout = 120.0 + 0.5 * len(X)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BnnError(f"{machine_name}: the firmware did not finish within {timeout:.0f} s (QEMU killed)") from None
+    seconds = time.perf_counter() - t0
+    text = out_file.read_text() if out_file.exists() else ""
+    if f"{SIM_SENTINEL} rows={len(X)}" not in text:
+        tail = "\n".join((text + proc.stderr).strip().splitlines()[-6:])
+        raise BnnError(f"firmware on {machine_name} did not finish (exit {proc.returncode}, no {SIM_SENTINEL}):\n{tail}")
+    rows = np.array([[int(v) for v in line.split()[1:]] for line in text.splitlines() if line.startswith("R ")],
+                    dtype=np.int64).reshape(-1, 5)
+    if rows.shape[0] != len(X) or np.any(rows[:, 0] != np.arange(len(X))):
+        raise BnnError(f"firmware on {machine_name} printed {rows.shape[0]} result lines for {len(X)} rows")
+    (lline,) = [line for line in text.splitlines() if line.startswith("L ")]
+    keys = ("requests", "retries", "no_reply", "refused", "stale", "rx_frames_ok", "rx_frames_dropped")
+    link = dict(zip(keys, (int(v) for v in lline.split()[1:])))
+    return DeviceRun(rows[:, 1].astype(np.int8), rows[:, 2], rows[:, 3], rows[:, 4], link, seconds)
+
+
+def write_simulation_csv(run: DeviceRun, path: str) -> None:
+    """Same columns as ``bnnembed predict``: row, bound, final, source."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "bound", "final", "source"])
+        for i, (b, f) in enumerate(zip(run.bound, run.final)):
+            final = {0: "no", 1: "yes"}.get(int(f), "undecided")
+            source = "none" if final == "undecided" else ("dnn" if b == Decision.UNKNOWN else "bnn")
+            w.writerow([i, Decision(int(b)).label, final, source])
+
+
+def summarize(artifact, X: np.ndarray, run: DeviceRun, machine: str, dnn_yes: np.ndarray | None = None) -> dict:
+    """Counts the issue asks for: decided on device, deferred, agreement, undecided, round trips."""
+    unknown = run.bound == Decision.UNKNOWN
+    answered = unknown & (run.final != 2)
+    reference = artifact.decide(X)
+    if dnn_yes is None:
+        dnn_yes = artifact.load_dnn().says_yes(X)
+    dnn = np.asarray(dnn_yes, dtype=np.int64)
+    defer_rtt = run.round_trip_us[answered]
+    return {
+        "machine": machine,
+        "rows": int(len(X)),
+        "decided_on_device": int((~unknown).sum()),
+        "deferred": int(unknown.sum()),
+        "answered_by_host": int(answered.sum()),
+        "undecided": int((run.final == 2).sum()),
+        "device_bounds_match_numpy": int((run.bound == reference).sum()),
+        "deferred_agree_with_dnn": int((run.final[answered] == dnn[answered]).sum()),
+        "decided_agree_with_dnn": int((run.final[~unknown] == dnn[~unknown]).sum()),
+        "reports_unacknowledged": int(((~unknown) & (run.status > 0)).sum()),
+        "link": run.link,
+        "deferral_round_trip_ms_median": round(float(np.median(defer_rtt)) / 1000, 3) if defer_rtt.size else None,
+        "deferral_round_trip_ms_p90": round(float(np.percentile(defer_rtt, 90)) / 1000, 3) if defer_rtt.size else None,
+        "qemu_seconds": round(run.seconds, 3),
+    }
+
+
+def simulate(artifact_dir: str, *, machine: str, data: str, label: str = "label", rows: int | None = None,
+             out: str | None = None, log_path: str | None = None, report: bool = True,
+             link: LinkSettings | None = None, workdir: str | None = None) -> SimulationResult:
+    """Run the firmware on the rows of ``data`` under QEMU against an in-process host service."""
+    from .artifact import load_artifact
+    from .data import check_columns, load_data
+    from .host import TcpListen, start_host
+
+    art = load_artifact(artifact_dir)
+    sim_machine(machine)
+    ds = load_data(data, label=label)
+    check_columns(ds, art.feature_names)
+    X = ds.X if rows is None else ds.X[:rows]
+    link = link or LinkSettings(report=report)
+    session = int.from_bytes(os.urandom(4), "little") | 1
+    with tempfile.TemporaryDirectory(prefix="bnnembed-sim-") as tmp:
+        work = Path(workdir or tmp)
+        elf = compile_sim_firmware(art, machine, work, session=session, link=link)
+        service, thread = start_host(art, TcpListen("127.0.0.1", 0), log_path=log_path)
+        try:
+            run = run_sim_firmware(elf, machine, X, service.endpoint.port, work)
+        finally:
+            service.stop.set()
+            thread.join(10)
+            host_stats = service.core.stats()
+            log = service.core.log
+            n_records = log.db.execute("SELECT COUNT(*), SUM(kind='defer') FROM requests WHERE session=?",
+                                       (session,)).fetchone()
+            log.close()
+    summary = summarize(art, X, run, machine)
+    summary.update(session=session, host=host_stats, log_records=int(n_records[0]),
+                   log_deferrals=int(n_records[1] or 0), log=log_path or os.path.join(art.path, "decisions.sqlite"))
+    if out:
+        write_simulation_csv(run, out)
+    return SimulationResult(machine, session, run, summary)

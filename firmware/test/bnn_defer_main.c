@@ -1,0 +1,105 @@
+/**
+ * @file bnn_defer_main.c
+ * @brief Simulated deployment: decide every row, defer UNKNOWNs to the host over the UART.
+ *
+ * Built by `bnnembed simulate` around the generated model, the runtime, the deferral link
+ * (bnn_protocol.c) and a bnn_io.h port (bnn_uart_cmsdk.c under QEMU, whose UART0 is a TCP
+ * socket to the host service). The rows stand in for a sensor: `bnn_rows.bin` read through
+ * semihosting (two little-endian uint32 — rows, 4 — then float32 rows of BNN_N_FEATURES).
+ * Results go to semihosting stdout, one line per row:
+ *
+ *     R <row> <bound decision> <link status> <final> <round trip us>
+ *
+ * bound decision: 0 NO, 1 YES, 2 UNKNOWN (bnn_decide); link status: a bnn_link_status of the
+ * DEFER (UNKNOWN rows) or REPORT (decided rows, when BNN_SIM_REPORT is 1), -1 if nothing was sent;
+ * final: 0 NO, 1 YES, 2 undecided; round trip: microseconds of the link call (0 if none).
+ * Then `L <requests> <retries> <no_reply> <refused> <stale> <rx frames ok> <rx dropped>` and the
+ * sentinel `BNN-SIM-DONE rows=<n>`.
+ *
+ * Compile-time settings: BNN_MODEL_TAG (first 32 bits of the model hash), BNN_SESSION (differs
+ * per boot), BNN_SIM_REPORT (report the device's own decisions, default 1).
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bnn.h"
+#include "bnn_io.h"
+#include "bnn_model.h"
+#include "bnn_protocol.h"
+
+#ifndef BNN_MODEL_TAG
+#error "define BNN_MODEL_TAG (first 8 hex digits of the model hash)"
+#endif
+#ifndef BNN_SESSION
+#define BNN_SESSION 1u
+#endif
+#ifndef BNN_SIM_REPORT
+#define BNN_SIM_REPORT 1
+#endif
+
+#ifndef BNN_ENCODING_FLOAT
+#error "the simulated deployment sends float32 features; generate the model with the float encoding"
+#endif
+
+uint32_t bnn_cmsdk_micros(void);
+
+static float sim_row[BNN_N_FEATURES];
+static uint8_t sim_tx[BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)];
+static uint8_t sim_rx[BNN_PROTO_RX_BUFFER_SIZE];
+static bnn_link sim_link;
+
+int main(void)
+{
+    uint32_t header[2];
+    uint32_t row;
+    unsigned i, dropped = 0u;
+    FILE *in = fopen("bnn_rows.bin", "rb");
+    if (in == NULL) {
+        printf("BNN-SIM-ERROR cannot open bnn_rows.bin\n");
+        return 3;
+    }
+    if (fread(header, sizeof header, 1, in) != 1 || header[1] != 4u) {
+        printf("BNN-SIM-ERROR bad header\n");
+        return 4;
+    }
+    bnn_io_init();
+    bnn_link_init(&sim_link, (uint32_t)BNN_SESSION, (uint32_t)BNN_MODEL_TAG, sim_tx, sizeof sim_tx, sim_rx,
+                  sizeof sim_rx);
+    for (row = 0; row < header[0]; ++row) {
+        bnn_scores_t scores;
+        bnn_decision_t decision;
+        int status = -1;
+        unsigned final = 2u;
+        uint32_t t0, t1;
+        if (fread(sim_row, sizeof sim_row, 1, in) != 1) {
+            printf("BNN-SIM-ERROR short read at row %lu\n", (unsigned long)row);
+            return 5;
+        }
+        decision = bnn_decide(&bnn_model, sim_row, &scores);
+        t0 = bnn_cmsdk_micros();
+        if (decision == BNN_UNKNOWN) {
+            uint8_t answer = 0u;
+            status = (int)bnn_link_defer(&sim_link, sim_row, (uint16_t)BNN_N_FEATURES, &answer);
+            if (status == (int)BNN_LINK_OK) {
+                final = answer;
+            }
+        } else {
+            final = (unsigned)decision;
+#if BNN_SIM_REPORT
+            status = (int)bnn_link_report(&sim_link, sim_row, (uint16_t)BNN_N_FEATURES, (uint8_t)decision);
+#endif
+        }
+        t1 = status >= 0 ? bnn_cmsdk_micros() : t0;
+        printf("R %lu %d %d %u %lu\n", (unsigned long)row, (int)decision, status, final,
+               (unsigned long)(t1 - t0));
+    }
+    fclose(in);
+    for (i = 1; i < (unsigned)BNN_PROTO_N_STATUS; ++i) {
+        dropped += (unsigned)sim_link.rx.dropped[i];
+    }
+    printf("L %lu %lu %lu %lu %lu %lu %u\n", (unsigned long)sim_link.requests, (unsigned long)sim_link.retries,
+           (unsigned long)sim_link.no_reply, (unsigned long)sim_link.refused, (unsigned long)sim_link.stale,
+           (unsigned long)sim_link.rx.frames_ok, dropped);
+    printf("BNN-SIM-DONE rows=%lu\n", (unsigned long)header[0]);
+    return 0;
+}
