@@ -1,0 +1,64 @@
+"""Clopper–Pearson bounds and fixed-sequence calibration."""
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from bnnembed.calibrate import (Centers, PairScores, calibrate, clopper_pearson_upper, decided_needed,
+                                min_decided_for)
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (0, 300), (3, 100), (17, 2500), (50, 60)])
+def test_clopper_pearson_is_the_exact_binomial_bound(k, n):
+    ub = clopper_pearson_upper(k, n, 0.05)
+    # at the bound, observing <= k has probability exactly delta
+    assert binom.cdf(k, n, ub) == pytest.approx(0.05, abs=1e-9)
+
+
+def test_zero_disagreements_bound_is_about_three_over_n():
+    assert clopper_pearson_upper(0, 300, 0.05) == pytest.approx(3 / 300, rel=0.01)
+    assert min_decided_for(0.01, 0.05) == 299
+    assert clopper_pearson_upper(0, 299, 0.05) <= 0.01 < clopper_pearson_upper(0, 298, 0.05)
+
+
+def test_decided_needed():
+    n = decided_needed(0.005, 0.01, 0.05)
+    assert clopper_pearson_upper(int(np.ceil(0.005 * n)), n, 0.05) <= 0.01
+    assert decided_needed(0.02, 0.01, 0.05) is None
+
+
+def _scores(rng, n, noise):
+    dnn_yes = rng.random(n) < 0.4
+    s_yes = np.clip(np.where(dnn_yes, 80, 20) + rng.normal(0, noise, n), 0, 100).astype(int)
+    s_no = 100 - s_yes
+    return PairScores(s_yes, s_no, dnn_yes)
+
+
+def test_calibration_guarantee_holds_empirically():
+    """Over many calibration draws the chosen margin's true rate exceeds alpha at most ~delta of the time."""
+    rng = np.random.default_rng(0)
+    centers = Centers(50, 50, 100)
+    population = _scores(rng, 200_000, 22)
+    failures = 0
+    trials = 200
+    for _ in range(trials):
+        idx = rng.integers(0, len(population.dnn_yes), 600)
+        cal = PairScores(population.yes[idx], population.no[idx], population.dnn_yes[idx])
+        tr_idx = rng.integers(0, len(population.dnn_yes), 600)
+        train = PairScores(population.yes[tr_idx], population.no[tr_idx], population.dnn_yes[tr_idx])
+        res = calibrate(cal, train, centers, alpha=0.05, delta=0.1)
+        if res.certified:
+            yes = population.yes >= res.tau_yes
+            no = population.no >= res.tau_no
+            dec = yes ^ no
+            wrong = (yes & ~no & ~population.dnn_yes) | (no & ~yes & population.dnn_yes)
+            failures += wrong.sum() / dec.sum() > 0.05
+    assert failures / trials <= 0.1 + 0.05
+
+
+def test_too_small_calibration_says_how_many_points_it_needs():
+    rng = np.random.default_rng(1)
+    cal = _scores(rng, 40, 5)
+    res = calibrate(cal, _scores(rng, 400, 5), Centers(50, 50, 100), alpha=0.01, delta=0.05)
+    assert not res.certified
+    assert any("at least 299" in n for n in res.notes)
