@@ -1,0 +1,104 @@
+"""End to end: the firmware under QEMU defers to the host service over TCP; nothing lost, nothing misread."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from bnnembed.artifact import load_artifact
+from bnnembed.cli import main
+from bnnembed.data import load_data
+from bnnembed.decision_log import DecisionLog
+from bnnembed.intmodel import Decision
+from bnnembed.simulate import LinkSettings, simulate
+
+pytestmark = pytest.mark.qemu
+ROWS = 300
+
+
+def need_qemu():
+    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
+    if missing:
+        msg = f"{', '.join(missing)} not installed (apt-get install qemu-system-arm gcc-arm-none-eabi picolibc-arm-none-eabi)"
+        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def check_run(art, X, csv_path, log_path, summary):
+    """Every row one final decision; decided = bounds, deferred = DNN; the log has each request once."""
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["row"]) for r in rows] == list(range(len(X)))
+    ref = art.decide(X)
+    dnn = art.load_dnn().says_yes(X)
+    unknown = ref == Decision.UNKNOWN
+    assert [r["bound"] for r in rows] == [Decision(int(d)).label for d in ref]  # device bounds == numpy
+    for r, d, u, y in zip(rows, ref, unknown, dnn):
+        if u:
+            assert (r["final"], r["source"]) == ("yes" if y else "no", "dnn")
+        else:
+            assert (r["final"], r["source"]) == (Decision(int(d)).label, "bnn")
+    with DecisionLog(log_path, readonly=True) as log:
+        recs = [r for r in log.records() if r.session == summary["session"]]
+    assert len(recs) == len(X)  # deferrals and reports, each exactly once
+    assert [r.seq for r in recs] == list(range(1, len(X) + 1))
+    defers = [r for r in recs if r.kind == "defer"]
+    assert len(defers) == int(unknown.sum())
+    for r in recs:
+        i = r.seq - 1
+        assert np.array_equal(r.features, X[i])
+        assert r.kind == ("defer" if unknown[i] else "report")
+        assert r.reference_decision == ref[i] and r.dnn_decision == int(dnn[i])
+    return int(unknown.sum())
+
+
+@pytest.mark.parametrize("machine", ["mps2-an386", "mps2-an385"])
+def test_simulate_end_to_end(digits_artifact, machine, tmp_path, capsys):
+    need_qemu()
+    art = load_artifact(digits_artifact)
+    X = load_data("digits").X[:ROWS]
+    out, log = str(tmp_path / "sim.csv"), str(tmp_path / "log.sqlite")
+    assert main(["simulate", digits_artifact, "--machine", machine, "--data", "digits", "--rows", str(ROWS),
+                 "--out", out, "--log", log, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    deferred = check_run(art, X, out, log, summary)
+    assert summary["rows"] == ROWS and summary["deferred"] == deferred and summary["undecided"] == 0
+    assert summary["deferred_agree_with_dnn"] == deferred
+    assert summary["device_bounds_match_numpy"] == ROWS
+    assert summary["log_records"] == ROWS and summary["log_deferrals"] == deferred
+    with capsys.disabled():
+        print(f"\n[{machine}] {json.dumps({k: summary[k] for k in ('rows', 'decided_on_device', 'deferred', 'answered_by_host', 'undecided', 'deferred_agree_with_dnn', 'log_records', 'log_deferrals', 'deferral_round_trip_ms_median', 'qemu_seconds')})}")
+
+
+@pytest.mark.slow
+def test_simulate_fixture_model_many_deferrals(tmp_path, capsys):
+    """A fixture model that leaves about half the rows UNKNOWN: a busy link, deferrals only."""
+    need_qemu()
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from host_fixtures import make_host_artifact
+
+    art = make_host_artifact(tmp_path / "art")
+    X = load_data("digits").X[:ROWS]
+    out, log = str(tmp_path / "sim.csv"), str(tmp_path / "log.sqlite")
+    res = simulate(art.path, machine="mps2-an386", data="digits", rows=ROWS, out=out, log_path=log,
+                   link=LinkSettings(report=False))
+    s = res.summary
+    assert s["deferred"] > ROWS // 4 and s["undecided"] == 0 and s["deferred_agree_with_dnn"] == s["deferred"]
+    assert s["log_records"] == s["deferred"] == s["log_deferrals"]
+    with capsys.disabled():
+        print(f"\n[fixture, deferrals only] deferred={s['deferred']} rtt_median_ms={s['deferral_round_trip_ms_median']} "
+              f"link={s['link']}")
+
+
+def test_simulate_rejects_machine_without_uart(digits_artifact, tmp_path, capsys):
+    assert main(["simulate", digits_artifact, "--machine", "microbit", "--data", "digits", "--rows", "3",
+                 "--out", str(tmp_path / "x.csv")]) == 2
+    assert "no UART port for the deferral link" in capsys.readouterr().err
