@@ -158,3 +158,24 @@ def test_cli_qemu_json(arts, capsys):
 def test_cli_qemu_rejects_bad_machine(arts, capsys):
     with pytest.raises(SystemExit):
         main(["qemu", arts["digits"].path, "--machine", "pdp11", "--data", "digits"])
+
+
+def test_trained_artifact_bit_exact(digits_artifact):
+    """A really trained artifact (the build pipeline's), every digits row, on the M4 stand-in."""
+    need_machine("mps2-an386")
+    from bnnembed.artifact import load_artifact
+    from bnnembed.data import load_data
+
+    art = load_artifact(digits_artifact)
+    rep = check_against_numpy(art, "mps2-an386", load_data("digits").X)
+    assert rep.rows == 1797 and rep.mismatches == 0 and rep.score_mismatches == 0
+
+
+@pytest.mark.parametrize("machine", ["microbit", "mps2-an386"])
+def test_mnist_sized_model_bit_exact(mnist_dir, tmp_path_factory, machine):
+    """MNIST rows (784 pixels, 2 bits each) through 1568-256-256-1 bounds, 1,000 rows."""
+    need_machine(machine)
+    art = make_artifact(tmp_path_factory.mktemp("mnist"), f"mnist:{mnist_dir}", hidden=(256, 256),
+                        bits_per_feature=2)
+    rep = check_against_numpy(art, machine, rows_for(art, f"mnist:{mnist_dir}", ROWS))
+    assert rep.rows == ROWS and rep.mismatches == 0 and rep.score_mismatches == 0
