@@ -271,3 +271,39 @@ def test_cross_compile_strict_without_popcountsi2(digits_art, tmp_path, core):
     assert "__popcountsi2" not in undefined_symbols(PopcountStrategy.SWAR)
     # control: the builtin does become a libgcc call on this core, so the check can see it
     assert "__popcountsi2" in undefined_symbols(PopcountStrategy.BUILTIN)
+
+
+# --- golden files: a tiny hand-made model, refreshed only on purpose -----------------------------
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "firmware"
+
+
+def tiny_artifact():
+    from bnnembed.artifact import Artifact
+    from bnnembed.encoding import Thermometer
+    from bnnembed.intmodel import BoundNet, IntLayer
+    from bnnembed.packing import pack_bits
+
+    enc = Thermometer(3, np.array([0, 2], np.int32), np.array([0, 2, 3], np.int32),
+                      np.array([0.5, 1.25, -3.0], np.float32))
+    hidden = IntLayer(3, pack_bits(np.array([[1, 0, 0], [0, 1, 1]])), np.array([2, 1], np.int32))
+    up = BoundNet("yes", (hidden, IntLayer(2, pack_bits(np.array([[0, 1]])), np.array([2], np.int32))))
+    lo = BoundNet("no", (hidden, IntLayer(2, pack_bits(np.array([[1, 0]])), np.array([1], np.int32))))
+    manifest = {"model_hash": "0123456789abcdef", "features": {"names": ["alpha", "unused", "gamma */ beta"]}}
+    return Artifact("", manifest, enc, up, lo)
+
+
+@pytest.mark.parametrize("name", ["bnn_model.h", "bnn_model.c", "platformio.ini", "main.c"])
+def test_golden_files(name):
+    """Set BNNEMBED_UPDATE_GOLDEN=1 to rewrite tests/golden/firmware/ after an intended change."""
+    import os
+
+    files = render_board_project(tiny_artifact(), get_board("nucleo_f401re"))
+    text = {"bnn_model.h": files["src/bnn_model.h"], "bnn_model.c": files["src/bnn_model.c"],
+            "platformio.ini": files["platformio.ini"], "main.c": files["src/main.c"]}[name]
+    text = text.replace(__version__, "<version>")
+    path = GOLDEN / name
+    if os.environ.get("BNNEMBED_UPDATE_GOLDEN") == "1" or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text()
