@@ -173,7 +173,7 @@ def test_trained_artifact_bit_exact(digits_artifact):
 
 @pytest.mark.parametrize("machine", ["microbit", "mps2-an386"])
 def test_mnist_sized_model_bit_exact(mnist_dir, tmp_path_factory, machine):
-    """MNIST rows (784 pixels, 2 bits each) through 1568-256-256-1 bounds, 1,000 rows."""
+    """MNIST rows (784 pixels, up to 2 bits each; ~690 input bits) through n-256-256-1 bounds, 1,000 rows."""
     need_machine(machine)
     art = make_artifact(tmp_path_factory.mktemp("mnist"), f"mnist:{mnist_dir}", hidden=(256, 256),
                         bits_per_feature=2)
