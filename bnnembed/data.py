@@ -142,7 +142,7 @@ def load_data(
     pos = parse_positive(positive, ds.y, ds.positive)
     if not pos:
         classes = np.unique(ds.y)
-        if len(classes) == 2 and set(classes.tolist()) <= {0, 1}:
+        if set(classes.tolist()) <= {0, 1}:
             pos = (classes.dtype.type(1).item(),)
         else:
             shown = ", ".join(str(v) for v in classes[:12])
