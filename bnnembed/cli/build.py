@@ -91,7 +91,10 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-out", metavar="DIR", help="working directory (default demo-out)")
     p.add_argument("--data", default="digits", help="built-in data set (default digits)")
     p.add_argument("--positive", default=None)
-    p.add_argument("--quick", action="store_true", help="fewer epochs (for a smoke run)")
+    p.add_argument("--quick", action="store_true", help="fewer epochs and distillation inputs (a smoke run)")
+    p.add_argument("--machine", default="mps2-an386", help="QEMU machine for the firmware steps (default mps2-an386)")
+    p.add_argument("--board", default="nucleo_f401re", help="board of the generated PlatformIO project")
+    p.add_argument("--rows", type=int, default=300, help="rows run under QEMU (default 300)")
     p.set_defaults(func=run_demo)
 
 
@@ -194,4 +197,5 @@ def run_predict(args) -> int:
 def run_demo(args) -> int:
     from ..demo import run_demo as demo
 
-    return demo(args.out, data=args.data, positive=args.positive, quick=args.quick)
+    return demo(args.out, data=args.data, positive=args.positive, quick=args.quick,
+                machine=args.machine, board=args.board, rows=args.rows)
