@@ -58,8 +58,12 @@ class Encoding(str, enum.Enum):
 class PopcountStrategy(enum.IntEnum):
     """Values of ``BNN_POPCOUNT_STRATEGY`` (firmware/bnn_popcount.h)."""
 
-    SWAR = 1
-    BUILTIN = 2
+    SWAR = 1  # the reference kernel
+    BUILTIN = 2  # __builtin_popcount: a libgcc call on cores without a popcount instruction
+    SWAR3 = 3  # nibble counts of 3 words summed, bytes accumulated across the row
+    CSA = 4  # Harley-Seal carry-save adders over groups of 4 words
+    TABLE = 5  # 256-byte lookup table in flash
+    ZBB = 6  # RISC-V Zbb cpop (the core must implement Zbb)
 
 
 @dataclass(frozen=True)

@@ -59,21 +59,22 @@ static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint
     const uint32_t *w = layer->weights;
     const uint32_t n_words = layer->n_words;
     const uint32_t n_out = layer->n_out;
+    const bnn_row_t row = bnn_row(n_words); /* per-row loop plan, computed once per layer */
     uint32_t word = 0u;
     uint32_t j;
     for (j = 0; j < n_out; ++j) {
-        const int32_t mismatch = (int32_t)bnn_xor_popcount(in, w, n_words);
+        const int32_t mismatch = (int32_t)bnn_xor_popcount_row(in, w, row);
         w += n_words;
-        if (mismatch <= (int32_t)layer->max_mismatch[j]) {
-            word |= 1u << (j & 31u);
-        }
+        /* bits enter at the top and move down: after 32 neurons bit j sits at position j;
+         * the sign bit of (max_mismatch - mismatch) is 0 iff the neuron fires */
+        word = (word >> 1) | (~(uint32_t)((int32_t)layer->max_mismatch[j] - mismatch) & 0x80000000u);
         if ((j & 31u) == 31u) {
             out[j >> 5] = word;
             word = 0u;
         }
     }
     if ((n_out & 31u) != 0u) {
-        out[n_out >> 5] = word;
+        out[n_out >> 5] = word >> (32u - (n_out & 31u));
     }
 }
 
@@ -90,7 +91,7 @@ int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t
         in = out;
         out = (out == scratch_a) ? scratch_b : scratch_a;
     }
-    mismatch = (int32_t)bnn_xor_popcount(in, last->weights, last->n_words);
+    mismatch = (int32_t)bnn_xor_popcount_inline(in, last->weights, last->n_words);
     if (answers != NULL) {
         *answers = (mismatch <= (int32_t)last->max_mismatch[0]) ? 1 : 0;
     }

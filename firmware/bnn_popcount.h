@@ -9,18 +9,34 @@
  * popcount instead.
  *
  * The kernel is chosen at compile time with `BNN_POPCOUNT_STRATEGY` (normally set by the
- * board file as a build flag, e.g. `-DBNN_POPCOUNT_STRATEGY=1`). Every strategy provides the
- * same entry point, bnn_xor_popcount(); bnn_xor_popcount_ref() is always compiled so tests can
- * check an optimized kernel against the reference.
+ * board file as a build flag, e.g. `-DBNN_POPCOUNT_STRATEGY=3`). Every strategy provides the
+ * same entry point, bnn_xor_popcount(), and the same function inlined into the layer loop,
+ * bnn_xor_popcount_inline(); bnn_xor_popcount_ref() is always compiled so tests can check an
+ * optimized kernel against the reference. The kernels (see docs/firmware.md, "Kernels"):
  *
- * Adding a kernel: give it a new number below, implement it in bnn_kernels.c under
- * `#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_<NAME>` (same signature, same result as the
- * reference for every input), and name it in the boards that should use it.
+ * | value | name    | per 32-bit word                                                        |
+ * |-------|---------|------------------------------------------------------------------------|
+ * | 1     | SWAR    | reference: full SWAR popcount (shifts, masks, one multiply)            |
+ * | 2     | BUILTIN | `__builtin_popcount` (only for cores with a popcount instruction)      |
+ * | 3     | SWAR3   | SWAR to nibble counts, 3 words summed per nibble, bytes accumulated   |
+ * |       |         | across the row, one horizontal sum per row                             |
+ * | 4     | CSA     | Harley–Seal: carry-save adders over 4 words, SWAR only on the carries  |
+ * | 5     | TABLE   | 256-entry byte table in flash (4 lookups per word)                     |
+ * | 6     | ZBB     | RISC-V Zbb `cpop` (emitted as a raw `.insn`, so rv32imc tool chains    |
+ * |       |         | build it; the core must implement Zbb)                                 |
+ *
+ * Adding a kernel: give it a new number below, implement bnn_xor_popcount_inline() for it
+ * under `#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_<NAME>` (same result as the reference for
+ * every input), add it to `PopcountStrategy` in bnnembed/codegen.py (the QEMU tests run every
+ * member through the bit-exactness check) and name it in the boards that should use it.
  */
 #ifndef BNN_POPCOUNT_H
 #define BNN_POPCOUNT_H
 
 #include <stdint.h>
+#if defined(__ARM_FEATURE_SIMD32) && defined(__GNUC__)
+#include <arm_acle.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,10 +46,30 @@ extern "C" {
 #define BNN_POPCOUNT_SWAR 1
 /** Compiler builtin: only for cores with a popcount instruction (else it calls libgcc). */
 #define BNN_POPCOUNT_BUILTIN 2
+/** SWAR with deferred reduction: nibble counts of 3 words summed, bytes accumulated per row. */
+#define BNN_POPCOUNT_SWAR3 3
+/** Harley–Seal carry-save accumulation over groups of 4 words. */
+#define BNN_POPCOUNT_CSA 4
+/** Byte lookup table (256 bytes of flash). */
+#define BNN_POPCOUNT_TABLE 5
+/** RISC-V Zbb `cpop` instruction. */
+#define BNN_POPCOUNT_ZBB 6
 
 #ifndef BNN_POPCOUNT_STRATEGY
 #define BNN_POPCOUNT_STRATEGY BNN_POPCOUNT_SWAR
 #endif
+
+#if defined(__GNUC__)
+#define BNN_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define BNN_ALWAYS_INLINE static inline
+#endif
+
+/** SWAR masks: 2-bit fields, nibbles, bytes, 16-bit halves. */
+#define BNN_M1 0x55555555u
+#define BNN_M2 0x33333333u
+#define BNN_M4 0x0F0F0F0Fu
+#define BNN_M8 0x00FF00FFu
 
 /**
  * @brief Number of set bits of a 32-bit word, branch-free, without library calls.
@@ -42,10 +78,62 @@ extern "C" {
  */
 static inline uint32_t bnn_popcount32_swar(uint32_t x)
 {
-    x = x - ((x >> 1) & 0x55555555u);
-    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-    x = (x + (x >> 4)) & 0x0F0F0F0Fu;
+    x = x - ((x >> 1) & BNN_M1);
+    x = (x & BNN_M2) + ((x >> 2) & BNN_M2);
+    x = (x + (x >> 4)) & BNN_M4;
     return (x * 0x01010101u) >> 24;
+}
+
+/**
+ * Keep a constant in a register: GCC otherwise re-materialises SWAR masks as immediates, which
+ * Thumb-2 cannot combine with a shifted operand (`and rd, m, x, lsr #1` needs m in a register)
+ * and Thumb-1 reloads from a literal pool. Harmless elsewhere; a no-op for other compilers.
+ */
+#if defined(__GNUC__)
+#define BNN_IN_REGISTER(v) __asm__("" : "+r"(v))
+#else
+#define BNN_IN_REGISTER(v) ((void)0)
+#endif
+
+/** SWAR masks held in registers by the kernels that use them. */
+typedef struct {
+    uint32_t m1, m2, m4;
+} bnn_masks_t;
+
+BNN_ALWAYS_INLINE bnn_masks_t bnn_masks(void)
+{
+    bnn_masks_t m;
+    m.m1 = BNN_M1;
+    m.m2 = BNN_M2;
+    m.m4 = BNN_M4;
+    BNN_IN_REGISTER(m.m1);
+    BNN_IN_REGISTER(m.m2);
+    BNN_IN_REGISTER(m.m4);
+    return m;
+}
+
+/** Eight nibble counts (each 0..4) of @p x: the first two SWAR steps. */
+BNN_ALWAYS_INLINE uint32_t bnn_nibbles(uint32_t x, bnn_masks_t m)
+{
+    x = x - ((x >> 1) & m.m1);
+    return (x & m.m2) + ((x >> 2) & m.m2);
+}
+
+/** Four byte sums of pairs of nibbles (nibbles up to 15 give bytes up to 30). */
+BNN_ALWAYS_INLINE uint32_t bnn_nibbles_to_bytes(uint32_t s, bnn_masks_t m)
+{
+    return (s & m.m4) + ((s >> 4) & m.m4);
+}
+
+/** Sum of the four bytes of @p b (any byte values: the total may exceed 255). */
+BNN_ALWAYS_INLINE uint32_t bnn_sum_bytes(uint32_t b)
+{
+#if defined(__ARM_FEATURE_SIMD32) && defined(__GNUC__)
+    return __usad8(b, 0u); /* Cortex-M4/M7/M33 DSP: sum of absolute byte differences */
+#else
+    b = (b & BNN_M8) + ((b >> 8) & BNN_M8);
+    return (b + (b >> 16)) & 0xFFFFu;
+#endif
 }
 
 /**
@@ -61,6 +149,228 @@ uint32_t bnn_xor_popcount_ref(const uint32_t *a, const uint32_t *w, uint32_t n_w
  * @brief The kernel selected by BNN_POPCOUNT_STRATEGY; same contract as bnn_xor_popcount_ref().
  */
 uint32_t bnn_xor_popcount(const uint32_t *a, const uint32_t *w, uint32_t n_words);
+
+#if BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_SWAR
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    uint32_t acc = 0;
+    uint32_t i;
+    for (i = 0; i < n_words; ++i) {
+        acc += bnn_popcount32_swar(a[i] ^ w[i]);
+    }
+    return acc;
+}
+
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_BUILTIN
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    uint32_t acc = 0;
+    uint32_t i;
+    for (i = 0; i < n_words; ++i) {
+        acc += (uint32_t)__builtin_popcount(a[i] ^ w[i]);
+    }
+    return acc;
+}
+
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_SWAR3
+
+/*
+ * Per word only the two SWAR steps that give nibble counts (0..4). Three words' nibbles are
+ * added (0..12, still a nibble), folded into bytes (0..24) and accumulated; a block of at most
+ * 9 such groups plus a tail of up to 2 words keeps every byte <= 9 * 24 + 16 = 232 < 256.
+ * One horizontal sum per block: a row of up to 29 words (928 bits) is a single block.
+ */
+BNN_ALWAYS_INLINE uint32_t bnn_swar3_block(const uint32_t *a, const uint32_t *w, uint32_t groups,
+                                           uint32_t tail, bnn_masks_t m)
+{
+    uint32_t bytes = 0u;
+    while (groups-- != 0u) {
+        const uint32_t s = bnn_nibbles(a[0] ^ w[0], m) + bnn_nibbles(a[1] ^ w[1], m) +
+                           bnn_nibbles(a[2] ^ w[2], m);
+        bytes += bnn_nibbles_to_bytes(s, m);
+        a += 3;
+        w += 3;
+    }
+    if (tail != 0u) {
+        uint32_t s = bnn_nibbles(a[0] ^ w[0], m);
+        if (tail == 2u) {
+            s += bnn_nibbles(a[1] ^ w[1], m);
+        }
+        bytes += bnn_nibbles_to_bytes(s, m);
+    }
+    return bnn_sum_bytes(bytes);
+}
+
+/** Rows of up to 29 words are one block (groups of 3 and a tail); longer rows use a loop. */
+#define BNN_HAVE_ROW_PLAN 1
+typedef struct {
+    uint32_t groups; /**< groups of 3 words, or 0xFFFF for a long row */
+    uint32_t tail;   /**< words after the groups (0..2), or the row length for a long row */
+} bnn_row_t;
+
+BNN_ALWAYS_INLINE bnn_row_t bnn_row(uint32_t n_words)
+{
+    bnn_row_t r;
+    if (n_words > 29u) {
+        r.groups = 0xFFFFu;
+        r.tail = n_words;
+    } else {
+        r.groups = n_words / 3u;
+        r.tail = n_words % 3u;
+    }
+    return r;
+}
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_row(const uint32_t *a, const uint32_t *w, bnn_row_t r)
+{
+    const bnn_masks_t m = bnn_masks();
+    if (r.groups == 0xFFFFu) {
+        uint32_t n_words = r.tail;
+        uint32_t total = 0u;
+        while (n_words > 29u) {
+            total += bnn_swar3_block(a, w, 9u, 0u, m);
+            a += 27;
+            w += 27;
+            n_words -= 27u;
+        }
+        return total + bnn_swar3_block(a, w, n_words / 3u, n_words % 3u, m);
+    }
+    return bnn_swar3_block(a, w, r.groups, r.tail, m);
+}
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    return bnn_xor_popcount_row(a, w, bnn_row(n_words));
+}
+
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_CSA
+
+/** Carry-save adder: h:l = a + b + c bitwise (h the carries, l the sums). */
+#define BNN_CSA(h, l, a, b, c)                  \
+    do {                                        \
+        const uint32_t bnn_u_ = (a) ^ (b);      \
+        (h) = ((a) & (b)) | (bnn_u_ & (c));     \
+        (l) = bnn_u_ ^ (c);                     \
+    } while (0)
+
+/*
+ * Harley–Seal: `ones` and `twos` hold the bitwise running count mod 4; every group of 4 words
+ * costs 3 CSAs and produces one `fours` word, whose nibble counts are accumulated as bytes
+ * (<= 8 per group: 31 groups per block). The remaining ones, twos and 0..3 tail words are
+ * counted with SWAR at the end of the row.
+ */
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    const bnn_masks_t m = bnn_masks();
+    uint32_t ones = 0u, twos = 0u, total = 0u, tail;
+    uint32_t groups = n_words >> 2;
+    n_words &= 3u;
+    while (groups != 0u) {
+        uint32_t bytes = 0u;
+        uint32_t block = groups > 31u ? 31u : groups;
+        groups -= block;
+        do {
+            uint32_t twos_a, twos_b, fours;
+            const uint32_t x0 = a[0] ^ w[0], x1 = a[1] ^ w[1];
+            const uint32_t x2 = a[2] ^ w[2], x3 = a[3] ^ w[3];
+            BNN_CSA(twos_a, ones, ones, x0, x1);
+            BNN_CSA(twos_b, ones, ones, x2, x3);
+            BNN_CSA(fours, twos, twos, twos_a, twos_b);
+            bytes += bnn_nibbles_to_bytes(bnn_nibbles(fours, m), m);
+            a += 4;
+            w += 4;
+        } while (--block != 0u);
+        total += bnn_sum_bytes(bytes);
+    }
+    /* total counts the fours; add twos (x2), ones and the tail words, all as nibbles <= 15 */
+    tail = bnn_nibbles(twos, m);
+    tail = tail + tail + bnn_nibbles(ones, m);
+    total <<= 2;
+    while (n_words-- != 0u) {
+        total += bnn_popcount32_swar(*a++ ^ *w++);
+    }
+    return total + bnn_sum_bytes(bnn_nibbles_to_bytes(tail, m));
+}
+
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_TABLE
+
+/** popcount of every byte value (256 bytes, const: in flash). */
+extern const uint8_t bnn_popcount_table8[256];
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    const uint8_t *t = bnn_popcount_table8;
+    uint32_t acc = 0;
+    uint32_t i;
+    for (i = 0; i < n_words; ++i) {
+        const uint32_t x = a[i] ^ w[i];
+        acc += (uint32_t)t[x & 0xFFu] + t[(x >> 8) & 0xFFu] + t[(x >> 16) & 0xFFu] + t[x >> 24];
+    }
+    return acc;
+}
+
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_ZBB
+
+#if !defined(__riscv)
+#error "BNN_POPCOUNT_ZBB needs a RISC-V core with the Zbb extension"
+#endif
+
+/** RISC-V Zbb `cpop rd, rs` (encoded with .insn, so the assembler needs no Zbb flag). */
+BNN_ALWAYS_INLINE uint32_t bnn_cpop(uint32_t x)
+{
+#if defined(__riscv_zbb)
+    return (uint32_t)__builtin_popcount(x);
+#else
+    uint32_t r;
+    __asm__(".insn i 0x13, 1, %0, %1, 0x602" : "=r"(r) : "r"(x));
+    return r;
+#endif
+}
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
+                                                   uint32_t n_words)
+{
+    uint32_t acc0 = 0, acc1 = 0;
+    uint32_t i = 0;
+    for (; i + 2u <= n_words; i += 2u) {
+        acc0 += bnn_cpop(a[i] ^ w[i]);
+        acc1 += bnn_cpop(a[i + 1u] ^ w[i + 1u]);
+    }
+    if (i < n_words) {
+        acc0 += bnn_cpop(a[i] ^ w[i]);
+    }
+    return acc0 + acc1;
+}
+
+#else
+#error "unknown BNN_POPCOUNT_STRATEGY (see bnn_popcount.h for the available kernels)"
+#endif
+
+#ifndef BNN_HAVE_ROW_PLAN
+/** Kernels without a row plan: the plan is the row length. */
+typedef struct {
+    uint32_t n_words; /**< 32-bit words per row */
+} bnn_row_t;
+
+BNN_ALWAYS_INLINE bnn_row_t bnn_row(uint32_t n_words)
+{
+    bnn_row_t r;
+    r.n_words = n_words;
+    return r;
+}
+
+BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_row(const uint32_t *a, const uint32_t *w, bnn_row_t r)
+{
+    return bnn_xor_popcount_inline(a, w, r.n_words);
+}
+#endif
 
 #ifdef __cplusplus
 }
