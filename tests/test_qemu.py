@@ -93,6 +93,58 @@ def test_int16_variant_bit_exact(arts, machine):
             assert rep.float_mismatches == 0
 
 
+KERNEL_ROWS = 300
+
+
+@pytest.mark.parametrize("strategy", [s for s in PopcountStrategy if s is not PopcountStrategy.SWAR])
+@pytest.mark.parametrize("machine", ["microbit", "mps2-an386", "riscv32-virt"])
+def test_every_kernel_bit_exact(arts, machine, strategy):
+    """Every optimized kernel goes through the same check as the reference, on M0, M4 and rv32.
+
+    Row lengths cover the kernels' tails: digits 3 bits/feature (n_in not a multiple of 32, of 3
+    words or of 4 words) and breast_cancer; the wide MNIST-sized rows run in the MNIST test below.
+    """
+    if strategy is PopcountStrategy.ZBB and machine != "riscv32-virt":
+        pytest.skip("cpop is a RISC-V Zbb instruction")
+    need_machine(machine)
+    for source, art in arts.items():
+        rep = check_against_numpy(art, machine, rows_for(art, source, KERNEL_ROWS),
+                                  BuildOptions(popcount=strategy))
+        assert rep.rows == KERNEL_ROWS
+        assert rep.mismatches == 0 and rep.score_mismatches == 0
+        assert rep.popcountsi2 == (strategy is PopcountStrategy.BUILTIN)
+
+
+@pytest.mark.parametrize("strategy", [s for s in PopcountStrategy if s is not PopcountStrategy.ZBB])
+def test_kernels_long_rows_on_host(tmp_path, strategy):
+    """Rows longer than one accumulation block (SWAR3: 29 words, CSA: 124 words): 4,128 input
+    bits = 129 words, built natively with gcc (same C, same check)."""
+    need_machine("host")
+    from bnnembed.artifact import write_artifact, load_artifact
+    from bnnembed.encoding import Thermometer
+
+    rng = np.random.default_rng(1)
+    n_feat, k = 129, 32
+    enc = Thermometer(n_feat, np.arange(n_feat, dtype=np.int32), np.arange(0, n_feat * k + 1, k, dtype=np.int32),
+                      np.tile(np.arange(1, k + 1, dtype=np.float32), n_feat))
+    X = rng.uniform(0, k + 1, size=(200, n_feat)).astype(np.float32)
+    X[:5] = k + 1  # all bits set: every nibble of a word can be 4
+    X[5:10] = 0
+
+    def net(answer):
+        w1 = rng.integers(0, 2, (16, n_feat * k))
+        w1[0] = 0  # a neuron that mismatches every set input bit
+        l1 = IntLayer(n_feat * k, pack_bits(w1), np.full(16, n_feat * k // 2, np.int32))
+        l2 = IntLayer(16, pack_bits(rng.integers(0, 2, (1, 16))), np.array([8], np.int32))
+        return BoundNet(answer, (l1, l2))
+
+    write_artifact(str(tmp_path), {"model_hash": "long", "features": {"names": [f"f{i}" for i in range(n_feat)]}},
+                   enc, net("yes"), net("no"))
+    art = load_artifact(str(tmp_path))
+    rep = check_against_numpy(art, "host", X, BuildOptions(popcount=strategy))
+    assert rep.mismatches == 0 and rep.score_mismatches == 0
+
+
 def test_instruction_counts_repeatable(arts):
     need_machine("mps2-an386")
     art = arts["digits"]
@@ -173,9 +225,14 @@ def test_trained_artifact_bit_exact(digits_artifact):
 
 @pytest.mark.parametrize("machine", ["microbit", "mps2-an386"])
 def test_mnist_sized_model_bit_exact(mnist_dir, tmp_path_factory, machine):
-    """MNIST rows (784 pixels, up to 2 bits each; ~690 input bits) through n-256-256-1 bounds, 1,000 rows."""
+    """MNIST rows (784 pixels, up to 2 bits each; ~690 input bits) through n-256-256-1 bounds, 1,000
+    rows with the reference kernel, and 200 with each optimized kernel (rows of > 20 words)."""
     need_machine(machine)
     art = make_artifact(tmp_path_factory.mktemp("mnist"), f"mnist:{mnist_dir}", hidden=(256, 256),
                         bits_per_feature=2)
     rep = check_against_numpy(art, machine, rows_for(art, f"mnist:{mnist_dir}", ROWS))
     assert rep.rows == ROWS and rep.mismatches == 0 and rep.score_mismatches == 0
+    for strategy in (PopcountStrategy.SWAR3, PopcountStrategy.CSA, PopcountStrategy.TABLE):
+        rep = check_against_numpy(art, machine, rows_for(art, f"mnist:{mnist_dir}", 200),
+                                  BuildOptions(popcount=strategy))
+        assert rep.mismatches == 0 and rep.score_mismatches == 0, strategy

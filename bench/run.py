@@ -1,0 +1,450 @@
+"""Side-by-side benchmark: BNN kernels, the DNN on the device, the host side and the cascade.
+
+    .venv/bin/python bench/run.py [--quick] [--digits DIR] [--mnist DIR] [--mnist-data DIR]
+
+Everything is measured in one run and written to ``bench/results.json`` and ``bench/results.md``
+(see docs/benchmarks.md for what each number means). Workloads: the digits bounds and, when the
+MNIST files are present (``--mnist-data``, default ``../shared/data/mnist``), the MNIST bounds
+(positive = 5..9). Missing artifacts are built with ``bnnembed build`` into the given directory.
+
+Device numbers are QEMU instruction counts (``-icount``, deterministic), not cycles:
+- the bound pair with the reference kernel (SWAR, 1), the libgcc builtin (2) and the optimized
+  kernel each machine's boards use, every decision checked against numpy;
+- the DNN (the artifact's ONNX MLP, normalisation folded into the first layer) as emlearn's
+  generated float C (``emlearn.net`` "loadable" inference) and as a hand-written int8 dense
+  reference (bench/c/int8_dense.c), on the same machines.
+Host numbers are single-threaded wall-clock throughputs (best of 3) on the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bnnembed.artifact import load_artifact
+from bnnembed.codegen import PopcountStrategy, binary_macs
+from bnnembed.data import load_data
+from bnnembed.intmodel import bound_scores, combine
+from bnnembed.qemu import (
+    TOOLCHAINS,
+    BuildOptions,
+    _parse,
+    check_against_numpy,
+    elf_symbols,
+    get_machine,
+    qemu_command,
+    require_tool,
+    write_rows,
+)
+from bnnembed.codegen import Encoding
+
+HERE = Path(__file__).resolve().parent
+# machine -> the kernel its boards use (boards/*.toml "popcount")
+OPTIMIZED = {
+    "mps2-an386": PopcountStrategy.SWAR3,
+    "microbit": PopcountStrategy.SWAR3,
+    "riscv32-virt": PopcountStrategy.SWAR3,
+}
+EXTRA = {"riscv32-virt": [PopcountStrategy.ZBB, PopcountStrategy.CSA], "microbit": [PopcountStrategy.TABLE],
+         "mps2-an386": [PopcountStrategy.CSA]}
+_BOUND_TABLE = re.compile(r"^bnn_(upper|lower)_l\d+_(weights|max_mismatch)$|^bnn_(upper|lower)(_layers)?$")
+
+
+# ------------------------------------------------------------------------------------------
+# workloads
+# ------------------------------------------------------------------------------------------
+
+
+def ensure_artifact(path: str, data: str, positive: str, quick: bool) -> str:
+    if not (Path(path) / "manifest.json").exists():
+        from bnnembed.cli import main as cli
+
+        args = ["build", "--data", data, "--positive", positive, "--out", path]
+        if quick:
+            args += ["--epochs", "5"]
+        print(f"building {path} ({' '.join(args)})", flush=True)
+        code = cli(args)
+        if code != 0:
+            raise SystemExit(f"building {path} failed")
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# BNN on the device
+# ------------------------------------------------------------------------------------------
+
+
+def bnn_device(art, machine: str, X: np.ndarray, strategy: PopcountStrategy) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        rep = check_against_numpy(art, machine, X, BuildOptions(popcount=strategy), workdir=work)
+        m = get_machine(machine)
+        syms = elf_symbols(Path(work) / "fw.elf", m)
+        bound_bytes = sum(size for name, _, size in syms if _BOUND_TABLE.match(name))
+    weights = sum(l.n_in * l.n_out for net in (art.upper, art.lower) for l in net.layers)
+    return {
+        "kernel": strategy.name.lower(), "rows": rep.rows, "mismatches": rep.mismatches,
+        "score_mismatches": rep.score_mismatches,
+        "bounds_instructions": rep.bounds_instructions, "encode_instructions": rep.encode_instructions,
+        "instructions_per_inference": rep.instructions_per_inference,
+        "instructions_per_bmac": rep.instructions_per_bmac, "binary_macs": rep.binary_macs,
+        "model_flash_bytes": rep.model_flash_bytes, "runtime_flash_bytes": rep.runtime_flash_bytes,
+        "flash_bytes": rep.flash_bytes, "bound_table_bytes": bound_bytes,
+        "bits_per_weight": round(8 * bound_bytes / weights, 4), "popcountsi2": rep.popcountsi2,
+        "decisions": rep.decisions,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the DNN on the device: emlearn float C and an int8 reference
+# ------------------------------------------------------------------------------------------
+
+
+def dnn_layers(art):
+    from bnnembed.certify import read_onnx
+
+    net = read_onnx(art.file(art.manifest["dnn"]["file"]))
+    if net.n_out != 1:
+        raise SystemExit("the bench expects a one-logit DNN (the default build's)")
+    return [(np.asarray(W, np.float32), np.asarray(b, np.float32)) for W, b in net.layers]
+
+
+def emlearn_sources(layers, work: Path) -> list[str]:
+    import emlearn
+    from emlearn.net import Wrapper
+
+    acts = ["relu"] * (len(layers) - 1) + ["logistic"]
+    wrapper = Wrapper(acts, [W.T.copy() for W, _ in layers], [b.copy() for _, b in layers], classifier="loadable")
+    code = wrapper.save(name="dnn")
+    n_in = layers[0][0].shape[1]
+    (work / "dense_model.h").write_text(
+        f"#include <stdint.h>\n#define DENSE_N_IN {n_in}\nint dense_predict(const float *x);\n")
+    (work / "dnn_model.c").write_text(
+        code + "\n#include \"dense_model.h\"\nint dense_predict(const float *x)\n"
+        f"{{\n    return (int)dnn_predict(x, {n_in});\n}}\n")
+    return [str(work / "dnn_model.c")], [f"-I{emlearn.includedir}"]
+
+
+def int8_quantize(layers, X: np.ndarray):
+    """Per-layer symmetric int8 scales from the activations of ``X`` (calibration rows)."""
+    h = X.astype(np.float64)
+    in_scale = float(np.abs(h).max()) / 127.0 or 1.0
+    q_layers = []
+    s_in = in_scale
+    for i, (W, b) in enumerate(layers):
+        s_w = float(np.abs(W).max()) / 127.0 or 1.0
+        Wq = np.clip(np.round(W / s_w), -127, 127).astype(np.int8)
+        bq = np.round(b / (s_in * s_w)).astype(np.int64)
+        h = np.maximum(h @ W.T + b, 0) if i < len(layers) - 1 else h @ W.T + b
+        if i < len(layers) - 1:
+            s_out = float(np.quantile(h.max(axis=1), 0.999)) / 127.0 or 1.0
+            real = s_in * s_w / s_out
+            shift = 31
+            while real * 2**shift >= 2**31:
+                shift -= 1
+            mult = int(round(real * 2**shift))
+            q_layers.append((Wq, bq, mult, shift))
+            s_in = s_out
+        else:
+            q_layers.append((Wq, bq, 0, 1))
+    return in_scale, q_layers
+
+
+def int8_emulate(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
+    v = X.astype(np.float32) * np.float32(1.0 / in_scale)
+    a = np.clip(np.where(v >= 0, np.floor(v + np.float32(0.5)), np.ceil(v - np.float32(0.5))), -128, 127).astype(np.int64)
+    for i, (Wq, bq, mult, shift) in enumerate(q_layers):
+        acc = a @ Wq.astype(np.int64).T + bq
+        if i < len(q_layers) - 1:
+            r = np.maximum(acc, 0) * mult
+            a = np.clip((r + (1 << (shift - 1))) >> shift, -128, 127)
+    return acc[:, 0] > 0
+
+
+def int8_sources(in_scale, q_layers, work: Path):
+    n_in = q_layers[0][0].shape[1]
+    width = max(max(W.shape) for W, _, _, _ in q_layers)
+    lines = ["#include \"dense_model.h\"", ""]
+    for i, (Wq, bq, mult, shift) in enumerate(q_layers):
+        lines.append(f"static const int8_t dense_w{i}[{Wq.size}] = {{{', '.join(map(str, Wq.ravel().tolist()))}}};")
+        lines.append(f"static const int32_t dense_b{i}[{bq.size}] = {{{', '.join(map(str, bq.tolist()))}}};")
+    lines.append(f"const dense_layer_t dense_layers[{len(q_layers)}] = {{")
+    for i, (Wq, bq, mult, shift) in enumerate(q_layers):
+        lines.append(f"    {{ {Wq.shape[1]}, {Wq.shape[0]}, dense_w{i}, dense_b{i}, {mult}, {shift} }},")
+    lines.append("};")
+    (work / "int8_model.c").write_text("\n".join(lines) + "\n")
+    inv = np.float32(1.0 / in_scale)
+    (work / "dense_model.h").write_text(f"""#include <stdint.h>
+#define DENSE_N_IN {n_in}
+#define DENSE_N_LAYERS {len(q_layers)}
+#define DENSE_MAX_WIDTH {width}
+#define DENSE_IN_SCALE_INV {float(inv).hex()}f
+typedef struct {{ uint32_t n_in, n_out; const int8_t *weights; const int32_t *bias; int32_t multiplier; int32_t shift; }} dense_layer_t;
+extern const dense_layer_t dense_layers[DENSE_N_LAYERS];
+int dense_predict(const float *x);
+""")
+    return [str(work / "int8_model.c"), str(HERE / "c" / "int8_dense.c")], []
+
+
+_DNN_SYMBOL = re.compile(r"^(dnn_|eml_|dense_|q_buf_|clamp_q)")
+
+
+def dense_device(kind: str, sources, extra_flags, machine_name: str, X: np.ndarray, work: Path,
+                 expected: np.ndarray) -> dict:
+    machine = get_machine(machine_name)
+    # a coarser -icount step keeps millions of instructions inside SysTick's 24 bits
+    if machine.toolchain == "arm":
+        machine = dataclasses.replace(machine, icount_shift=3)
+    tc = TOOLCHAINS[machine.toolchain]
+    cc = require_tool(tc.cc, tc.apt)
+    elf = work / "dense.elf"
+    cmd = [cc, *tc.base_flags, *machine.cflags, "-O2", "-std=c99", "-Wall", f"-I{work}", *extra_flags,
+           f"-Wl,--defsym=__flash={machine.flash[0]:#x}", f"-Wl,--defsym=__flash_size={machine.flash[1]:#x}",
+           f"-Wl,--defsym=__ram={machine.ram[0]:#x}", f"-Wl,--defsym=__ram_size={machine.ram[1]:#x}",
+           *sources, str(HERE / "c" / "dense_main.c"), "-lm", "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} on {machine.name}: compile failed\n{proc.stderr[-2000:]}")
+    write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
+    out = work / "bnn_out.txt"
+    if out.exists():
+        out.unlink()
+    subprocess.run(qemu_command(machine, elf, out), cwd=work, capture_output=True, timeout=1200)
+    dec, _, _, _, net = _parse(out.read_text(), X.shape[0], machine)
+    flash = sum(size for name, kind_, size in elf_symbols(elf, machine)
+                if _DNN_SYMBOL.match(name) and kind_.lower() in "trd")
+    return {"kind": kind, "rows": int(X.shape[0]), "instructions": float(np.mean(net)),
+            "flash_bytes": int(flash), "agreement_with_dnn": float(np.mean((dec == 1) == expected))}
+
+
+# ------------------------------------------------------------------------------------------
+# host side
+# ------------------------------------------------------------------------------------------
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def torch_bounds(art):
+    """The torch float forward of the same bounds: +-1 weights, bias-and-sign thresholds."""
+    import torch
+
+    def net(bound):
+        mods = []
+        for i, layer in enumerate(bound.layers):
+            from bnnembed.packing import unpack_bits
+
+            wb = unpack_bits(layer.weights, layer.n_in).astype(np.float32)
+            lin = torch.nn.Linear(layer.n_in, layer.n_out)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(1.0 - 2.0 * wb))
+                # agreement c = (n + a.w) / 2 >= T  <=>  a.w - (2T - n) >= 0
+                lin.bias.copy_(torch.from_numpy(-(2.0 * layer.thresholds - layer.n_in).astype(np.float32)))
+            mods.append(lin)
+        return mods
+
+    up, lo = net(art.upper), net(art.lower)
+
+    def forward(bits_u8):
+        with torch.no_grad():
+            x0 = 1.0 - 2.0 * torch.from_numpy(bits_u8).float()
+            outs = []
+            for mods in (up, lo):
+                x = x0
+                for lin in mods[:-1]:
+                    x = torch.where(lin(x) >= 0, -1.0, 1.0)  # fires -> bit 1 -> -1
+                outs.append(mods[-1](x)[:, 0] >= 0)
+            return outs
+
+    return forward
+
+
+def host(art, X: np.ndarray) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    torch.set_num_threads(1)
+    bits = art.encoder.encode(X)
+
+    def numpy_pair():
+        su = bound_scores(art.upper, bits)
+        sl = bound_scores(art.lower, bits)
+        return combine(su >= art.upper.tau, sl >= art.lower.tau)
+
+    fwd = torch_bounds(art)
+    # the torch forward decides exactly like numpy
+    tu, tl = fwd(bits)
+    dec_np = numpy_pair()
+    dec_torch = combine(tu.numpy(), tl.numpy())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(art.file(art.manifest["dnn"]["file"]), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    t_np = best_of(numpy_pair)
+    t_torch = best_of(lambda: fwd(bits))
+    t_ort = best_of(lambda: sess.run(None, {name: X}))
+    t_enc = best_of(lambda: art.encoder.encode(X))
+    n = X.shape[0]
+    return {
+        "rows": n, "numpy_rows_per_s": n / t_np, "torch_rows_per_s": n / t_torch,
+        "onnxruntime_dnn_rows_per_s": n / t_ort, "encode_rows_per_s": n / t_enc,
+        "numpy_vs_torch": t_torch / t_np, "numpy_vs_onnxruntime": t_ort / t_np,
+        "torch_equals_numpy": bool(np.array_equal(dec_np, dec_torch)),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------
+
+
+def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list[str]) -> dict:
+    art = load_artifact(art_dir)
+    X = load_data(data, require_labels=False).X.astype(np.float32)
+    n_dev = 100 if quick else 400
+    n_dnn = 5 if quick else 20
+    Xd = X[:n_dev]
+    res = {"artifact": art_dir, "data": data,
+           "bounds": [list(b.shape) for b in (art.upper, art.lower)],
+           "binary_macs": binary_macs(art.upper) + binary_macs(art.lower),
+           "hidden_macs": binary_macs(art.upper, True) + binary_macs(art.lower, True),
+           "dnn_layers": None, "device": {}, "dnn_device": {}}
+    layers = dnn_layers(art)
+    res["dnn_layers"] = [layers[0][0].shape[1]] + [W.shape[0] for W, _ in layers]
+    res["dnn_macs"] = int(sum(W.size for W, _ in layers))
+    dnn = art.load_dnn()
+    expected = dnn.says_yes(X[:n_dnn])
+    in_scale, q_layers = int8_quantize(layers, X[: min(2000, len(X))])
+    res["int8_host_agreement"] = float(np.mean(int8_emulate(in_scale, q_layers, X) == dnn.says_yes(X)))
+    for m in machines:
+        entry = {}
+        for strat in [PopcountStrategy.SWAR, PopcountStrategy.BUILTIN, OPTIMIZED[m]] + EXTRA.get(m, []):
+            t0 = time.time()
+            entry[strat.name.lower()] = bnn_device(art, m, Xd, strat)
+            print(f"  {name} {m} {strat.name}: {entry[strat.name.lower()]['instructions_per_bmac']} instr/bMAC "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+        entry["optimized"] = OPTIMIZED[m].name.lower()
+        res["device"][m] = entry
+        dd = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            srcs, flags = emlearn_sources(layers, work)
+            dd["emlearn_float"] = dense_device("emlearn_float", srcs, flags, m, X[:n_dnn], work, expected)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            srcs, flags = int8_sources(in_scale, q_layers, work)
+            dd["int8"] = dense_device("int8", srcs, flags, m, X[:n_dnn], work, expected)
+        print(f"  {name} {m} DNN: {dd['emlearn_float']['instructions']:.0f} (float) "
+              f"{dd['int8']['instructions']:.0f} (int8) instructions", flush=True)
+        res["dnn_device"][m] = dd
+    # host
+    n_host = 2000 if quick else 10000
+    Xh = X[np.arange(n_host) % len(X)]
+    res["host"] = host(art, Xh)
+    # cascade: every input runs the pair; undecided inputs go to the host
+    opt = res["device"][machines[0]][res["device"][machines[0]]["optimized"]]
+    dec = opt["decisions"]
+    decided = (dec.get("yes", 0) + dec.get("no", 0)) / max(1, sum(dec.values()))
+    metrics_cov = (art.metrics or {}).get("test", {}).get("coverage") if isinstance(art.metrics, dict) else None
+    res["cascade"] = {
+        "coverage_bench_rows": decided, "coverage_test_split": metrics_cov,
+        "host_calls_per_1000": round(1000 * (1 - decided), 1),
+        "device_instructions_per_input": {
+            m: res["device"][m][res["device"][m]["optimized"]]["instructions_per_inference"] for m in machines},
+    }
+    return res
+
+
+def ratio(a, b):
+    return None if (a is None or b is None or b == 0) else a / b
+
+
+def markdown(results: dict) -> str:
+    out = ["# bnnembed benchmark", "", f"{results['mode']} run, {results['when']}; instructions are QEMU "
+           "`-icount` instruction counts (not cycles); host throughputs single-threaded, best of 3.", ""]
+    for name, w in results["workloads"].items():
+        out += [f"## {name}: bounds {' / '.join('-'.join(map(str, s)) for s in w['bounds'])}, "
+                f"DNN {'-'.join(map(str, w['dnn_layers']))}", "",
+                f"{w['binary_macs']} binary MACs per decision (both bounds), {w['dnn_macs']} DNN MACs.", "",
+                "| machine | kernel | mismatches | bounds instr | instr / binary MAC | vs reference | "
+                "flash B (model + runtime) | bits / weight |", "|---|---|---|---|---|---|---|---|"]
+        for m, e in w["device"].items():
+            ref = e["swar"]["bounds_instructions"]
+            for k, r in e.items():
+                if not isinstance(r, dict):
+                    continue
+                star = " (boards)" if k == e["optimized"] else ""
+                out.append(f"| {m} | {k}{star} | {r['mismatches']}/{r['score_mismatches']} | {r['bounds_instructions']:.0f} | "
+                           f"{r['instructions_per_bmac']:.3f} | {ratio(ref, r['bounds_instructions']):.2f}x | "
+                           f"{r['flash_bytes']} ({r['model_flash_bytes']} + {r['runtime_flash_bytes']}) | "
+                           f"{r['bits_per_weight']:.3f} |")
+        out += ["", "| machine | DNN as | instr / inference | flash B | agrees with DNN | pair (optimized) "
+                "vs it: instructions | flash |", "|---|---|---|---|---|---|---|"]
+        for m, dd in w["dnn_device"].items():
+            opt = w["device"][m][w["device"][m]["optimized"]]
+            pair_i = opt["instructions_per_inference"]
+            for k, r in dd.items():
+                out.append(f"| {m} | {k} | {r['instructions']:.0f} | {r['flash_bytes']} | "
+                           f"{r['agreement_with_dnn']:.3f} | {ratio(r['instructions'], pair_i):.1f}x fewer | "
+                           f"{ratio(r['flash_bytes'], opt['flash_bytes']):.1f}x less |")
+        h = w["host"]
+        out += ["", f"Host ({h['rows']} rows): numpy bit-packed pair {h['numpy_rows_per_s']:.0f} rows/s, "
+                f"torch float forward of the same bounds {h['torch_rows_per_s']:.0f} rows/s "
+                f"(numpy {h['numpy_vs_torch']:.1f}x), DNN in onnxruntime {h['onnxruntime_dnn_rows_per_s']:.0f} rows/s "
+                f"(numpy {h['numpy_vs_onnxruntime']:.2f}x); thermometer encoding {h['encode_rows_per_s']:.0f} rows/s; "
+                f"torch decisions equal numpy: {h['torch_equals_numpy']}.", ""]
+        c = w["cascade"]
+        out += [f"Cascade: coverage {c['coverage_bench_rows']:.3f} on the bench rows (test split: "
+                f"{c['coverage_test_split']}), {c['host_calls_per_1000']} host calls per 1,000 inputs; device "
+                f"instructions per input (encode + pair): "
+                + ", ".join(f"{m} {v:.0f}" for m, v in c["device_instructions_per_input"].items())
+                + "; the deferral's frame encoding and UART time are not included.", ""]
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rows (a few minutes)")
+    ap.add_argument("--digits", default=str(HERE / "artifacts" / "digits"))
+    ap.add_argument("--mnist", default=str(HERE / "artifacts" / "mnist"))
+    ap.add_argument("--mnist-data", default="../shared/data/mnist")
+    ap.add_argument("--machines", default="mps2-an386,microbit,riscv32-virt")
+    ap.add_argument("--out", default=str(HERE))
+    args = ap.parse_args(argv)
+    machines = args.machines.split(",")
+    work = [("digits", ensure_artifact(args.digits, "digits", "5,6,7,8,9", args.quick), "digits")]
+    if Path(args.mnist_data).is_dir():
+        src = f"mnist:{args.mnist_data}"
+        work.append(("mnist", ensure_artifact(args.mnist, src, "5,6,7,8,9", args.quick), src))
+    else:
+        print(f"MNIST files not found in {args.mnist_data}: MNIST workload skipped", flush=True)
+    results = {"mode": "quick" if args.quick else "full", "when": time.strftime("%Y-%m-%d %H:%M"),
+               "workloads": {}}
+    for name, path, data in work:
+        print(f"workload {name}: {path}", flush=True)
+        results["workloads"][name] = run_workload(name, path, data, args.quick, machines)
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (out / "results.md").write_text(markdown(results) + "\n")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
