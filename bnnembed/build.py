@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from . import __version__
 from .artifact import METRICS, SPLIT, write_artifact, write_manifest, read_manifest
-from .calibrate import Centers, PairScores, calibrate, decisions_at, side_curve
+from .calibrate import Centers, PairScores, calibrate, decisions_at, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs
 from .dnn import load_dnn, train_default_dnn
@@ -177,12 +177,14 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
     main = decision_metrics(dec_test, dnn_yes["test"], cfg.delta)
     notes += cal.notes
 
-    curves = {"upper": {}, "lower": {}}
+    curves = {"upper": {}, "lower": {}, "pair": {}}
     cal_scores = pair_scores(upper, lower, "calibration")
+    curves["pair"]["two networks"] = {**pair_curve(cal_scores, centers, cfg.delta), "kind": "margin"}
     curves["upper"]["two networks: upper bound"] = side_curve(cal_scores.yes, dnn_yes["calibration"], n_out, cfg.delta)
     curves["lower"]["two networks: lower bound"] = side_curve(cal_scores.no, ~dnn_yes["calibration"], n_out, cfg.delta)
     chosen = {"two networks: upper bound": cal.tau_yes if cal.certified else None,
-              "two networks: lower bound": cal.tau_no if cal.certified else None}
+              "two networks: lower bound": cal.tau_no if cal.certified else None,
+              "two networks": cal.margin}
 
     baseline_block = None
     base_plain_agreement = None
@@ -199,6 +201,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
         baseline_block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
         base_plain_agreement = float(np.mean((b_test.yes >= b_centers.yes) == dnn_yes["test"]))
         b_cal_scores = pair_scores(b_up, b_lo, "calibration")
+        curves["pair"]["one network"] = {**pair_curve(b_cal_scores, b_centers, cfg.delta), "kind": "margin"}
+        chosen["one network"] = b_cal.margin
         curves["upper"]["one network: yes side"] = side_curve(b_cal_scores.yes, dnn_yes["calibration"], n_out, cfg.delta)
         curves["lower"]["one network: no side"] = side_curve(b_cal_scores.no, ~dnn_yes["calibration"], n_out, cfg.delta)
         chosen["one network: yes side"] = b_cal.tau_yes if b_cal.certified else None
@@ -230,7 +234,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
     np.savez(os.path.join(out, SPLIT), **split)
     from .plots import plot_risk_coverage
 
-    for side, title in (("upper", "upper bound (answers yes)"), ("lower", "lower bound (answers no)")):
+    for side, title in (("upper", "upper bound (answers yes)"), ("lower", "lower bound (answers no)"),
+                        ("pair", "bound pair over the calibrated margin grid")):
         plot_risk_coverage(curves[side], chosen, cfg.alpha, cfg.delta,
                            f"{ds.name}: {title}, calibration split", os.path.join(out, f"risk_coverage_{side}.png"))
     manifest = {

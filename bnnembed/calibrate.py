@@ -196,3 +196,17 @@ def side_curve(scores: np.ndarray, answer_agrees: np.ndarray, score_range: int, 
         rate.append(k / d if d else 0.0)
         bound.append(clopper_pearson_upper(k, d, delta))
     return {"tau": taus.tolist(), "coverage": cov, "disagreement_rate": rate, "bound": bound}
+
+
+def pair_curve(scores: PairScores, centers: Centers, delta: float) -> dict:
+    """Risk–coverage curve of the pair over the margin grid (what calibration walks along)."""
+    n = centers.score_range
+    margins = list(range(n, -n - 1, -1))
+    cov, rate, bound, taus = [], [], [], []
+    for m in margins:
+        k, d = disagreements(decisions_at(scores, centers, m), scores.dnn_yes)
+        cov.append(d / len(scores.dnn_yes))
+        rate.append(k / d if d else 0.0)
+        bound.append(clopper_pearson_upper(k, d, delta))
+        taus.append(m)
+    return {"tau": taus, "coverage": cov, "disagreement_rate": rate, "bound": bound}

@@ -23,9 +23,10 @@ def plot_risk_coverage(curves: dict, chosen_taus: dict, alpha: float, delta: flo
         tau = chosen_taus.get(name)
         if tau is not None and tau in curve["tau"]:
             i = curve["tau"].index(tau)
-            ax.plot([cov[i]], [bound[i]], "o", color="tab:red", label=f"chosen tau = {tau}")
+            what = "margin" if curve.get("kind") == "margin" else "tau"
+            ax.plot([cov[i]], [bound[i]], "o", color="tab:red", label=f"chosen {what} = {tau}")
             ax.axvline(cov[i], color="tab:red", linewidth=0.8, alpha=0.6)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, min(1.0, max(cov) * 1.05 + 0.02))
         ax.set_ylim(0, min(1.0, max(4 * alpha, 0.05)))
         ax.set_xlabel("coverage (share of calibration inputs answered)")
         ax.set_ylabel("disagreement with the DNN among answered")
