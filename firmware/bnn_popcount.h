@@ -181,8 +181,8 @@ BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint
 /*
  * Per word only the two SWAR steps that give nibble counts (0..4). Three words' nibbles are
  * added (0..12, still a nibble), folded into bytes (0..24) and accumulated; a block of at most
- * 9 such groups plus a tail of up to 2 words keeps every byte <= 9 * 24 + 16 = 232 < 256.
- * One horizontal sum per block: a row of up to 29 words (928 bits) is a single block.
+ * 10 such groups (or 9 plus a tail of up to 2 words) keeps every byte <= 240 < 256.
+ * One horizontal sum per block (`usad8` on cores with the DSP extension).
  */
 #if defined(__GNUC__) && defined(__thumb2__)
 /*
@@ -245,41 +245,39 @@ BNN_ALWAYS_INLINE uint32_t bnn_swar3_block(const uint32_t *a, const uint32_t *w,
     return bnn_sum_bytes(bytes);
 }
 
-/** Rows of up to 29 words are one block (groups of 3 and a tail); longer rows use a loop. */
+/**
+ * Row plan: `blocks` runs of 10 groups (30 words, bytes <= 240, summed once per block), then
+ * `groups` (0..9) groups of 3 words and a tail of 0..2 words (bytes <= 9 * 24 + 16 = 232).
+ */
 #define BNN_HAVE_ROW_PLAN 1
 typedef struct {
-    uint32_t groups; /**< groups of 3 words, or 0xFFFF for a long row */
-    uint32_t tail;   /**< words after the groups (0..2), or the row length for a long row */
+    uint32_t blocks; /**< runs of 30 words */
+    uint32_t groups; /**< groups of 3 words after the blocks (0..9) */
+    uint32_t tail;   /**< words after the groups (0..2) */
 } bnn_row_t;
 
 BNN_ALWAYS_INLINE bnn_row_t bnn_row(uint32_t n_words)
 {
     bnn_row_t r;
-    if (n_words > 29u) {
-        r.groups = 0xFFFFu;
-        r.tail = n_words;
-    } else {
-        r.groups = n_words / 3u;
-        r.tail = n_words % 3u;
-    }
+    r.blocks = n_words / 30u;
+    n_words %= 30u;
+    r.groups = n_words / 3u;
+    r.tail = n_words % 3u;
     return r;
 }
 
 BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_row(const uint32_t *a, const uint32_t *w, bnn_row_t r)
 {
     const bnn_masks_t m = bnn_masks();
-    if (r.groups == 0xFFFFu) {
-        uint32_t n_words = r.tail;
-        uint32_t total = 0u;
-        while (n_words > 29u) {
-            total += bnn_swar3_block(a, w, 9u, 0u, m);
-            a += 27;
-            w += 27;
-            n_words -= 27u;
-        }
-        return total + bnn_swar3_block(a, w, n_words / 3u, n_words % 3u, m);
+    uint32_t total = 0u;
+    uint32_t blocks = r.blocks;
+    while (blocks != 0u) {
+        total += bnn_swar3_block(a, w, 10u, 0u, m);
+        a += 30;
+        w += 30;
+        --blocks;
     }
-    return bnn_swar3_block(a, w, r.groups, r.tail, m);
+    return total + bnn_swar3_block(a, w, r.groups, r.tail, m);
 }
 
 BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint32_t *w,
