@@ -88,6 +88,9 @@ class MilpBuilder:
     def add_row(self, idx, val, lo: float = -INF, hi: float = INF) -> None:
         idx = np.asarray(idx, dtype=np.int64)
         val = np.asarray(val, dtype=np.float64)
+        if len(idx) != len(np.unique(idx)):  # merge repeated variables
+            idx, inv = np.unique(idx, return_inverse=True)
+            val = np.bincount(inv, weights=val, minlength=len(idx))
         keep = val != 0
         self._ri.append(idx[keep])
         self._rv.append(val[keep])
@@ -139,7 +142,8 @@ class MilpBuilder:
         if any(self.integer):
             lp.integrality_ = [highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous
                                for b in self.integer]
-        h.passModel(lp)
+        if h.passModel(lp) == highspy.HighsStatus.kError:
+            raise RuntimeError("HiGHS refused the model (see its log)")
         h.run()
         ms = h.getModelStatus()
         info = h.getInfo()

@@ -292,8 +292,8 @@ def encode_dnn(b: MilpBuilder, net: PlNet, x: np.ndarray, bounds: list) -> tuple
 
 def add_refutation(b: MilpBuilder, exprs: list, out_bounds: tuple, sides: Sides, claim: str,
                    eps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Rows saying "the claim fails with margin eps" (see :class:`Sides`). Returns the objective
-    expression to minimise for one-logit nets (the claim's slack), else None.
+    """Rows saying "the claim fails with margin eps" (see :class:`Sides`). Returns an objective
+    expression to minimise: the claim's slack for one-logit nets, else the sum of the differences.
 
     ``eps[b, a]`` is the margin required of the difference ``s_b - s_a``.
     """
@@ -315,9 +315,16 @@ def add_refutation(b: MilpBuilder, exprs: list, out_bounds: tuple, sides: Sides,
         for bc in B:
             idx, val, c = diff(bc, a)
             b.add_row(idx, val, -np.inf, eps[bc, a] - c)
-        if len(B) == 1:
-            return diff(B[0], a)
-        return None
+    else:
+        _add_selector_rows(b, diff, lo_o, hi_o, A, B, eps)
+    # an objective steering towards violations (HiGHS reports a zero-cost model as empty)
+    parts = [diff(bc, a) for bc in B for a in A]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            float(sum(p[2] for p in parts)))
+
+
+def _add_selector_rows(b: MilpBuilder, diff, lo_o, hi_o, A, B, eps) -> None:
+    """Some column of ``A`` (chosen by binaries) beats every column of ``B`` up to eps."""
     z = b.add_vars(np.zeros(len(A)), np.ones(len(A)), integer=True)
     b.add_row(z, np.ones(len(A)), 1.0, 1.0)
     for zi, a in zip(z, A):
@@ -325,7 +332,6 @@ def add_refutation(b: MilpBuilder, exprs: list, out_bounds: tuple, sides: Sides,
             idx, val, c = diff(bc, a)
             big = max(hi_o[bc] - lo_o[a] - eps[bc, a], 0.0) + 1.0
             b.add_row(np.append(idx, zi), np.append(val, big), -np.inf, eps[bc, a] - c + big)
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,7 +477,8 @@ def verify_box(net: PlNet, dnn, lo, hi, claim: str, cfg: VerifyConfig = VerifyCo
     target = None
     if obj is not None:
         b.set_objective(obj[0], obj[1])
-        target = -eps.max() - obj[2]  # stop once the slack is clearly negative
+        if len(A) == 1 and len(B) == 1:
+            target = -eps.max() - obj[2]  # stop once the slack is clearly negative
     remaining = cfg.time_limit - (time.perf_counter() - t0)
     sol = b.solve(max(remaining, 1.0), objective_target=target)
     detail["milp_status"] = sol.status

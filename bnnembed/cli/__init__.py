@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "bnnembed.cli.build",
     "bnnembed.cli.firmware",
     "bnnembed.cli.host",
+    "bnnembed.cli.certify",
 ]
 
 
