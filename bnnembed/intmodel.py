@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .packing import n_words, pack_bits, popcount_words, unpack_bits
+from .packing import n_words, pack_bits, unpack_bits
 
 
 class Decision(enum.IntEnum):
@@ -115,18 +115,52 @@ class BoundNet:
 # numpy reference inference (bit-packed, exact)
 # --------------------------------------------------------------------------------------------
 
-_CHUNK = 512
+_CHUNK = 256  # rows per block: the (rows, n_out) uint64 temporaries stay in cache
+
+
+def _as_u64(packed: np.ndarray) -> np.ndarray:
+    """uint32 words ``(..., n_words)`` viewed as uint64 words (a zero word appended if odd)."""
+    packed = np.ascontiguousarray(packed, dtype=np.uint32)
+    if packed.shape[-1] % 2:
+        packed = np.concatenate([packed, np.zeros(packed.shape[:-1] + (1,), np.uint32)], axis=-1)
+    return packed.view(np.uint64)
 
 
 def agreement_counts(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
-    """Agreement counts ``(batch, n_out)`` of a layer for packed inputs ``(batch, n_words)``."""
-    packed = np.asarray(packed, dtype=np.uint32)
-    out = np.empty((packed.shape[0], layer.n_out), dtype=np.int64)
-    for start in range(0, packed.shape[0], _CHUNK):
-        block = packed[start : start + _CHUNK]
-        xor = block[:, None, :] ^ layer.weights[None, :, :]
-        out[start : start + _CHUNK] = layer.n_in - popcount_words(xor)
+    """Agreement counts ``(batch, n_out)`` of a layer for packed inputs ``(batch, n_words)``.
+
+    Word by word over uint64 views: XOR a column of inputs with a row of weights, popcount,
+    accumulate, all into preallocated ``(block, n_out)`` buffers (no 3-D temporaries).
+    """
+    a64 = _as_u64(packed)
+    w64 = np.ascontiguousarray(_as_u64(layer.weights).T)  # (n_words64, n_out)
+    batch, n_out = a64.shape[0], layer.n_out
+    out = np.empty((batch, n_out), dtype=np.int64)
+    rows = min(_CHUNK, max(batch, 1))
+    tmp = np.empty((rows, n_out), np.uint64)
+    cnt = np.empty((rows, n_out), np.uint8)
+    acc = np.empty((rows, n_out), np.uint16 if layer.n_in <= 65535 else np.int64)
+    for start in range(0, batch, rows):
+        m = min(rows, batch - start)
+        a = a64[start : start + m]
+        acc[:m] = 0
+        for k in range(w64.shape[0]):
+            np.bitwise_xor(a[:, k, None], w64[k][None, :], out=tmp[:m])
+            np.bitwise_count(tmp[:m], out=cnt[:m])
+            np.add(acc[:m], cnt[:m], out=acc[:m], casting="unsafe")
+        np.subtract(layer.n_in, acc[:m], out=out[start : start + m])
     return out
+
+
+def _fire_packed(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
+    """Packed output words ``(batch, n_words(n_out))`` of a layer (the packing convention of
+    :func:`~bnnembed.packing.pack_bits`: bit j % 32 of word j // 32, LSB first, padding 0)."""
+    fires = agreement_counts(layer, packed) >= layer.thresholds[None, :]
+    by = np.packbits(fires, axis=-1, bitorder="little")
+    pad = (-by.shape[1]) % 4
+    if pad:
+        by = np.concatenate([by, np.zeros((by.shape[0], pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(by).view("<u4").astype(np.uint32, copy=False)
 
 
 def layer_forward(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
@@ -146,10 +180,10 @@ def forward_trace(net: BoundNet, in_bits: np.ndarray) -> list[np.ndarray]:
 
 def bound_scores(net: BoundNet, in_bits: np.ndarray) -> np.ndarray:
     """Integer scores (agreement count of the last neuron) for unpacked input bits."""
-    bits = np.asarray(in_bits, dtype=np.uint8)
+    packed = pack_bits(np.asarray(in_bits, dtype=np.uint8))
     for layer in net.layers[:-1]:
-        bits = layer_forward(layer, pack_bits(bits))
-    return agreement_counts(net.layers[-1], pack_bits(bits))[:, 0]
+        packed = _fire_packed(layer, packed)
+    return agreement_counts(net.layers[-1], packed)[:, 0]
 
 
 def bound_answers(net: BoundNet, in_bits: np.ndarray) -> np.ndarray:
