@@ -378,15 +378,20 @@ def write_model_sources(artifact, out_dir, encoding: Encoding | str = Encoding.F
 # --------------------------------------------------------------------------------------------
 
 RUNTIME_LIBRARY = "bnnembed_runtime"
+#: The deferral link and the application logic (decide -> defer -> final), copied into the
+#: runtime library of every project beside RUNTIME_FILES; the port file provides bnn_io.h.
+APP_FILES = ("bnn_io.h", "bnn_protocol.h", "bnn_protocol.c", "bnn_app.h", "bnn_app.c")
 PORT_FILES = {"arduino": "bnn_port_arduino.cpp", "espidf": "bnn_port_espidf.c"}
 
 
 def check_budget(artifact, board, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
     """Raise :class:`BnnError` naming the sizes if the model does not fit the board."""
     fp = model_footprint(artifact.encoder, artifact.upper, artifact.lower, encoding)
-    # the example application also keeps one feature vector in RAM
-    value = 4 if Encoding(encoding) is Encoding.FLOAT else 2
-    ram = fp.ram_bytes + value * artifact.encoder.n_features
+    # the example application also keeps one feature vector in RAM, and the link its frame
+    # buffers (a request payload, a reply frame; int16 models a float copy for deferrals)
+    n = artifact.encoder.n_features
+    value = 4 if Encoding(encoding) is Encoding.FLOAT else 2 + 4
+    ram = fp.ram_bytes + value * n + app_link_ram(n)
     if fp.flash_bytes > board.model_flash_budget:
         raise BnnError(
             f"the model needs {fp.flash_bytes} bytes of flash but {board.id} has {board.model_flash_budget} "
@@ -400,6 +405,13 @@ def check_budget(artifact, board, encoding: Encoding | str = Encoding.FLOAT) -> 
             "choose a bigger board or build smaller bounds"
         )
     return Footprint(fp.flash_bytes, ram)
+
+
+def app_link_ram(n_features: int) -> int:
+    """RAM of the example's link buffers (BNN_APP_TX_SIZE + BNN_APP_RX_SIZE, firmware/bnn_app.h)."""
+    request = 10 + 7 + 4 * n_features + 4
+    reply = 10 + 5 + 4
+    return request + reply + reply // 254 + 2
 
 
 def render_board_project(artifact, board, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
@@ -430,6 +442,9 @@ def render_board_project(artifact, board, encoding: Encoding | str = Encoding.FL
         files[f"src/{name}"] = text
     for name, text in runtime_sources().items():
         files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = text
+    fw = resource_dir("firmware")
+    for name in APP_FILES:
+        files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = (fw / name).read_text()
     ports = resource_dir("firmware") / "ports"
     files["src/bnn_port.h"] = (ports / "bnn_port.h").read_text()
     port = PORT_FILES[board.framework]

@@ -1,8 +1,10 @@
 """Simulated deployment: the generated firmware under QEMU, deferring to a host service over TCP.
 
 ``simulate`` compiles the generated model, the runtime, the deferral link
-(``firmware/bnn_protocol.c``) and the CMSDK UART port (``firmware/bnn_uart_cmsdk.c``) around the
-driver ``firmware/test/bnn_defer_main.c`` for a QEMU mps2 machine, starts a
+(``firmware/bnn_protocol.c``), the application logic of every generated project
+(``firmware/bnn_app.c``: ``bnn_app_handle`` decides, defers UNKNOWNs, retries, reports) and the
+CMSDK UART port (``firmware/bnn_uart_cmsdk.c``) around the driver
+``firmware/test/bnn_defer_main.c``, which only reads rows and prints results, for a QEMU mps2 machine, starts a
 :class:`~bnnembed.host.HostService` listening on 127.0.0.1, and runs QEMU with the UART attached
 to it (``-chardev socket,...,reconnect=1 -serial chardev:...``). The rows reach the firmware
 through semihosting (the stand-in for a sensor); every UNKNOWN row is deferred over the UART,
@@ -33,8 +35,19 @@ from .errors import BnnError
 from .intmodel import Decision
 from .protocol import model_tag
 
-#: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives, and its base address.
-SIM_UARTS = {"mps2-an385": 0x40004000, "mps2-an386": 0x40004000, "mps2-an500": 0x40004000}
+#: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives: its base address and
+#: the processor clock SysTick counts (QEMU 7.2: hw/arm/mps2.c 25 MHz; hw/arm/mps2-tz.c 20 MHz).
+#: The an505 is a TrustZone machine: the firmware runs in the secure state and its peripherals sit
+#: behind protection controllers that default to secure-only, so UART0 is reached through the
+#: secure alias 0x50200000 (the non-secure address is 0x40200000).
+SIM_UARTS = {
+    "mps2-an385": (0x40004000, 25_000_000),
+    "mps2-an386": (0x40004000, 25_000_000),
+    "mps2-an500": (0x40004000, 25_000_000),
+    "mps2-an505": (0x50200000, 20_000_000),
+}
+#: Sources every deferral build compiles besides the model and the runtime (firmware/ relative).
+APP_SOURCES = ("bnn_protocol.c", "bnn_app.c", "bnn_uart_cmsdk.c")
 SIM_SENTINEL = "BNN-SIM-DONE"
 LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
 
@@ -78,6 +91,12 @@ def sim_machine(name: str):
     return m
 
 
+def uart_flags(machine_name: str) -> list[str]:
+    """-D flags placing the CMSDK UART port (firmware/bnn_uart_cmsdk.c) on ``machine_name``."""
+    base, hz = SIM_UARTS[machine_name]
+    return [f"-DBNN_UART_BASE={base:#x}u", f"-DBNN_IO_CPU_HZ={hz}u"]
+
+
 def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
                          link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = ()) -> Path:
     """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF."""
@@ -92,11 +111,11 @@ def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
         (work / name).write_text(text)
     fw = resource_dir("firmware")
     sources = [str(work / "bnn_model.c")] + [str(fw / n) for n in RUNTIME_FILES if n.endswith(".c")]
-    sources += [str(fw / "bnn_protocol.c"), str(fw / "bnn_uart_cmsdk.c"), str(fw / "test" / "bnn_defer_main.c")]
+    sources += [str(fw / n) for n in APP_SOURCES] + [str(fw / "test" / "bnn_defer_main.c")]
     elf = work / "sim.elf"
     cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{work}", f"-I{fw}",
            f"-DBNN_MODEL_TAG={model_tag(artifact.model_hash):#x}u", f"-DBNN_SESSION={session:#x}u",
-           f"-DBNN_UART_BASE={SIM_UARTS[machine_name]:#x}u", f"-DBNN_SIM_REPORT={int(link.report)}",
+           *uart_flags(machine_name), f"-DBNN_SIM_REPORT={int(link.report)}",
            f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
            f"-Wl,--defsym=__flash={m.flash[0]:#x}", f"-Wl,--defsym=__flash_size={m.flash[1]:#x}",
            f"-Wl,--defsym=__ram={m.ram[0]:#x}", f"-Wl,--defsym=__ram_size={m.ram[1]:#x}",

@@ -3,7 +3,8 @@
  * @brief Simulated deployment: decide every row, defer UNKNOWNs to the host over the UART.
  *
  * Built by `bnnembed simulate` around the generated model, the runtime, the deferral link
- * (bnn_protocol.c) and a bnn_io.h port (bnn_uart_cmsdk.c under QEMU, whose UART0 is a TCP
+ * (bnn_protocol.c), the application logic every generated project uses (bnn_app.c:
+ * bnn_app_handle() decides, defers and retries) and a bnn_io.h port (bnn_uart_cmsdk.c under QEMU, whose UART0 is a TCP
  * socket to the host service). The rows stand in for a sensor: `bnn_rows.bin` read through
  * semihosting (two little-endian uint32 — rows, 4 — then float32 rows of BNN_N_FEATURES).
  * Results go to semihosting stdout, one line per row:
@@ -23,6 +24,7 @@
 #include <stdio.h>
 
 #include "bnn.h"
+#include "bnn_app.h"
 #include "bnn_io.h"
 #include "bnn_model.h"
 #include "bnn_protocol.h"
@@ -46,7 +48,8 @@ uint32_t bnn_cmsdk_micros(void);
 static float sim_row[BNN_N_FEATURES];
 static uint8_t sim_tx[BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)];
 static uint8_t sim_rx[BNN_PROTO_RX_BUFFER_SIZE];
-static bnn_link sim_link;
+static bnn_app sim_app;
+#define sim_link (sim_app.link)
 
 int main(void)
 {
@@ -63,34 +66,19 @@ int main(void)
         return 4;
     }
     bnn_io_init();
-    bnn_link_init(&sim_link, (uint32_t)BNN_SESSION, (uint32_t)BNN_MODEL_TAG, sim_tx, sizeof sim_tx, sim_rx,
-                  sizeof sim_rx);
+    bnn_app_init(&sim_app, &bnn_model, (uint32_t)BNN_SESSION, (uint32_t)BNN_MODEL_TAG, (uint8_t)BNN_SIM_REPORT,
+                 sim_tx, sizeof sim_tx, sim_rx, sizeof sim_rx);
     for (row = 0; row < header[0]; ++row) {
-        bnn_scores_t scores;
-        bnn_decision_t decision;
-        int status = -1;
-        unsigned final = 2u;
+        bnn_app_result r;
         uint32_t t0, t1;
         if (fread(sim_row, sizeof sim_row, 1, in) != 1) {
             printf("BNN-SIM-ERROR short read at row %lu\n", (unsigned long)row);
             return 5;
         }
-        decision = bnn_decide(&bnn_model, sim_row, &scores);
         t0 = bnn_cmsdk_micros();
-        if (decision == BNN_UNKNOWN) {
-            uint8_t answer = 0u;
-            status = (int)bnn_link_defer(&sim_link, sim_row, (uint16_t)BNN_N_FEATURES, &answer);
-            if (status == (int)BNN_LINK_OK) {
-                final = answer;
-            }
-        } else {
-            final = (unsigned)decision;
-#if BNN_SIM_REPORT
-            status = (int)bnn_link_report(&sim_link, sim_row, (uint16_t)BNN_N_FEATURES, (uint8_t)decision);
-#endif
-        }
-        t1 = status >= 0 ? bnn_cmsdk_micros() : t0;
-        printf("R %lu %d %d %u %lu\n", (unsigned long)row, (int)decision, status, final,
+        r = bnn_app_handle(&sim_app, sim_row);
+        t1 = r.link_status >= 0 ? bnn_cmsdk_micros() : t0;
+        printf("R %lu %d %d %u %lu\n", (unsigned long)row, (int)r.bound, (int)r.link_status, (unsigned)r.final,
                (unsigned long)(t1 - t0));
     }
     fclose(in);

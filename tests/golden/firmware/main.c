@@ -7,25 +7,44 @@
  * lower bound (answers no): 3 -> 2 -> 1, tau = 1
  */
 /*
- * Reads feature vectors from the serial port, one per line: BNN_N_FEATURES numbers separated by
- * commas or spaces, in the training column order (float).
- * For each line it prints "<decision> <upper score> <lower score>", decision = yes / no / unknown.
+ * Console (the port's text channel, see bnn_port.h): reads feature vectors, one per line:
+ * BNN_N_FEATURES numbers separated by commas or spaces, in the training column order
+ * (float).
  * Send floats with 9 significant digits to reproduce the host's float32 values exactly.
+ * For each line it prints "<decision> <upper score> <lower score>", and " dnn" after it when the
+ * decision came from the host:
+ *   yes|no <u> <l>       the device's bounds decided (reported to the host when BNN_APP_REPORT is 1)
+ *   yes|no <u> <l> dnn   the bounds said unknown; the host DNN decided over the link
+ *   unknown <u> <l>      the bounds said unknown and the host gave no answer after every retry
  *
- * Structure: bnn_app_poll() collects bytes into numbers (parse_byte), a complete line goes to
- * handle_vector(), which decides and either prints the answer or calls defer_unknown().
+ * Link (bnn_io.h, a second UART on a board): the deferral protocol of docs/protocol.md, served on
+ * the PC by `bnnembed host DIR --serial PORT`. The decide -> defer -> final logic is
+ * bnn_app_handle() (bnn_app.c), the same code `bnnembed simulate` runs under QEMU.
+ *
+ * Compile-time settings: BNN_APP_REPORT (default 1), BNN_LINK_TIMEOUT_MS (500),
+ * BNN_LINK_MAX_ATTEMPTS (5).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "bnn.h"
+#include "bnn_app.h"
+#include "bnn_io.h"
 #include "bnn_model.h"
 #include "bnn_port.h"
+
+/** First 32 bits of the model hash: the host refuses requests for another model. */
+#define BNN_MODEL_TAG 0x01234567u
+
+#ifndef BNN_APP_REPORT
+#define BNN_APP_REPORT 1
+#endif
 
 #ifdef BNN_ENCODING_FLOAT
 typedef float app_feature_t;
 #else
 typedef int16_t app_feature_t;
+static float app_defer_buf[BNN_N_FEATURES]; /* dequantized features of a deferral */
 #endif
 
 #define APP_TOKEN_MAX 47
@@ -35,40 +54,33 @@ static unsigned app_count;     /* features received on the current line */
 static int app_error;          /* current line is malformed */
 static char app_token[APP_TOKEN_MAX + 1];
 static unsigned app_token_len;
+static uint8_t app_tx[BNN_APP_TX_SIZE(BNN_N_FEATURES)];
+static uint8_t app_rx[BNN_APP_RX_SIZE];
+static bnn_app app;
+static int app_linked;         /* the link is initialised (at the first vector) */
 
-/** Print the decision and both scores. */
-static void print_decision(bnn_decision_t decision, const bnn_scores_t *scores)
-{
-    char text[64];
-    (void)snprintf(text, sizeof text, "%s %ld %ld\n", bnn_decision_name(decision),
-                   (long)scores->upper, (long)scores->lower);
-    bnn_port_write(text);
-}
-
-/**
- * The device could not decide: the input goes to the host, where the DNN decides.
- * Placeholder until the deferral protocol (bnn_protocol.h) is wired in here.
- */
-static void defer_unknown(const app_feature_t *features, const bnn_scores_t *scores)
-{
-    (void)features;
-    print_decision(BNN_UNKNOWN, scores);
-}
-
-/** A complete feature vector: decide, answer or defer. */
+/** A complete feature vector: decide, defer if needed, print the final answer. */
 static void handle_vector(const app_feature_t *features)
 {
-    bnn_scores_t scores;
-#ifdef BNN_ENCODING_FLOAT
-    const bnn_decision_t decision = bnn_decide(&bnn_model, features, &scores);
-#else
-    const bnn_decision_t decision = bnn_decide_q16(&bnn_model, features, &scores);
+    char text[72];
+    bnn_app_result r;
+    if (!app_linked) {
+        /* the session is taken when the first input arrives, which varies from boot to boot */
+        bnn_app_init(&app, &bnn_model, bnn_port_session(), BNN_MODEL_TAG, (uint8_t)BNN_APP_REPORT, app_tx,
+                     sizeof app_tx, app_rx, sizeof app_rx);
+#ifndef BNN_ENCODING_FLOAT
+        app.defer_buf = app_defer_buf;
 #endif
-    if (decision == BNN_UNKNOWN) {
-        defer_unknown(features, &scores);
-    } else {
-        print_decision(decision, &scores);
+        app_linked = 1;
     }
+#ifdef BNN_ENCODING_FLOAT
+    r = bnn_app_handle(&app, features);
+#else
+    r = bnn_app_handle_q16(&app, features);
+#endif
+    (void)snprintf(text, sizeof text, "%s %ld %ld%s\n", bnn_decision_name((bnn_decision_t)r.final),
+                   (long)r.scores.upper, (long)r.scores.lower, r.source == BNN_SOURCE_DNN ? " dnn" : "");
+    bnn_port_write(text);
 }
 
 /** Convert the pending token into the next feature. */
@@ -130,6 +142,7 @@ static void parse_byte(char c)
 void bnn_app_setup(void)
 {
     bnn_port_init();
+    bnn_io_init();
     bnn_port_write("bnnembed ready: model " BNN_MODEL_HASH "\n");
 }
 

@@ -1,0 +1,87 @@
+/**
+ * @file bnn_app.h
+ * @brief The application logic of a deployed model in one call: decide, defer, final answer.
+ *
+ * bnn_app_handle() decides a feature vector with both bounds; when they leave it UNKNOWN it
+ * defers the vector to the host DNN over the link (bnn_protocol.h: DEFER, bounded retries with a
+ * timeout, DECISION), and when the device decided itself it optionally REPORTs that decision so
+ * the host log is complete. The generated example src/main.c and the QEMU simulation driver
+ * (firmware/test/bnn_defer_main.c, used by `bnnembed simulate`) both call it, so a simulated run
+ * executes the same decide/defer/retry path a flashed board does. Byte I/O comes from a
+ * bnn_io.h port. Portable C99, no malloc, model-agnostic (the model and every buffer are passed in).
+ */
+#ifndef BNN_APP_H
+#define BNN_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnn.h"
+#include "bnn_protocol.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Where a final decision came from. */
+typedef enum {
+    BNN_SOURCE_BNN = 0,  /**< the device's bounds answered */
+    BNN_SOURCE_DNN = 1,  /**< the bounds left it UNKNOWN; the host DNN answered */
+    BNN_SOURCE_NONE = 2  /**< UNKNOWN and the host gave no answer (no reply after every retry, or a NACK) */
+} bnn_source_t;
+
+/** Final decision value when nobody answered. */
+#define BNN_FINAL_UNDECIDED 2u
+
+/** What bnn_app_handle() ended with for one input. */
+typedef struct {
+    bnn_decision_t bound; /**< the bounds' decision (BNN_YES, BNN_NO or BNN_UNKNOWN) */
+    bnn_scores_t scores;  /**< both bound scores */
+    uint8_t final;        /**< 0 NO, 1 YES, BNN_FINAL_UNDECIDED */
+    uint8_t source;       /**< a bnn_source_t */
+    int8_t link_status;   /**< bnn_link_status of the DEFER or REPORT sent, -1 if nothing was sent */
+} bnn_app_result;
+
+/** The application state: the model, the link and its caller-owned buffers. */
+typedef struct {
+    const bnn_model_t *model; /**< generated model (e.g. &bnn_model) */
+    bnn_link link;            /**< device end of the deferral link */
+    uint8_t report;           /**< 1: REPORT the device's own decisions to the host */
+    float *defer_buf;         /**< int16 models: n_features floats for the dequantized DEFER (else NULL) */
+} bnn_app;
+
+/** Transmit buffer bytes for a model of @p n features (one DEFER or REPORT payload). */
+#define BNN_APP_TX_SIZE(n) BNN_PROTO_REQUEST_SIZE(n)
+/** Receive buffer bytes (the longest reply frame). */
+#define BNN_APP_RX_SIZE BNN_PROTO_RX_BUFFER_SIZE
+
+/**
+ * Initialise the application (call bnn_io_init() first).
+ * @param session differs per boot (see bnn_link_init()); @param model_tag first 32 bits of the
+ *        model hash (BNN_MODEL_TAG in the generated code); @param report 1 to REPORT own decisions;
+ * @param tx BNN_APP_TX_SIZE(n_features) bytes; @param rx BNN_APP_RX_SIZE bytes.
+ */
+void bnn_app_init(bnn_app *app, const bnn_model_t *model, uint32_t session, uint32_t model_tag, uint8_t report,
+                  uint8_t *tx, size_t tx_cap, uint8_t *rx, size_t rx_cap);
+
+/**
+ * Decide raw float features (float-encoding models); defer UNKNOWN to the host.
+ * @return the final decision, its source and the link status.
+ */
+bnn_app_result bnn_app_handle(bnn_app *app, const float *features);
+
+/**
+ * Decide int16 features (int16-encoding models, column c = floor(x_c * 2^feature_shift[c])).
+ * A deferral sends the dequantized values x_c = q_c * 2^-shift[c] (what the device knows of the
+ * input) through app->defer_buf, which must hold n_features floats.
+ */
+bnn_app_result bnn_app_handle_q16(bnn_app *app, const int16_t *features);
+
+/** Name of a bnn_source_t: "bnn", "dnn" or "none". */
+const char *bnn_source_name(uint8_t source);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNN_APP_H */
