@@ -52,14 +52,15 @@ void bnn_encode_q16(const bnn_encoder_t *enc, const int16_t *features, uint32_t 
 
 /**
  * One hidden layer: output bit j is 1 iff neuron j fires. Output words are built in a register
- * and stored once per 32 neurons (padding bits stay 0).
+ * and stored once per 32 neurons (padding bits stay 0). Inlined once per row shape that the
+ * kernel distinguishes (BNN_ROW_DISPATCH), so the per-neuron loop carries no shape tests.
  */
-static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
+BNN_ALWAYS_INLINE void bnn_layer_loop(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out,
+                                      const bnn_row_t row)
 {
     const uint32_t *w = layer->weights;
     const uint32_t n_words = layer->n_words;
     const uint32_t n_out = layer->n_out;
-    const bnn_row_t row = bnn_row(n_words); /* per-row loop plan, computed once per layer */
     uint32_t word = 0u;
     uint32_t j;
     for (j = 0; j < n_out; ++j) {
@@ -76,6 +77,14 @@ static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint
     if ((n_out & 31u) != 0u) {
         out[n_out >> 5] = word >> (32u - (n_out & 31u));
     }
+}
+
+static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
+{
+    const bnn_row_t row = bnn_row(layer->n_words); /* per-row loop plan, once per layer */
+#define BNN_LAYER_LOOP(r) bnn_layer_loop(layer, in, out, r)
+    BNN_ROW_DISPATCH(row, BNN_LAYER_LOOP);
+#undef BNN_LAYER_LOOP
 }
 
 int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,

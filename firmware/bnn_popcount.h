@@ -100,6 +100,40 @@ typedef struct {
     uint32_t m1, m2, m4;
 } bnn_masks_t;
 
+#if defined(__thumb2__)
+/*
+ * Thumb-2 encodes 0x55555555-style masks as immediates but cannot combine an immediate with a
+ * shifted operand. Masking before shifting, `(x & 0xAAAAAAAA) >> 1` instead of
+ * `(x >> 1) & 0x55555555`, gives `and t, x, #imm` + `sub x, x, t, lsr #1`: the same two
+ * instructions as with a mask register, and no register is tied up by the masks.
+ */
+BNN_ALWAYS_INLINE bnn_masks_t bnn_masks(void)
+{
+    bnn_masks_t m = {0u, 0u, 0u};
+    return m;
+}
+
+/** Eight nibble counts (each 0..4) of @p x: the first two SWAR steps. */
+BNN_ALWAYS_INLINE uint32_t bnn_nibbles(uint32_t x, bnn_masks_t m)
+{
+    uint32_t t = x & 0xAAAAAAAAu;
+    (void)m;
+    BNN_IN_REGISTER(t); /* keeps GCC from folding it back to (x >> 1) & 0x55555555 */
+    x = x - (t >> 1);
+    t = x & 0xCCCCCCCCu;
+    BNN_IN_REGISTER(t);
+    return (x & BNN_M2) + (t >> 2);
+}
+
+/** Four byte sums of pairs of nibbles (nibbles up to 15 give bytes up to 30). */
+BNN_ALWAYS_INLINE uint32_t bnn_nibbles_to_bytes(uint32_t s, bnn_masks_t m)
+{
+    uint32_t t = s & 0xF0F0F0F0u;
+    (void)m;
+    BNN_IN_REGISTER(t);
+    return (s & BNN_M4) + (t >> 4);
+}
+#else
 BNN_ALWAYS_INLINE bnn_masks_t bnn_masks(void)
 {
     bnn_masks_t m;
@@ -124,6 +158,7 @@ BNN_ALWAYS_INLINE uint32_t bnn_nibbles_to_bytes(uint32_t s, bnn_masks_t m)
 {
     return (s & m.m4) + ((s >> 4) & m.m4);
 }
+#endif
 
 /** Sum of the four bytes of @p b (any byte values: the total may exceed 255). */
 BNN_ALWAYS_INLINE uint32_t bnn_sum_bytes(uint32_t b)
@@ -265,6 +300,27 @@ BNN_ALWAYS_INLINE bnn_row_t bnn_row(uint32_t n_words)
     r.tail = n_words % 3u;
     return r;
 }
+
+/**
+ * Run CALL(plan) with the row shape as compile-time constants where it matters: short rows
+ * (no 30-word block) with a tail of 0, 1 or 2 words each get their own copy of the caller's
+ * loop, so the per-neuron path has no shape tests; long rows use the general plan.
+ */
+#define BNN_ROW_DISPATCH(r, CALL)                                          \
+    do {                                                                   \
+        if ((r).blocks != 0u) {                                            \
+            CALL(r);                                                       \
+        } else if ((r).tail == 0u) {                                       \
+            const bnn_row_t bnn_r0_ = {0u, (r).groups, 0u};                \
+            CALL(bnn_r0_);                                                 \
+        } else if ((r).tail == 1u) {                                       \
+            const bnn_row_t bnn_r1_ = {0u, (r).groups, 1u};                \
+            CALL(bnn_r1_);                                                 \
+        } else {                                                           \
+            const bnn_row_t bnn_r2_ = {0u, (r).groups, 2u};                \
+            CALL(bnn_r2_);                                                 \
+        }                                                                  \
+    } while (0)
 
 BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_row(const uint32_t *a, const uint32_t *w, bnn_row_t r)
 {
@@ -408,6 +464,9 @@ BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_row(const uint32_t *a, const uint32_
 {
     return bnn_xor_popcount_inline(a, w, r.n_words);
 }
+
+/** Kernels without shape-specialised loops: one call with the plan. */
+#define BNN_ROW_DISPATCH(r, CALL) CALL(r)
 #endif
 
 #ifdef __cplusplus
