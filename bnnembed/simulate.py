@@ -175,6 +175,99 @@ def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, wor
     return DeviceRun(rows[:, 1].astype(np.int8), rows[:, 2], rows[:, 3], rows[:, 4], link, seconds)
 
 
+# ------------------------------------------------------------------ the generated example app
+
+APP_SENTINEL = "BNN-APP-DONE"
+
+
+@dataclass
+class ExampleRun:
+    """What the generated example printed on its console, one entry per feature line."""
+
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided ("unknown" after every retry)
+    source: list  # "bnn", "dnn" or "none"
+    upper: np.ndarray
+    lower: np.ndarray
+    seconds: float
+
+
+def compile_example_app(artifact, machine_name: str, workdir, *, session: int, board: str = "nucleo_f401re",
+                        link: LinkSettings = LinkSettings()) -> Path:
+    """Compile the generated PlatformIO project's ``src/main.c`` unchanged for a QEMU machine.
+
+    The project is written by :func:`~bnnembed.codegen.write_board_project` for ``board``; its
+    sources (main.c, the model, the runtime library with the link and ``bnn_app.c``) are built
+    with the QEMU port ``firmware/test/bnn_port_semihost.c`` (console over semihosting) and the
+    CMSDK UART link ``firmware/bnn_uart_cmsdk.c`` in place of the board's framework port.
+    """
+    from .boards import get_board
+    from .codegen import RUNTIME_LIBRARY, write_board_project
+    from .qemu import TOOLCHAINS, require_tool
+
+    m = sim_machine(machine_name)
+    work = Path(workdir)
+    project = work / "project"
+    brd = get_board(board)
+    write_board_project(artifact, brd, project, Encoding.FLOAT)
+    tc = TOOLCHAINS[m.toolchain]
+    cc = require_tool(tc.cc, tc.apt)
+    fw = resource_dir("firmware")
+    lib = project / "lib" / RUNTIME_LIBRARY / "src"
+    sources = [project / "src" / "main.c", project / "src" / "bnn_model.c", *sorted(lib.glob("*.c")),
+               fw / "test" / "bnn_port_semihost.c", fw / "bnn_uart_cmsdk.c"]
+    elf = work / "app.elf"
+    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
+           f"-I{project / 'src'}", f"-I{lib}", f"-DBNN_POPCOUNT_STRATEGY={int(brd.popcount)}",
+           f"-DBNN_SESSION={session:#x}u", *uart_flags(machine_name), f"-DBNN_APP_REPORT={int(link.report)}",
+           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
+           f"-Wl,--defsym=__flash={m.flash[0]:#x}", f"-Wl,--defsym=__flash_size={m.flash[1]:#x}",
+           f"-Wl,--defsym=__ram={m.ram[0]:#x}", f"-Wl,--defsym=__ram_size={m.ram[1]:#x}",
+           *map(str, sources), "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if proc.returncode != 0:
+        raise BnnError(f"compiling the example application for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
+    return elf
+
+
+def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
+                    timeout: float | None = None) -> ExampleRun:
+    """Type the rows of ``X`` into the example's console; its link UART connects to 127.0.0.1:``port``."""
+    work = Path(workdir)
+    X = np.asarray(X, dtype=np.float32)
+    # %.9g round-trips every float32 through the firmware's strtof
+    (work / "bnn_console.txt").write_text("".join(",".join(f"{float(v):.9g}" for v in row) + "\n" for row in X))
+    out_file = work / "app_out.txt"
+    if out_file.exists():
+        out_file.unlink()
+    if timeout is None:
+        timeout = 120.0 + 0.5 * len(X)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BnnError(f"{machine_name}: the example did not finish within {timeout:.0f} s (QEMU killed)") from None
+    seconds = time.perf_counter() - t0
+    lines = (out_file.read_text() if out_file.exists() else "").splitlines()
+    if APP_SENTINEL not in lines or not lines[0].startswith("bnnembed ready"):
+        tail = "\n".join((lines + proc.stderr.splitlines())[-6:])
+        raise BnnError(f"example on {machine_name} did not finish (exit {proc.returncode}, no {APP_SENTINEL}):\n{tail}")
+    results = lines[1:lines.index(APP_SENTINEL)]
+    if len(results) != len(X):
+        raise BnnError(f"example on {machine_name} printed {len(results)} result lines for {len(X)} rows")
+    codes = {"no": 0, "yes": 1, "unknown": 2}
+    final, source, upper, lower = [], [], [], []
+    for line in results:
+        parts = line.split()
+        if parts[0] not in codes or len(parts) not in (3, 4):
+            raise BnnError(f"example on {machine_name} printed an unexpected line: {line!r}")
+        final.append(codes[parts[0]])
+        upper.append(int(parts[1]))
+        lower.append(int(parts[2]))
+        source.append("dnn" if len(parts) == 4 else ("none" if parts[0] == "unknown" else "bnn"))
+    return ExampleRun(np.array(final), source, np.array(upper), np.array(lower), seconds)
+
+
 def write_simulation_csv(run: DeviceRun, path: str) -> None:
     """Same columns as ``bnnembed predict``: row, bound, final, source."""
     with open(path, "w", newline="") as fh:
