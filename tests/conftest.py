@@ -7,6 +7,7 @@ import os
 import pytest
 
 from bnnembed.build import BuildConfig, build_artifact
+from bnnembed.cnf import write_cnf
 from bnnembed.data import load_data
 
 MNIST_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
@@ -17,12 +18,7 @@ def _build(tmp_path_factory, name: str, source: str, positive: str | None = None
     ds = load_data(source, positive=positive)
     config = BuildConfig(**{"hidden": (64, 32), "epochs": 6, "augment": 4, **cfg})
     build_artifact(ds, out, config, progress=False)
-    try:
-        from bnnembed.cnf import write_cnf
-    except ImportError:
-        pass
-    else:
-        write_cnf(out)
+    write_cnf(out)
     return out
 
 

@@ -134,7 +134,9 @@ def run_build(args) -> int:
         raise BnnError("--bits-per-feature must be at least 1")
     res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)
     if not args.no_cnf:
-        _write_cnf_if_available(args.out)
+        from ..cnf import write_cnf
+
+        write_cnf(args.out)
     if args.json:
         print(json.dumps(res.metrics, indent=2))
         return 0
@@ -149,14 +151,6 @@ def run_build(args) -> int:
         print(f"note: {note}")
     print(f"artifact written to {args.out} in {m['build_seconds']} s")
     return 0
-
-
-def _write_cnf_if_available(path: str) -> None:
-    try:
-        from ..cnf import write_cnf
-    except ImportError:
-        return
-    write_cnf(path)
 
 
 def run_eval(args) -> int:
