@@ -59,13 +59,11 @@ BNN_ALWAYS_INLINE void bnn_layer_loop(const bnn_layer_t *layer, const uint32_t *
                                       const bnn_row_t row)
 {
     const uint32_t *w = layer->weights;
-    const uint32_t n_words = layer->n_words;
     const uint32_t n_out = layer->n_out;
     uint32_t word = 0u;
     uint32_t j;
     for (j = 0; j < n_out; ++j) {
-        const int32_t mismatch = (int32_t)bnn_xor_popcount_row(in, w, row);
-        w += n_words;
+        const int32_t mismatch = (int32_t)bnn_xor_popcount_next(in, &w, row); /* advances w */
         /* bits enter at the top and move down: after 32 neurons bit j sits at position j;
          * the sign bit of (max_mismatch - mismatch) is 0 iff the neuron fires */
         word = (word >> 1) | (~(uint32_t)((int32_t)layer->max_mismatch[j] - mismatch) & 0x80000000u);
