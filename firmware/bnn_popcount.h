@@ -122,7 +122,9 @@ BNN_ALWAYS_INLINE uint32_t bnn_nibbles(uint32_t x, bnn_masks_t m)
     x = x - (t >> 1);
     t = x & 0xCCCCCCCCu;
     BNN_IN_REGISTER(t);
-    return (x & BNN_M2) + (t >> 2);
+    x = (x & BNN_M2) + (t >> 2);
+    BNN_IN_REGISTER(x); /* and from re-associating the sum of three words (a wasted shift) */
+    return x;
 }
 
 /** Four byte sums of pairs of nibbles (nibbles up to 15 give bytes up to 30). */
