@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--no-extend", action="store_true")
+    ap.add_argument("--extend-time", type=float, default=60.0)
     ap.add_argument("--domain", action="store_true")
     ap.add_argument("--domain-time", type=float, default=300.0)
     ap.add_argument("--domain-rounds", type=int, default=3)
@@ -50,7 +51,8 @@ def main() -> None:
         lo, hi, _ = domain_box(art, ds)
         t0 = time.perf_counter()
         res = certify_rows(art, ds.X, default_rows(art, ds), lo, hi,
-                           CertifyConfig(VerifyConfig(time_limit=args.time_limit), extend=not args.no_extend),
+                           CertifyConfig(VerifyConfig(time_limit=args.time_limit), extend=not args.no_extend,
+                                         extend_time=args.extend_time),
                            max_decided=args.limit)
         s = summarize(res, len(default_rows(art, ds)))
         s["wall_seconds"] = round(time.perf_counter() - t0, 1)

@@ -462,7 +462,7 @@ def verify_box(net: PlNet, dnn, lo, hi, claim: str, cfg: VerifyConfig = VerifyCo
     # 3. MILP
     if cfg.tighten:
         t1 = time.perf_counter()
-        bounds = tighten_bounds(net, lo, hi, bounds, cfg.tighten_time)
+        bounds = tighten_bounds(net, lo, hi, bounds, min(cfg.tighten_time, 0.25 * cfg.time_limit))
         detail["tighten_seconds"] = round(time.perf_counter() - t1, 3)
         out_lo, out_hi = bounds[-1]
         if sides.n_scores == net.n_out + 1:

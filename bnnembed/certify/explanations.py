@@ -144,7 +144,9 @@ def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, lev
         pinned.append((f, int(levels[f])))
         added.append(f)
         blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
-        left = max(cfg.extend_time - (time.perf_counter() - t0), 1.0)
+        left = cfg.extend_time - (time.perf_counter() - t0)
+        if left < 0.5:
+            break
         vcfg = VerifyConfig(**{**cfg.verify.__dict__, "time_limit": min(cfg.verify.time_limit, left)})
         res = verify_box(net, dnn, blo, bhi, res.claim, vcfg, hi_open=hopen, start=x)
     return {

@@ -36,6 +36,8 @@ def register(sub) -> None:
                    help="DNN score margin required on top of the float32 error bound (default 1e-3)")
     p.add_argument("--no-extend", action="store_true",
                    help="do not pin extra features when an explanation is refuted")
+    p.add_argument("--extend-time", type=_positive_float, default=60.0, metavar="S",
+                   help="seconds per row for pinning extra features (default 60)")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a feature's domain (repeatable; *=LO:HI for every feature)")
     p.add_argument("--domain", action="store_true", help="also run the whole-domain soundness query per bound")
@@ -69,7 +71,8 @@ def run_certify(args) -> int:
     record: dict = {}
     if not args.no_explanations:
         rows = parse_rows(args.rows, ds.n_rows) if args.rows else default_rows(art, ds)
-        cfg = CertifyConfig(VerifyConfig(margin=args.margin, time_limit=args.time_limit), extend=not args.no_extend)
+        cfg = CertifyConfig(VerifyConfig(margin=args.margin, time_limit=args.time_limit), extend=not args.no_extend,
+                            extend_time=args.extend_time)
         progress = _progress(len(rows), args.json)
         results = certify_rows(art, ds.X, rows, lo, hi, cfg, progress=progress, max_decided=args.limit)
         if progress is not None:
