@@ -56,7 +56,7 @@ LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
 class LinkSettings:
     """How the device end of the link behaves (compiled in)."""
 
-    timeout_ms: int = 300
+    timeout_ms: int = 1000
     attempts: int = 5
     report: bool = True  # report the device's own decisions so the host log is complete
 
