@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "bnnembed.cli.firmware",
     "bnnembed.cli.host",
     "bnnembed.cli.certify",
+    "bnnembed.cli.explain",
 ]
 
 

@@ -36,10 +36,10 @@ from ..explain_store import ExplanationStore
 from ..intmodel import Decision, bound_answers, combine
 from .abductive import abductive
 from .contrastive import contrastive
-from .oracle import Bound, Oracle, Target, describe_target
+from .oracle import Backend, Bound, Oracle, Target, describe_target
 from .robustness import delta_ranges, radius_ranges, robust
 
-__all__ = ["Kind", "Scope", "Explainer", "Case", "target_for", "Bound", "Oracle"]
+__all__ = ["Kind", "Scope", "Explainer", "Case", "target_for", "Backend", "Bound", "Oracle"]
 
 
 class Kind(str, enum.Enum):
@@ -112,9 +112,9 @@ def raw_for_levels(art: Artifact, x: np.ndarray | None, levels: np.ndarray) -> n
 class Explainer:
     """Explanations and robustness verdicts for one artifact, cached by decision id."""
 
-    def __init__(self, art: Artifact, solver: str = "g4", use_store: bool = True) -> None:
+    def __init__(self, art: Artifact, backend: str = "card", use_store: bool = True, budget: int = 2_000) -> None:
         self.art = art
-        self.oracle = Oracle(art, solver=solver)
+        self.oracle = Oracle(art, backend=backend, budget=budget)
         self.store = ExplanationStore(art.path, art.model_hash) if use_store else None
 
     def close(self) -> None:
@@ -212,9 +212,11 @@ class Explainer:
             out["scope"] = scope.value
             out["n_features"] = self.oracle.n_features
             if kind is Kind.ABDUCTIVE:
-                feats = abductive(self.oracle, case.levels, target)
+                feats, undecided = abductive(self.oracle, case.levels, target)
                 out["features"] = [self.feature_entry(f, int(case.levels[f])) for f in feats]
                 out["size"] = len(feats)
+                out["minimal"] = not undecided
+                out["undecided"] = [self.feature_entry(f, int(case.levels[f]))["feature"] for f in undecided]
                 out["meaning"] = ("every valid input meeting all these conditions (any value for the other "
                                   f"features) gets the same outcome: {describe_target(target)}")
                 return out
@@ -225,7 +227,9 @@ class Explainer:
                 out["witness"] = None
                 out["meaning"] = "no input at all changes this outcome: it holds on the whole input domain"
                 return out
-            feats, w = found
+            feats, w, undecided = found
+            out["minimal"] = not undecided
+            out["undecided"] = [self.feature_entry(f, int(case.levels[f]))["feature"] for f in undecided]
             out["features"] = [
                 {**self.feature_entry(f, int(case.levels[f])), "to": self.feature_entry(f, int(w[f]))["condition"]}
                 for f in feats
@@ -278,8 +282,8 @@ class Explainer:
             out["radius"], out["delta"] = radius, delta
             ranges = (radius_ranges(self.oracle, case.levels, radius) if radius is not None
                       else delta_ranges(self.oracle, case.x, delta))
-            w = robust(self.oracle, ranges, target)
-            out["robust"] = w is None
+            verdict, w = robust(self.oracle, ranges, target)
+            out["robust"] = verdict  # None: undecided within the conflict budget
             out["counterexample"] = None if w is None else self._witness(case, w, target)
             return out
 

@@ -28,8 +28,10 @@ import numpy as np
 from .oracle import Oracle, Target, ranges_fixed
 
 
-def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> list[int]:
-    """A subset-minimal sufficient set of (kept) features for ``target`` at ``levels``."""
+def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[list[int], list[int]]:
+    """A sufficient set of (kept) features for ``target`` at ``levels``, and the features whose
+    removal the solver could not decide within its conflict budget (kept, conservatively). When
+    that second list is empty the set is subset-minimal."""
     levels = np.asarray(levels, dtype=np.int64)
     if not oracle.holds(levels, target)[0]:
         raise ValueError("the target does not hold on this input")
@@ -57,6 +59,7 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> list[int]:
                 sums[b] = list(trial[b])
 
     # phase 2: deletion with the SAT oracle
+    undecided = []
     for f in order:
         if f not in S:
             continue
@@ -64,6 +67,9 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> list[int]:
         free = [g for g in range(oracle.n_features) if g not in rest]
         if oracle.numpy_counterexample(levels, free, worst, target) is not None:
             continue
-        if oracle.entails(ranges_fixed(levels, rest), target):
+        verdict, _ = oracle.check(ranges_fixed(levels, rest), target)
+        if verdict is True:
             S = rest
-    return sorted(S)
+        elif verdict is None:
+            undecided.append(f)
+    return sorted(S), undecided

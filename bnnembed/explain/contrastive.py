@@ -26,8 +26,10 @@ import numpy as np
 from .oracle import Oracle, Target, ranges_fixed
 
 
-def contrastive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[list[int], np.ndarray] | None:
-    """``(C, witness_levels)`` or None when no input at all breaks the target."""
+def contrastive(oracle: Oracle, levels: np.ndarray, target: Target):
+    """``(C, witness_levels, undecided)`` or None when no input at all breaks the target;
+    ``undecided`` lists features kept in ``C`` because the solver ran out of budget (``C`` is
+    subset-minimal when it is empty)."""
     levels = np.asarray(levels, dtype=np.int64)
     if not oracle.holds(levels, target)[0]:
         raise ValueError("the target does not hold on this input")
@@ -35,11 +37,14 @@ def contrastive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[lis
     F = oracle.n_features
     w = oracle.numpy_counterexample(levels, list(range(F)), worst, target)
     if w is None:
-        w = oracle.counterexample({}, target)
-        if w is None:
+        verdict, w = oracle.check({}, target)
+        if verdict is True:
             return None
+        if verdict is None:
+            raise TimeoutError("the solver could not find whether any input breaks the target")
     C = set(np.flatnonzero(w != levels).tolist())
     order = [int(f) for f in np.argsort(drop, kind="stable")]
+    undecided = []
     for f in order:
         if f not in C:
             continue
@@ -47,8 +52,10 @@ def contrastive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[lis
         pinned = [g for g in range(F) if g not in free]
         cand = oracle.numpy_counterexample(levels, free, worst, target)
         if cand is None:
-            cand = oracle.counterexample(ranges_fixed(levels, pinned), target)
+            verdict, cand = oracle.check(ranges_fixed(levels, pinned), target)
+            if verdict is None:
+                undecided.append(f)
         if cand is not None:
             w = cand
             C = set(np.flatnonzero(w != levels).tolist())
-    return sorted(C), w
+    return sorted(C), w, undecided

@@ -34,10 +34,27 @@ from pysat.formula import IDPool
 from pysat.solvers import Solver
 
 from ..artifact import Artifact
-from ..cnf import CardEncoding, encode_bound, read_cnf_meta
+from ..cnf import CardEncoding, encode_bound, order_clauses, read_cnf_meta
 from ..errors import BnnError
 from ..intmodel import BoundNet, agreement_counts, bound_answers, combine, layer_forward
 from ..packing import pack_bits
+
+
+class Backend(str, enum.Enum):
+    """How the oracle's solver holds the bounds.
+
+    ``cnf``: the artifact's exact CNF (clauses only, Glucose 4). ``card``: the same integer model
+    with every neuron as two *native* cardinality constraints of Minicard (``h => sum >= T`` and
+    ``NOT h => sum <= T-1``, each an AtMost over the literals plus copies of ``h``); propagation
+    is arc-consistent and a conflict costs microseconds instead of milliseconds, so it is the
+    default for explanations. Both are checked against the numpy reference (tests/test_explain.py).
+    """
+
+    CNF = "cnf"
+    CARD = "card"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Bound(str, enum.Enum):
@@ -69,12 +86,15 @@ class OracleStats:
     sat_seconds: float = 0.0
     ibp_checks: int = 0
     attacks: int = 0
+    undecided: int = 0
+    enumerated: int = 0
 
 
 class Oracle:
     """Incremental SAT over an artifact's CNFs, with features addressed by level ranges."""
 
-    def __init__(self, art: Artifact, solver: str = "g4") -> None:
+    def __init__(self, art: Artifact, backend: "Backend | str" = "card", budget: int = 2_000,
+                 max_points: int = 1 << 14) -> None:
         self.art = art
         self.meta = read_cnf_meta(art.path, art.model_hash)
         self.encoding = CardEncoding(self.meta["encoding"])
@@ -84,12 +104,17 @@ class Oracle:
         self.n_levels = np.diff(self.enc.offsets).astype(np.int64)  # K_f: levels are 0..K_f
         self.pool = IDPool()
         self.x_vars = np.array([self.pool.id(("x", b)) for b in range(self.n_bits)], dtype=np.int64)
-        self.solver = Solver(name=solver)
+        self.backend = Backend(backend)
+        self.solver = Solver(name="g4" if self.backend is Backend.CNF else "mc")
         self.nets = {Bound.UPPER: art.upper, Bound.LOWER: art.lower}
         self._out: dict[Bound, int] = {}
         self.stats = OracleStats()
         self._ibp_tables: dict[Bound, np.ndarray] = {}
         self.load_seconds = 0.0
+        self.budget = budget  # conflicts per query (0 = none)
+        self._order_added = False
+        self.max_points = max_points  # enumerate free spaces up to this size in numpy (0 = SAT only)
+        self._acts = {int(v): 1e30 for v in self.x_vars}
 
     def close(self) -> None:
         self.solver.delete()
@@ -109,6 +134,13 @@ class Oracle:
 
     def _load(self, bound: Bound) -> None:
         t0 = time.perf_counter()
+        if self.backend is Backend.CNF:
+            self._load_cnf(bound)
+        else:
+            self._load_card(bound)
+        self.load_seconds += time.perf_counter() - t0
+
+    def _load_cnf(self, bound: Bound) -> None:
         net = self.nets[bound]
         recorded = self.meta["bounds"][bound.value]
         cnf = encode_bound(net, self.enc, self.encoding)
@@ -126,7 +158,34 @@ class Oracle:
         for chunk in _chunks(cnf.clause_lists(offset)):
             self.solver.append_formula(chunk)
         self._out[bound] = self.pool.id(("h", bound.value, len(net.layers) - 1, 0))
-        self.load_seconds += time.perf_counter() - t0
+
+    def _load_card(self, bound: Bound) -> None:
+        if not self._order_added:
+            for cl in order_clauses(self.enc, self.n_bits, self.x_vars):
+                self.solver.add_clause(cl)
+            self._order_added = True
+        net = self.nets[bound]
+        inputs = self.x_vars
+        for l, layer in enumerate(net.layers):
+            w = layer.weight_bits()
+            hs = np.array([self.pool.id(("h", bound.value, l, j)) for j in range(layer.n_out)], dtype=np.int64)
+            n = layer.n_in
+            for j in range(layer.n_out):
+                lits = np.where(w[j] == 1, inputs, -inputs).tolist()
+                T, h = int(layer.thresholds[j]), int(hs[j])
+                if T <= 0 or T > n:
+                    self.solver.add_clause([h] if T <= 0 else [-h])
+                    continue
+                copies = [self.pool.id() for _ in range(max(T, n - T + 1))]
+                for c in copies:
+                    self.solver.add_clause([-c, h])
+                    self.solver.add_clause([c, -h])
+                # h => sum(lits) >= T   i.e.  sum(NOT lits) + T*h <= n
+                self.solver.add_atmost([-v for v in lits] + copies[:T], n)
+                # NOT h => sum(lits) <= T-1   i.e.  sum(lits) + (n-T+1)*(NOT h) <= n
+                self.solver.add_atmost(lits + [-c for c in copies[: n - T + 1]], n)
+            inputs = hs
+        self._out[bound] = int(inputs[0])
 
     def neg_target_assumption(self, target: Target) -> int:
         """A literal whose assumption says "the target does not hold"."""
@@ -162,17 +221,70 @@ class Oracle:
         return self.enc.levels(bits[None, :])[0]
 
     # ---------------------------------------------------------------- queries
-    def counterexample(self, ranges: dict[int, tuple[int, int]], target: Target) -> np.ndarray | None:
-        """Levels of a valid input within ``ranges`` (features not listed are free) on which the
-        target fails, or None when the ranges force the target (UNSAT)."""
+    def check(self, ranges: dict[int, tuple[int, int]], target: Target) -> tuple[bool | None, np.ndarray | None]:
+        """Does pinning ``ranges`` (features not listed are free) force the target?
+
+        ``(True, None)``: yes (UNSAT); ``(False, levels)``: no, with the levels of a valid input
+        inside the ranges that breaks it; ``(None, None)``: the conflict budget ran out.
+        The input variables get the highest activity before each call, so the solver decides
+        free inputs first and every neuron then follows by propagation.
+        """
+        if self.max_points:
+            verdict, levels = self.enumerate_box(ranges, target, self.max_points)
+            if verdict is not None:
+                return verdict, levels
         assume = self.assumptions(ranges) + [self.neg_target_assumption(target)]
+        if self._acts is not None:
+            try:
+                self.solver.set_activities(self._acts)
+            except NotImplementedError:  # pragma: no cover - solver without the call
+                self._acts = None
         t0 = time.perf_counter()
-        sat = self.solver.solve(assumptions=assume)
+        if self.budget:
+            self.solver.conf_budget(self.budget)
+            sat = self.solver.solve_limited(assumptions=assume)
+        else:
+            sat = self.solver.solve(assumptions=assume)
         self.stats.sat_calls += 1
         self.stats.sat_seconds += time.perf_counter() - t0
+        if sat is None:
+            self.stats.undecided += 1
+            return None, None
         if not sat:
-            return None
-        return self.levels_of_model(self.solver.get_model())
+            return True, None
+        return False, self.levels_of_model(self.solver.get_model())
+
+    def counterexample(self, ranges: dict[int, tuple[int, int]], target: Target) -> np.ndarray | None:
+        """Pure SAT, no budget: counterexample levels, or None when the ranges force the target."""
+        budget, points, self.budget, self.max_points = self.budget, self.max_points, 0, 0
+        try:
+            return self.check(ranges, target)[1]
+        finally:
+            self.budget, self.max_points = budget, points
+
+    def enumerate_box(self, ranges: dict[int, tuple[int, int]], target: Target,
+                      max_points: int) -> tuple[bool | None, np.ndarray | None]:
+        """Exact answer of :meth:`check` by running every level combination of the free features
+        through the numpy reference, when there are at most ``max_points``; else ``(None, None)``."""
+        full = {f: ranges.get(f, (0, int(self.n_levels[f]))) for f in range(self.n_features)}
+        free = [f for f, (lo, hi) in full.items() if hi > lo]
+        size = 1
+        for f in free:
+            size *= full[f][1] - full[f][0] + 1
+            if size > max_points:
+                return None, None
+        base = np.array([full[f][0] for f in range(self.n_features)], np.int64)
+        grids = np.meshgrid(*[np.arange(full[f][0], full[f][1] + 1) for f in free], indexing="ij")
+        rows = np.repeat(base[None, :], size, axis=0)
+        for f, g in zip(free, grids):
+            rows[:, f] = g.reshape(-1)
+        self.stats.enumerated += size
+        for start in range(0, size, 4096):
+            chunk = rows[start : start + 4096]
+            ok = self.holds(chunk, target)
+            if not ok.all():
+                return False, chunk[np.flatnonzero(~ok)[0]]
+        return True, None
 
     def entails(self, ranges: dict[int, tuple[int, int]], target: Target) -> bool:
         return self.counterexample(ranges, target) is None

@@ -8,7 +8,8 @@ in ``[x_f - delta_f, x_f + delta_f]``, found by encoding those two values). Then
     if IBP proves the target on ranges:          robust        (sound shortcut, no SAT call)
     w <- SAT(CNF, ranges, NOT target)
     if UNSAT:                                    robust
-    else:                                        not robust, counterexample levels w
+    elif SAT:                                    not robust, counterexample levels w
+    else (conflict budget exhausted):            unknown
 
 The caller turns ``w`` into a raw input within the budget and replays it through numpy.
 """
@@ -37,8 +38,9 @@ def delta_ranges(oracle: Oracle, x: np.ndarray, delta) -> dict[int, tuple[int, i
     return {f: (int(lo[f]), int(hi[f])) for f in range(oracle.n_features)}
 
 
-def robust(oracle: Oracle, ranges: dict[int, tuple[int, int]], target: Target) -> np.ndarray | None:
-    """None if the target holds for every valid input within ``ranges``; else counterexample levels."""
+def robust(oracle: Oracle, ranges: dict[int, tuple[int, int]], target: Target) -> tuple[bool | None, np.ndarray | None]:
+    """``(True, None)`` if the target holds for every valid input within ``ranges``,
+    ``(False, levels)`` with a counterexample, ``(None, None)`` if the budget ran out."""
     if oracle.ibp_entails(ranges, target):
-        return None
-    return oracle.counterexample(ranges, target)
+        return True, None
+    return oracle.check(ranges, target)

@@ -1,0 +1,183 @@
+"""``bnnembed explain`` / ``verify`` / ``cnf``: explanations and robustness from the exact CNF."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from ..errors import BnnError
+
+
+def register(sub) -> None:
+    from ..cnf import CardEncoding, DEFAULT_ENCODING
+    from ..explain import Backend, Kind, Scope
+
+    p = sub.add_parser("cnf", help="(re)write the bounds' exact CNF (DIMACS + variable map) into an artifact")
+    p.add_argument("artifact", metavar="DIR")
+    p.add_argument("--encoding", choices=[e.value for e in CardEncoding], default=DEFAULT_ENCODING.value,
+                   help="cardinality encoding of the neurons (default %(default)s; see docs/cnf.md)")
+    p.set_defaults(func=run_cnf)
+
+    p = sub.add_parser("explain", help="explain a decision: sufficient features (abductive) or what would change it (contrastive)")
+    p.add_argument("artifact", metavar="DIR")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", metavar="SRC", help="data source of the row(s) (same sources as build)")
+    src.add_argument("--id", metavar="ID", help="a decision id met before (explain/host logs)")
+    p.add_argument("--row", type=int, help="row index in --data")
+    p.add_argument("--all", action="store_true", help="explain every row of --data (batch, JSON lines to --out)")
+    p.add_argument("--out", metavar="FILE.jsonl", help="output of --all")
+    p.add_argument("--workers", type=int, default=1, help="worker processes for --all (default 1)")
+    p.add_argument("--kind", choices=[k.value for k in Kind], default=Kind.ABDUCTIVE.value)
+    p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.BOUND.value,
+                   help="bound: the answering bound's answer; decision: the whole device decision")
+    p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
+    p.add_argument("--label", default=None, help="label column of a CSV source")
+    p.add_argument("--png", metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
+    p.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    p.set_defaults(func=run_explain)
+
+    p = sub.add_parser("verify", help="is a decision robust to moving every feature by at most R thermometer steps (or DELTA)?")
+    p.add_argument("artifact", metavar="DIR")
+    p.add_argument("--data", metavar="SRC", required=True)
+    p.add_argument("--row", type=int, required=True)
+    p.add_argument("--radius", type=int, help="thermometer steps per feature")
+    p.add_argument("--delta", type=float, help="absolute amount per feature (raw units)")
+    p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.DECISION.value)
+    p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
+    p.add_argument("--label", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run_verify)
+
+
+def run_cnf(args) -> int:
+    from ..cnf import write_cnf
+
+    meta = write_cnf(args.artifact, args.encoding)
+    for name, b in meta["bounds"].items():
+        print(f"{name}: {b['file']}  {b['n_vars']} variables, {b['n_clauses']} clauses "
+              f"({b['n_clauses'] / max(b['n_synapses'], 1):.1f} per synapse), decision literal {b['decision']}")
+    return 0
+
+
+def _load_rows(args, art):
+    from ..data import check_columns, load_data
+
+    ds = load_data(args.data, label=args.label) if args.label else load_data(args.data)
+    if ds.X.shape[1] != art.encoder.n_features:
+        check_columns(ds, art.feature_names)
+        raise BnnError(f"data has {ds.X.shape[1]} features, the artifact expects {art.encoder.n_features}")
+    return ds
+
+
+def _row(ds, n: int | None) -> np.ndarray:
+    if n is None:
+        raise BnnError("give --row N (or --all) with --data")
+    if not 0 <= n < ds.n_rows:
+        raise BnnError(f"--row {n} is out of range: the data has {ds.n_rows} rows (0..{ds.n_rows - 1})")
+    return ds.X[n]
+
+
+def run_explain(args) -> int:
+    from ..artifact import load_artifact
+    from ..cnf import read_cnf_meta
+    from ..explain import Explainer
+
+    art = load_artifact(args.artifact)
+    read_cnf_meta(art.path, art.model_hash)
+    if args.all:
+        if not args.data or not args.out:
+            raise BnnError("--all needs --data SRC and --out FILE.jsonl")
+        from ..explain.batch import explain_all
+
+        ds = _load_rows(args, art)
+        n = explain_all(art.path, ds.X, args.out, kind=args.kind, scope=args.scope, workers=args.workers,
+                        backend=args.backend)
+        print(f"wrote {n} explanations to {args.out}")
+        return 0
+    with Explainer(art, backend=args.backend) as ex:
+        if args.id:
+            case = ex.case_from_id(args.id)
+        else:
+            case = ex.case(_row(_load_rows(args, art), args.row))
+        result = ex.explain(case, args.kind, args.scope)
+    if args.png:
+        _draw_png(art, case, result, args.png)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        print(render_text(result))
+    return 0
+
+
+def run_verify(args) -> int:
+    from ..artifact import load_artifact
+    from ..cnf import read_cnf_meta
+    from ..explain import Explainer
+
+    art = load_artifact(args.artifact)
+    read_cnf_meta(art.path, art.model_hash)
+    if args.radius is not None and args.radius < 0:
+        raise BnnError("--radius must be >= 0")
+    with Explainer(art, backend=args.backend) as ex:
+        case = ex.case(_row(_load_rows(args, art), args.row))
+        result = ex.verify(case, radius=args.radius, delta=args.delta, scope=args.scope)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return 0
+    budget = f"radius {args.radius} steps" if args.radius is not None else f"delta {args.delta}"
+    verdict = {True: "ROBUST", False: "NOT ROBUST", None: "UNDECIDED (solver budget exhausted)"}[result["robust"]]
+    print(f"decision {result['decision']} (id {result['decision_id']}), {budget}: {verdict}")
+    print(f"  checked: {result['explains']}  [{result['seconds'] * 1000:.1f} ms{', cached' if result['cached'] else ''}]")
+    ce = result["counterexample"]
+    if ce:
+        print(f"  counterexample (replayed through numpy): decision {ce['decision']}; changes:")
+        for c in ce["changes"]:
+            print(f"    {c['feature']}: {c['from']:.6g} -> {c['to']:.6g}" if c["from"] is not None else f"    {c['feature']} -> {c['to']:.6g}")
+    return 0
+
+
+def render_text(r: dict) -> str:
+    lines = [f"decision {r['decision']} (id {r['decision_id']}); {r['kind']} explanation of: {r['explains']}"]
+    if r["kind"] == "abductive":
+        lines.append(f"  sufficient: these {r['size']} of {r['n_features']} features "
+                     f"({'subset-minimal' if r['minimal'] else 'not proven minimal: ' + str(len(r['undecided'])) + ' undecided'}):")
+        lines += [f"    {f['condition']}" for f in r["features"]]
+    else:
+        if r["witness"] is None:
+            lines.append("  nothing can change it: it holds on the whole input domain")
+        else:
+            lines.append(f"  changing these {r['size']} features can change it "
+                         f"({'subset-minimal' if r['minimal'] else 'not proven minimal'}):")
+            lines += [f"    {f['condition']}  ->  {f['to']}" for f in r["features"]]
+            lines.append(f"  witness (replayed through numpy): decision {r['witness']['decision']}")
+    lines.append(f"  [{r['seconds'] * 1000:.1f} ms, {r['sat_calls']} SAT calls{', cached' if r['cached'] else ''}]")
+    return "\n".join(lines)
+
+
+def _draw_png(art, case, result, path: str) -> None:
+    shape = (art.manifest.get("dataset") or {}).get("image_shape")
+    if not shape:
+        raise BnnError("--png needs image data (the artifact's data has no image shape)")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h, w = shape
+    x = case.x if case.x is not None else np.zeros(h * w)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(np.asarray(x).reshape(h, w), cmap="gray_r")
+    for f in result["features"]:
+        r, c = divmod(f["column"], w)
+        ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+    ax.set_title(f"{result['decision']}: {result['kind']} ({result['size']} pixels)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
