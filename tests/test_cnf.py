@@ -1,0 +1,103 @@
+"""The CNF of a bound forces exactly the numpy reference's outputs (exhaustively on tiny nets)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+from pysat.solvers import Solver
+
+from bnnembed.artifact import load_artifact
+from bnnembed.cnf import (CardEncoding, cnf_answers, encode_bound, read_dimacs, split_clauses,
+                          write_cnf)
+from bnnembed.data import load_data
+from bnnembed.encoding import fit_thermometer
+from bnnembed.intmodel import BoundNet, IntLayer, bound_answers, forward_trace
+from bnnembed.packing import pack_bits
+
+
+def random_net(shape, rng, answer="yes") -> BoundNet:
+    layers = []
+    for a, b in zip(shape, shape[1:]):
+        w = rng.integers(0, 2, (b, a)).astype(np.uint8)
+        t = rng.integers(-1, a + 2, b)  # includes constant neurons (T <= 0, T > n)
+        layers.append(IntLayer(a, pack_bits(w), t))
+    return BoundNet(answer, tuple(layers))
+
+
+@pytest.mark.parametrize("encoding", list(CardEncoding))
+@pytest.mark.parametrize("shape", [[12, 7, 5, 1], [9, 9, 1], [3, 2, 1], [1, 1]])
+def test_exhaustive_equivalence(encoding, shape):
+    rng = np.random.default_rng(sum(shape))
+    net = random_net(shape, rng)
+    X = np.array(list(itertools.product([0, 1], repeat=shape[0])), dtype=np.uint8)
+    cnf = encode_bound(net, None, encoding)
+    answers, hidden, n_solved = cnf_answers(cnf, X, hidden=True)
+    assert n_solved == 0, "fixing the inputs must unit-propagate every neuron"
+    np.testing.assert_array_equal(answers, bound_answers(net, X))
+    for got, ref in zip(hidden, forward_trace(net, X)):
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_adder_size_and_order_constraints():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 20)).astype(np.float32)
+    enc, _ = fit_thermometer(X, 4)
+    net = random_net([enc.n_bits, 64, 16, 1], rng)
+    cnf = encode_bound(net, enc, CardEncoding.ADDER)
+    assert cnf.n_clauses / net.n_synapses() <= 20
+    clauses = list(cnf.clause_lists())
+    with Solver(name="g4", bootstrap_with=clauses) as s:
+        # a non-thermometer code (bit 1 set, bit 0 clear) is not a model
+        assert not s.solve(assumptions=[-int(cnf.x_vars[0]), int(cnf.x_vars[1])])
+        assert s.solve(assumptions=[int(cnf.x_vars[0]), -int(cnf.x_vars[1])])
+
+
+def test_artifact_cnf_files(digits_artifact):
+    art = load_artifact(digits_artifact)  # hashes of the registered CNF files verified
+    meta = json.load(open(os.path.join(digits_artifact, "cnf.json")))
+    assert meta["model_hash"] == art.model_hash
+    for name, net in (("upper", art.upper), ("lower", art.lower)):
+        vm = meta["bounds"][name]
+        n_vars, n_clauses, flat = read_dimacs(os.path.join(digits_artifact, vm["file"]))
+        assert (n_vars, n_clauses) == (vm["n_vars"], vm["n_clauses"])
+        cnf = encode_bound(net, art.encoder, meta["encoding"])
+        assert sorted(map(tuple, split_clauses(flat))) == sorted(map(tuple, cnf.clause_lists()))
+        assert vm["decision"] == cnf.decision
+        assert [i["var"] for i in vm["inputs"]] == list(range(1, art.encoder.n_bits + 1))
+        b = vm["inputs"][0]
+        assert b["threshold"] == pytest.approx(float(art.encoder.thresholds[0]))
+        assert b["feature"] in art.feature_names
+
+
+def test_equivalence_real_and_random_inputs(digits_artifact):
+    art = load_artifact(digits_artifact)
+    ds = load_data("digits")
+    rng = np.random.default_rng(0)
+    real = art.encoder.encode(ds.X[:300])
+    levels = np.stack([rng.integers(0, k + 1, 300) for k in np.diff(art.encoder.offsets)], 1)
+    rand = art.encoder.bits_from_levels(levels)
+    bits = np.concatenate([real, rand])
+    n_vars, _, flat = read_dimacs(os.path.join(digits_artifact, "cnf_upper.cnf"))
+    for net in (art.upper, art.lower):
+        cnf = encode_bound(net, art.encoder)
+        answers, _, n_solved = cnf_answers(cnf, bits)
+        assert n_solved == 0
+        np.testing.assert_array_equal(answers, bound_answers(net, bits))
+    # the DIMACS file itself, read back
+    cnf = encode_bound(art.upper, art.encoder)
+    answers, _, _ = cnf_answers(cnf, bits[:100], clauses=split_clauses(flat))
+    np.testing.assert_array_equal(answers, bound_answers(art.upper, bits[:100]))
+
+
+def test_write_cnf_other_encoding(tmp_path, bc_artifact):
+    import shutil
+
+    d = str(tmp_path / "a")
+    shutil.copytree(bc_artifact, d)
+    meta = write_cnf(d, "totalizer")
+    assert meta["encoding"] == "totalizer"
+    load_artifact(d)
