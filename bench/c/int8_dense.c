@@ -2,9 +2,10 @@
  * @file int8_dense.c
  * @brief int8 dense reference: per layer int8 x int8 -> int32 MAC, bias, ReLU, requantization.
  *
- * The simple per-layer scheme a user would hand-write (no SIMD): activations and weights are
- * symmetric int8 with one scale per layer; the int32 accumulator is rescaled to the next
- * layer's int8 scale by a fixed-point multiplier (int32 multiplier, right shift, round half up).
+ * The scheme of TensorFlow Lite Micro's reference int8 kernels, hand-written without SIMD:
+ * activations are symmetric int8 with one scale per layer, weights symmetric int8 with one scale
+ * per output channel; the int32 accumulator is rescaled to the next layer's int8 scale by a
+ * per-channel fixed-point multiplier (int32 multiplier, right shift, round half up).
  * The last layer's int32 accumulator is the logit's sign: yes iff > 0.
  */
 #include "dense_model.h"
@@ -39,8 +40,9 @@ int dense_predict(const float *x)
             }
             w += L->n_in;
             if (!last) {
-                int64_t r = (int64_t)(acc > 0 ? acc : 0) * L->multiplier;
-                out[j] = clamp_q((int32_t)((r + ((int64_t)1 << (L->shift - 1))) >> L->shift));
+                const int64_t r = (int64_t)(acc > 0 ? acc : 0) * L->multiplier[j];
+                const int s = L->shift[j];
+                out[j] = clamp_q((int32_t)((r + ((int64_t)1 << (s - 1))) >> s));
             }
         }
         if (!last) {
