@@ -355,7 +355,8 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
     n_dev = 100 if quick else 400
     n_dnn = 5 if quick else 20
     Xd = X[:n_dev]
-    res = {"artifact": art_dir, "data": data,
+    res = {"artifact": Path(art_dir).name, "model_hash": art.model_hash,
+           "data": data.split(":")[0],
            "bounds": [list(b.shape) for b in (art.upper, art.lower)],
            "binary_macs": binary_macs(art.upper) + binary_macs(art.lower),
            "hidden_macs": binary_macs(art.upper, True) + binary_macs(art.lower, True),
@@ -505,7 +506,7 @@ def main(argv=None) -> int:
     results = {"mode": "quick" if args.quick else "full", "when": time.strftime("%Y-%m-%d %H:%M"),
                "workloads": {}}
     for name, path, data in work:
-        print(f"workload {name}: {path}", flush=True)
+        print(f"workload {name}: {path}", flush=True)  # the report keeps only the directory name
         results["workloads"][name] = run_workload(name, path, data, args.quick, machines)
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
