@@ -36,7 +36,7 @@ from pysat.solvers import Solver
 from ..artifact import Artifact
 from ..cnf import CardEncoding, encode_bound, order_clauses, read_cnf_meta
 from ..errors import BnnError
-from ..intmodel import BoundNet, agreement_counts, bound_answers, combine, layer_forward
+from ..intmodel import agreement_counts, bound_answers, combine, layer_forward
 from ..packing import pack_bits
 
 
