@@ -30,6 +30,7 @@ from bnnembed.data import load_data  # noqa: E402
 from bnnembed.decision_log import DecisionLog  # noqa: E402
 from bnnembed.host import TcpListen, start_host  # noqa: E402
 from bnnembed.intmodel import Decision  # noqa: E402
+from _tools import need_qemu_arm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,6 @@ def art(tmp_path_factory):
     return make_host_artifact(tmp_path_factory.mktemp("faults") / "digits")
 
 
-def need_qemu():
-    import shutil
-
-    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
-    if missing:
-        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
-            pytest.fail(f"{missing} not installed")
-        pytest.skip(f"{missing} not installed")
 
 
 def audit(log_path, session, X, ref, dnn, final, status):
@@ -110,7 +103,7 @@ def test_corrupting_link_python_device(art, tmp_path, capsys):
 @pytest.mark.slow
 def test_corrupting_link_qemu(art, tmp_path, capsys):
     """The firmware under QEMU through the corrupting proxy (0.05% flips + 0.05% drops per byte)."""
-    need_qemu()
+    need_qemu_arm()
     from bnnembed.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
 
     X = load_data("digits").X[:200]
@@ -157,7 +150,7 @@ def _start_cli_host(art, port, log_path):
 @pytest.mark.slow
 def test_host_killed_and_restarted_qemu(art, tmp_path, capsys):
     """`bnnembed host` is SIGKILLed in the middle of a QEMU run and restarted on the same port."""
-    need_qemu()
+    need_qemu_arm()
     from bnnembed.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
 
     X = load_data("digits").X[:300]

@@ -25,17 +25,9 @@ from bnnembed.decision_log import DecisionLog
 from bnnembed.intmodel import Decision
 from bnnembed.qemu import numpy_reference
 from bnnembed.simulate import compile_example_app, run_example_app
+from _tools import need_qemu_arm  # noqa: E402
 
 
-def need_qemu():
-    import shutil
-
-    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
-    if missing:
-        msg = f"{', '.join(missing)} not installed (apt-get install qemu-system-arm gcc-arm-none-eabi picolibc-arm-none-eabi)"
-        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 pytestmark = pytest.mark.qemu
 ROWS = 200
@@ -58,7 +50,7 @@ def art(tmp_path_factory):
 
 @pytest.mark.parametrize("machine", ["mps2-an386", "mps2-an505"])
 def test_generated_example_app_defers_to_bnnembed_host(art, machine, tmp_path, capsys):
-    need_qemu()
+    need_qemu_arm()
     X = load_data("digits").X[:ROWS]
     session = int.from_bytes(os.urandom(4), "little") | 1
     elf = compile_example_app(art, machine, tmp_path, session=session)

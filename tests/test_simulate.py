@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -16,18 +15,12 @@ from bnnembed.data import load_data
 from bnnembed.decision_log import DecisionLog
 from bnnembed.intmodel import Decision
 from bnnembed.simulate import LinkSettings, simulate
+from _tools import need_qemu_arm  # noqa: E402
 
 pytestmark = pytest.mark.qemu
 ROWS = 300
 
 
-def need_qemu():
-    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc") if shutil.which(t) is None]
-    if missing:
-        msg = f"{', '.join(missing)} not installed (apt-get install qemu-system-arm gcc-arm-none-eabi picolibc-arm-none-eabi)"
-        if os.environ.get("BNNEMBED_STRICT_QEMU") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def check_run(art, X, csv_path, log_path, summary):
@@ -60,7 +53,7 @@ def check_run(art, X, csv_path, log_path, summary):
 
 @pytest.mark.parametrize("machine", ["mps2-an386", "mps2-an385"])
 def test_simulate_end_to_end(digits_artifact, machine, tmp_path, capsys):
-    need_qemu()
+    need_qemu_arm()
     art = load_artifact(digits_artifact)
     X = load_data("digits").X[:ROWS]
     out, log = str(tmp_path / "sim.csv"), str(tmp_path / "log.sqlite")
@@ -79,7 +72,7 @@ def test_simulate_end_to_end(digits_artifact, machine, tmp_path, capsys):
 @pytest.mark.slow
 def test_simulate_fixture_model_many_deferrals(tmp_path, capsys):
     """A fixture model that leaves about half the rows UNKNOWN: a busy link, deferrals only."""
-    need_qemu()
+    need_qemu_arm()
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
