@@ -90,7 +90,8 @@ def register(sub) -> None:
                        "on the built-in digits data.")
     p.add_argument("--out", default="demo-out", metavar="DIR", help="working directory (default demo-out)")
     p.add_argument("--data", default="digits", help="built-in data set (default digits)")
-    p.add_argument("--positive", default=None)
+    p.add_argument("--positive", default="5,6,7,8,9",
+                   help="label value(s) that mean yes (default 5,6,7,8,9: 'is the digit >= 5?')")
     p.add_argument("--quick", action="store_true", help="fewer epochs and distillation inputs (a smoke run)")
     p.add_argument("--machine", default="mps2-an386", help="QEMU machine for the firmware steps (default mps2-an386)")
     p.add_argument("--board", default="nucleo_f401re", help="board of the generated PlatformIO project")
