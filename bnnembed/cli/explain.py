@@ -34,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.BOUND.value,
                    help="bound: the answering bound's answer; decision: the whole device decision")
     p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
+    p.add_argument("--budget", type=int, default=2000, metavar="N",
+                   help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
+                        "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
     p.add_argument("--label", default=None, help="label column of a CSV source")
     p.add_argument("--png", metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
@@ -47,6 +50,9 @@ def register(sub) -> None:
     p.add_argument("--delta", type=float, help="absolute amount per feature (raw units)")
     p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.DECISION.value)
     p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
+    p.add_argument("--budget", type=int, default=2000, metavar="N",
+                   help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
+                        "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
     p.add_argument("--label", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_verify)
@@ -97,7 +103,7 @@ def run_explain(args) -> int:
                         backend=args.backend)
         print(f"wrote {n} explanations to {args.out}")
         return 0
-    with Explainer(art, backend=args.backend) as ex:
+    with Explainer(art, backend=args.backend, budget=args.budget) as ex:
         if args.id:
             case = ex.case_from_id(args.id)
         else:
@@ -122,7 +128,7 @@ def run_verify(args) -> int:
     read_cnf_meta(art.path, art.model_hash)
     if args.radius is not None and args.radius < 0:
         raise BnnError("--radius must be >= 0")
-    with Explainer(art, backend=args.backend) as ex:
+    with Explainer(art, backend=args.backend, budget=args.budget) as ex:
         case = ex.case(_row(_load_rows(args, art), args.row))
         result = ex.verify(case, radius=args.radius, delta=args.delta, scope=args.scope)
     if args.json:
