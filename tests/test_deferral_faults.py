@@ -146,6 +146,22 @@ def _start_cli_host(art, port, log_path):
     return proc
 
 
+def _wait_for_records(log_path: str, n: int, device: threading.Thread, timeout: float = 120) -> bool:
+    """Poll the host's log until it holds n requests (True) or the device run has ended (False)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while device.is_alive() and time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{log_path}?mode=ro", uri=True, timeout=1) as db:
+                if db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] >= n:
+                    return True
+        except sqlite3.Error:
+            pass  # the log does not exist yet, or is being created
+        time.sleep(0.005)
+    return False
+
+
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_host_killed_and_restarted_qemu(art, tmp_path, capsys):
@@ -170,9 +186,8 @@ def test_host_killed_and_restarted_qemu(art, tmp_path, capsys):
     t.start()
     kills = 0
     try:
-        for _ in range(2):  # kill twice, at different points of the run
-            time.sleep(1.5)
-            if not t.is_alive():
+        for at in (len(X) // 5, len(X) // 2):  # kill twice, at set points of the run (by log progress)
+            if not _wait_for_records(log_path, at, t):
                 break
             host.send_signal(signal.SIGKILL)
             host.wait(10)
