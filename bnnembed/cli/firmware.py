@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..codegen import Encoding
+from ..codegen import Encoding, PopcountStrategy
 
 
 def register(sub) -> None:
@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, metavar="SRC", help="data source (as for 'bnnembed build')")
     p.add_argument("--rows", type=int, default=None, metavar="N", help="first N rows (default all)")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
+    p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default="swar3",
+                   help="popcount kernel (default swar3, what the board files select; swar is the reference)")
     p.add_argument("--label", default=None, help="label column of a CSV source")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_qemu)
@@ -81,7 +83,8 @@ def run_qemu(args) -> int:
     X = ds.X if args.rows is None else ds.X[: args.rows]
     if args.rows is not None and args.rows <= 0:
         raise BnnError("--rows must be positive")
-    report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding)))
+    report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding),
+                                                                       popcount=PopcountStrategy[args.kernel.upper()]))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
