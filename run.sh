@@ -40,7 +40,18 @@ ensure_venv() {
     fi
     local py
     py=$(find_python)
-    [ -x .venv/bin/python ] || { echo "==> creating .venv"; "$py" -m venv .venv; }
+    if [ ! -x .venv/bin/python ]; then
+        echo "==> creating .venv"
+        if ! "$py" -m venv .venv 2>/dev/null; then
+            # Debian's python3 ships venv separately
+            rm -rf .venv
+            local sudo=""
+            [ "$(id -u)" -ne 0 ] && sudo="sudo"
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+            "$py" -m venv .venv
+        fi
+    fi
     echo "==> installing bnnembed and its dependencies into .venv (torch==2.13.0, CPU build)"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     .venv/bin/python -m pip install -q "torch==2.13.0"
