@@ -137,6 +137,18 @@ def register_files(path: str, *names: str) -> None:
     write_manifest(path, manifest)
 
 
+def update_metrics(path: str, key: str, block: dict) -> None:
+    """Add or replace one block of metrics.json (e.g. ``certification``) and re-hash it."""
+    mpath = os.path.join(path, METRICS)
+    with open(mpath) as fh:
+        metrics = json.load(fh)
+    metrics[key] = block
+    with open(mpath, "w") as fh:
+        json.dump(metrics, fh, indent=2)
+        fh.write("\n")
+    register_files(path, METRICS)
+
+
 def read_manifest(path: str) -> dict:
     mpath = os.path.join(path, MANIFEST)
     if not os.path.isdir(path):

@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from . import __version__
-from .artifact import METRICS, SPLIT, write_artifact, write_manifest, read_manifest
+from .artifact import METRICS, SPLIT, write_artifact
 from .calibrate import Centers, PairScores, calibrate, decisions_at, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs
@@ -265,20 +264,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
     return BuildResult(out, metrics, notes)
 
 
-def update_metrics(path: str, key: str, block: dict) -> None:
-    """Add or replace one block of metrics.json and re-hash it in the manifest."""
-    mpath = os.path.join(path, METRICS)
-    with open(mpath) as fh:
-        metrics = json.load(fh)
-    metrics[key] = block
-    with open(mpath, "w") as fh:
-        json.dump(metrics, fh, indent=2)
-        fh.write("\n")
-    write_manifest(path, read_manifest(path))
-
-
 def _jsonable(v):
     return v.item() if hasattr(v, "item") else v
 
 
-__all__ = ["BuildConfig", "BuildResult", "build_artifact", "update_metrics", "__version__"]
+__all__ = ["BuildConfig", "BuildResult", "build_artifact"]

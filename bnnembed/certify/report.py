@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..artifact import METRICS, register_files
+from ..artifact import METRICS, update_metrics
 
 
 def update_metrics_certification(artifact_dir: str, summary: dict) -> dict:
@@ -16,15 +16,8 @@ def update_metrics_certification(artifact_dir: str, summary: dict) -> dict:
     the new block.
     """
     path = os.path.join(artifact_dir, METRICS)
-    metrics = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            metrics = json.load(fh)
-    block = dict(metrics.get("certification") or {})
+    with open(path) as fh:
+        block = dict(json.load(fh).get("certification") or {})
     block.update(summary)
-    metrics["certification"] = block
-    with open(path, "w") as fh:
-        json.dump(metrics, fh, indent=2)
-        fh.write("\n")
-    register_files(artifact_dir, METRICS)
+    update_metrics(artifact_dir, "certification", block)
     return block
