@@ -141,6 +141,24 @@ def qemu_link_command(machine_name: str, elf: Path, out_file: Path, port: int) -
     ]
 
 
+def _run_linked_qemu(machine_name: str, elf: Path, work: Path, out_name: str, port: int, n_rows: int,
+                     what: str, timeout: float | None) -> tuple[subprocess.CompletedProcess, str, float]:
+    """Run QEMU with the UART linked to 127.0.0.1:port under a timeout; returns (process, output, seconds)."""
+    out_file = work / out_name
+    if out_file.exists():
+        out_file.unlink()
+    if timeout is None:
+        timeout = 120.0 + 0.5 * n_rows
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BnnError(f"{machine_name}: the {what} did not finish within {timeout:.0f} s (QEMU killed)") from None
+    seconds = time.perf_counter() - t0
+    return proc, (out_file.read_text() if out_file.exists() else ""), seconds
+
+
 def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
                      timeout: float | None = None) -> DeviceRun:
     """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``."""
@@ -149,19 +167,7 @@ def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, wor
     work = Path(workdir)
     X = np.ascontiguousarray(X, dtype=np.float32)
     write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
-    out_file = work / "sim_out.txt"
-    if out_file.exists():
-        out_file.unlink()
-    if timeout is None:
-        timeout = 120.0 + 0.5 * len(X)
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BnnError(f"{machine_name}: the firmware did not finish within {timeout:.0f} s (QEMU killed)") from None
-    seconds = time.perf_counter() - t0
-    text = out_file.read_text() if out_file.exists() else ""
+    proc, text, seconds = _run_linked_qemu(machine_name, elf, work, "sim_out.txt", port, len(X), "firmware", timeout)
     if f"{SIM_SENTINEL} rows={len(X)}" not in text:
         tail = "\n".join((text + proc.stderr).strip().splitlines()[-6:])
         raise BnnError(f"firmware on {machine_name} did not finish (exit {proc.returncode}, no {SIM_SENTINEL}):\n{tail}")
@@ -236,19 +242,8 @@ def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, work
     X = np.asarray(X, dtype=np.float32)
     # %.9g round-trips every float32 through the firmware's strtof
     (work / "bnn_console.txt").write_text("".join(",".join(f"{float(v):.9g}" for v in row) + "\n" for row in X))
-    out_file = work / "app_out.txt"
-    if out_file.exists():
-        out_file.unlink()
-    if timeout is None:
-        timeout = 120.0 + 0.5 * len(X)
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise BnnError(f"{machine_name}: the example did not finish within {timeout:.0f} s (QEMU killed)") from None
-    seconds = time.perf_counter() - t0
-    lines = (out_file.read_text() if out_file.exists() else "").splitlines()
+    proc, text, seconds = _run_linked_qemu(machine_name, elf, work, "app_out.txt", port, len(X), "example", timeout)
+    lines = text.splitlines()
     if APP_SENTINEL not in lines or not lines[0].startswith("bnnembed ready"):
         tail = "\n".join((lines + proc.stderr.splitlines())[-6:])
         raise BnnError(f"example on {machine_name} did not finish (exit {proc.returncode}, no {APP_SENTINEL}):\n{tail}")
