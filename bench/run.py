@@ -233,8 +233,7 @@ def dense_device(kind: str, sources, extra_flags, machine_name: str, X: np.ndarr
     cc = require_tool(tc.cc, tc.apt)
     elf = work / "dense.elf"
     cmd = [cc, *tc.base_flags, *machine.cflags, "-O2", "-std=c99", "-Wall", f"-I{work}", *extra_flags,
-           f"-Wl,--defsym=__flash={machine.flash[0]:#x}", f"-Wl,--defsym=__flash_size={machine.flash[1]:#x}",
-           f"-Wl,--defsym=__ram={machine.ram[0]:#x}", f"-Wl,--defsym=__ram_size={machine.ram[1]:#x}",
+           *machine.memory_map_flags(),
            *sources, str(HERE / "c" / "dense_main.c"), "-lm", "-o", str(elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -110,6 +110,11 @@ class Machine:
     def flash_bytes(self) -> int:
         return self.flash[1]
 
+    def memory_map_flags(self) -> list[str]:
+        """Linker flags placing flash and RAM for picolibc's default linker script."""
+        return [f"-Wl,--defsym=__flash={self.flash[0]:#x}", f"-Wl,--defsym=__flash_size={self.flash[1]:#x}",
+                f"-Wl,--defsym=__ram={self.ram[0]:#x}", f"-Wl,--defsym=__ram_size={self.ram[1]:#x}"]
+
 
 def _arm(name, core, mcpu, fp, flash, ram, shift, note=""):
     flags = (f"-mcpu={mcpu}",) + fp
@@ -197,10 +202,7 @@ def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
            *options.extra_cflags]
     if machine.qemu:
         cmd += [
-            f"-Wl,--defsym=__flash={machine.flash[0]:#x}",
-            f"-Wl,--defsym=__flash_size={machine.flash[1]:#x}",
-            f"-Wl,--defsym=__ram={machine.ram[0]:#x}",
-            f"-Wl,--defsym=__ram_size={machine.ram[1]:#x}",
+            *machine.memory_map_flags(),
         ]
     cmd += [*sources, "-o", str(elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)

@@ -117,8 +117,7 @@ def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
            f"-DBNN_MODEL_TAG={model_tag(artifact.model_hash):#x}u", f"-DBNN_SESSION={session:#x}u",
            *uart_flags(machine_name), f"-DBNN_SIM_REPORT={int(link.report)}",
            f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
-           f"-Wl,--defsym=__flash={m.flash[0]:#x}", f"-Wl,--defsym=__flash_size={m.flash[1]:#x}",
-           f"-Wl,--defsym=__ram={m.ram[0]:#x}", f"-Wl,--defsym=__ram_size={m.ram[1]:#x}",
+           *m.memory_map_flags(),
            *extra_cflags, *sources, "-o", str(elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     if proc.returncode != 0:
@@ -226,8 +225,7 @@ def compile_example_app(artifact, machine_name: str, workdir, *, session: int, b
            f"-I{project / 'src'}", f"-I{lib}", f"-DBNN_POPCOUNT_STRATEGY={int(brd.popcount)}",
            f"-DBNN_SESSION={session:#x}u", *uart_flags(machine_name), f"-DBNN_APP_REPORT={int(link.report)}",
            f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
-           f"-Wl,--defsym=__flash={m.flash[0]:#x}", f"-Wl,--defsym=__flash_size={m.flash[1]:#x}",
-           f"-Wl,--defsym=__ram={m.ram[0]:#x}", f"-Wl,--defsym=__ram_size={m.ram[1]:#x}",
+           *m.memory_map_flags(),
            *map(str, sources), "-o", str(elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
     if proc.returncode != 0:

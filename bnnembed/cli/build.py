@@ -9,7 +9,7 @@ import sys
 from ..errors import BnnError
 
 
-def _data_args(p: argparse.ArgumentParser, positive_help: str = "label value(s) that mean yes") -> None:
+def add_data_args(p: argparse.ArgumentParser, positive_help: str = "label value(s) that mean yes") -> None:
     p.add_argument("--data", required=True, metavar="SRC",
                    help="breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz")
     p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV (default: label)")
@@ -41,7 +41,7 @@ def register(sub) -> None:
         "integer models, calibrate their thresholds with a Clopper-Pearson guarantee, and write the "
         "artifact directory with metrics.json and risk-coverage plots.",
     )
-    _data_args(p, "label value(s) that mean yes, e.g. 1 or 5,6,7,8,9 (built-in default: malignant / 0)")
+    add_data_args(p, "label value(s) that mean yes, e.g. 1 or 5,6,7,8,9 (built-in default: malignant / 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
     p.add_argument("--dnn", default=None, metavar="PATH",
                    help="the DNN: .onnx or TorchScript .pt (default: train a small MLP and store it as ONNX)")
@@ -67,7 +67,7 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="measure an artifact's bounds against its DNN on data",
                        description="Coverage, disagreements and their Clopper-Pearson bound on every row of SRC.")
     p.add_argument("artifact", metavar="DIR")
-    _data_args(p)
+    add_data_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
@@ -77,7 +77,7 @@ def register(sub) -> None:
                        description="Writes FILE.csv with columns row,bound,final,source: bound in yes/no/unknown, "
                        "final in yes/no, source bnn (a bound answered) or dnn (deferred to the DNN).")
     p.add_argument("artifact", metavar="DIR")
-    _data_args(p)
+    add_data_args(p)
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.add_argument("--engine", choices=Engine.ALL, default=Engine.NUMPY,
                    help="numpy reference, or the generated firmware under QEMU (default numpy)")

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .build import add_data_args
+
 
 def _positive_float(text: str) -> float:
     v = float(text)
@@ -24,9 +26,7 @@ def register(sub) -> None:
         "See docs/certification.md.",
     )
     p.add_argument("artifact", metavar="DIR")
-    p.add_argument("--data", required=True, metavar="SRC", help="breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz")
-    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV (default: label)")
-    p.add_argument("--positive", default=None, metavar="V[,V...]", help="label value(s) that mean yes")
+    add_data_args(p)
     p.add_argument("--rows", default=None, metavar="SPEC",
                    help="rows to certify, e.g. 0-99,120 (default: the artifact's test split, else all rows)")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="stop after N decided rows (default 200)")
