@@ -36,7 +36,7 @@ class BuildConfig:
     delta: float = 0.05
     seed: int = 0
     bits_per_feature: int | None = None
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None
     epochs: int | None = None
     augment: int | None = None
     asymmetry: float = 4.0
@@ -55,6 +55,15 @@ class BuildResult:
 def auto_bits_per_feature(n_features: int) -> int:
     """About 256 input bits for small tables, at least 2 bits a feature for images."""
     return int(np.clip(round(256 / max(n_features, 1)), 2, 8))
+
+
+def auto_hidden(n_bits: int) -> tuple[int, ...]:
+    """64-32 hidden neurons up to 512 input bits, else 256-256.
+
+    Measured (docs/cnf.md): on digits 5..9 and breast_cancer, 64-32 bounds reach the coverage of
+    256-256 ones (93.8% vs 94.4%, 96.5% vs 92.3%) while their exact explanations are tractable
+    (seconds instead of minutes); MNIST-sized inputs keep the wider layers."""
+    return (64, 32) if n_bits <= 512 else (256, 256)
 
 
 def auto_augment(n_train: int) -> int:
@@ -143,7 +152,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
 
     # --- the bounds ----------------------------------------------------------------------
     epochs = cfg.epochs or auto_epochs(len(X_fit))
-    tcfg = TrainConfig(hidden=tuple(cfg.hidden), epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed)
+    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(encoder.n_bits)
+    tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed)
     models: dict[str, BoundMLP] = {}
     jobs = [("upper", y_fit, tcfg), ("lower", ~y_fit, tcfg)]
     if cfg.baseline:
@@ -222,7 +232,7 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
         "baseline": baseline_block,
         "torch_numpy_mismatches": mismatches,
         "torch_numpy_rows_checked": int(len(check_rows)),
-        "model": {"input_bits": encoder.n_bits, "bits_per_feature": k_bits, "hidden": list(cfg.hidden),
+        "model": {"input_bits": encoder.n_bits, "bits_per_feature": k_bits, "hidden": list(hidden),
                   "epochs": epochs, "asymmetry": cfg.asymmetry,
                   "upper_shape": upper.shape, "lower_shape": lower.shape},
         "build_seconds": None,

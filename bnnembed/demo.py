@@ -81,9 +81,9 @@ def run_demo(out: str, data: str = "digits", positive: str | None = "5,6,7,8,9",
         print("no row was decided on the device; nothing to explain")
         return 0
     png = os.path.join(out, f"explanation-row{decided}.png")
-    # a small conflict budget keeps the demo quick: the explanation is still sufficient (checked by
-    # the solver); features whose removal could not be settled in time are kept and reported
-    argv = ["explain", art, "--data", data, "--row", str(decided), "--budget", "300"]
+    # a time budget keeps the demo quick: the explanation is always sufficient (proven); features
+    # whose removal could not be settled in time are kept and reported (then it is not proven minimal)
+    argv = ["explain", art, "--data", data, "--row", str(decided), "--seconds", "10"]
     if _is_image(art):
         argv += ["--png", png]
     if rc := _run(argv):

@@ -50,8 +50,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     p.add_argument("--bits-per-feature", type=int, default=None, metavar="K",
                    help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
-    p.add_argument("--hidden", type=_hidden, default=(256, 256), metavar="W,W",
-                   help="hidden binary layer widths (default 256,256)")
+    p.add_argument("--hidden", type=_hidden, default=None, metavar="W,W",
+                   help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256; "
+                        "smaller bounds have much faster exact explanations)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: from the data size)")
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")

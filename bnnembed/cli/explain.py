@@ -37,6 +37,9 @@ def register(sub) -> None:
     p.add_argument("--budget", type=int, default=2000, metavar="N",
                    help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
                         "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
+    p.add_argument("--seconds", type=float, default=30.0, metavar="S",
+                   help="time budget of one abductive explanation (default 30; 0 = none). Features not "
+                        "tested in time are kept: the explanation stays sufficient, flagged not proven minimal")
     p.add_argument("--label", default=None, help="label column of a CSV source")
     p.add_argument("--png", metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
@@ -100,10 +103,10 @@ def run_explain(args) -> int:
 
         ds = _load_rows(args, art)
         n = explain_all(art.path, ds.X, args.out, kind=args.kind, scope=args.scope, workers=args.workers,
-                        backend=args.backend)
+                        backend=args.backend, budget=args.budget, seconds=args.seconds or None)
         print(f"wrote {n} explanations to {args.out}")
         return 0
-    with Explainer(art, backend=args.backend, budget=args.budget) as ex:
+    with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:
         if args.id:
             case = ex.case_from_id(args.id)
         else:

@@ -112,9 +112,11 @@ def raw_for_levels(art: Artifact, x: np.ndarray | None, levels: np.ndarray) -> n
 class Explainer:
     """Explanations and robustness verdicts for one artifact, cached by decision id."""
 
-    def __init__(self, art: Artifact, backend: str = "card", use_store: bool = True, budget: int = 2_000) -> None:
+    def __init__(self, art: Artifact, backend: str = "card", use_store: bool = True, budget: int = 2_000,
+                 seconds: float | None = None) -> None:
         self.art = art
         self.oracle = Oracle(art, backend=backend, budget=budget)
+        self.seconds = seconds  # time budget of one abductive explanation's exact phase (None: none)
         self.store = ExplanationStore(art.path, art.model_hash) if use_store else None
 
     def close(self) -> None:
@@ -212,7 +214,7 @@ class Explainer:
             out["scope"] = scope.value
             out["n_features"] = self.oracle.n_features
             if kind is Kind.ABDUCTIVE:
-                feats, undecided = abductive(self.oracle, case.levels, target)
+                feats, undecided = abductive(self.oracle, case.levels, target, self.seconds)
                 out["features"] = [self.feature_entry(f, int(case.levels[f])) for f in feats]
                 out["size"] = len(feats)
                 out["minimal"] = not undecided

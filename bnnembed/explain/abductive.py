@@ -10,28 +10,33 @@ feature anywhere) keeps the target, i.e. ``CNF AND x_S = v_S AND NOT target`` is
     # phase 1, cheap and sound: free a feature while interval propagation still proves the target
     for f in order:
         if IBP proves target with S \\ {f} pinned:  S <- S \\ {f}
-    # phase 2, exact: plain deletion with the SAT oracle
+    # phase 2, exact: plain deletion with the oracle (a SAT probe for counterexamples, then the
+    # exact branch and bound of bab.py for proofs, then SAT with the rest of the conflict budget)
     for f in order, f in S:
-        if a numpy attack breaks the target with S \\ {f} pinned:  keep f     # no SAT call needed
-        elif SAT(CNF, S \\ {f} pinned, NOT target) is UNSAT:        S <- S \\ {f}
+        if a numpy attack breaks the target with S \\ {f} pinned:  keep f     # no oracle call needed
+        elif the oracle proves the target with S \\ {f} pinned:      S <- S \\ {f}
     return S
 
 ``S`` stays sufficient throughout (phase 1 only drops what interval propagation proves, phase 2
-only what the solver proves), and it is minimal: a feature kept at its test was needed for a
+only what the oracle proves), and it is minimal: a feature kept at its test was needed for a
 superset of the final ``S``, so by monotonicity it is needed for ``S``.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from .oracle import Oracle, Target, ranges_fixed
 
 
-def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[list[int], list[int]]:
+def abductive(oracle: Oracle, levels: np.ndarray, target: Target,
+              seconds: float | None = None) -> tuple[list[int], list[int]]:
     """A sufficient set of (kept) features for ``target`` at ``levels``, and the features whose
-    removal the solver could not decide within its conflict budget (kept, conservatively). When
-    that second list is empty the set is subset-minimal."""
+    removal could not be decided within the budgets (kept, conservatively). When that second
+    list is empty the set is subset-minimal. ``seconds`` bounds the exact phase: when it runs
+    out, the features not yet tested are kept and listed as undecided."""
     levels = np.asarray(levels, dtype=np.int64)
     if not oracle.holds(levels, target)[0]:
         raise ValueError("the target does not hold on this input")
@@ -58,10 +63,15 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[list[
             for b in trial:
                 sums[b] = list(trial[b])
 
-    # phase 2: deletion with the SAT oracle
+    # phase 2: deletion with the exact oracle
     undecided = []
+    deadline = None if seconds is None else time.perf_counter() + seconds
+    oracle.box_search.deadline = deadline
     for f in order:
         if f not in S:
+            continue
+        if deadline is not None and time.perf_counter() > deadline:
+            undecided.append(f)
             continue
         rest = S - {f}
         free = [g for g in range(oracle.n_features) if g not in rest]
@@ -72,4 +82,5 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target) -> tuple[list[
             S = rest
         elif verdict is None:
             undecided.append(f)
+    oracle.box_search.deadline = None
     return sorted(S), undecided

@@ -16,11 +16,11 @@ from tqdm import tqdm
 _WORKER = {}
 
 
-def _init(path: str, backend: str) -> None:
+def _init(path: str, backend: str, budget: int, seconds: float | None) -> None:
     from ..artifact import load_artifact
     from . import Explainer
 
-    _WORKER["ex"] = Explainer(load_artifact(path), backend=backend, use_store=False)
+    _WORKER["ex"] = Explainer(load_artifact(path), backend=backend, use_store=False, budget=budget, seconds=seconds)
 
 
 def _one(job):
@@ -32,7 +32,8 @@ def _one(job):
 
 
 def explain_all(path: str, X: np.ndarray, out: str, kind: str = "abductive", scope: str = "bound",
-                workers: int = 1, backend: str = "card", progress: bool = True) -> int:
+                workers: int = 1, backend: str = "card", progress: bool = True, budget: int = 2_000,
+                seconds: float | None = None) -> int:
     """Explain every row of ``X``; write JSON lines (``{"row": i, ...explanation}``) to ``out``."""
     from ..artifact import load_artifact
     from ..explain_store import ExplanationStore
@@ -42,11 +43,11 @@ def explain_all(path: str, X: np.ndarray, out: str, kind: str = "abductive", sco
     results = {}
     with ExplanationStore(path, art.model_hash) as store, open(out, "w") as fh:
         if workers <= 1:
-            _init(path, backend)
+            _init(path, backend, budget, seconds)
             it = map(_one, jobs)
             pool = None
         else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(path, backend))
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(path, backend, budget, seconds))
             it = pool.map(_one, jobs, chunksize=4)
         try:
             nxt = 0

@@ -94,7 +94,7 @@ class Oracle:
     """Incremental SAT over an artifact's CNFs, with features addressed by level ranges."""
 
     def __init__(self, art: Artifact, backend: "Backend | str" = "card", budget: int = 2_000,
-                 max_points: int = 1 << 14) -> None:
+                 max_points: int = 64, probe: int = 0, node_budget: int = 200_000) -> None:
         self.art = art
         self.meta = read_cnf_meta(art.path, art.model_hash)
         self.encoding = CardEncoding(self.meta["encoding"])
@@ -113,8 +113,11 @@ class Oracle:
         self.load_seconds = 0.0
         self.budget = budget  # conflicts per query (0 = none)
         self._order_added = False
-        self.max_points = max_points  # enumerate free spaces up to this size in numpy (0 = SAT only)
+        self.max_points = max_points  # branch-and-bound leaves of at most this many points are enumerated (0 = SAT only)
         self._acts = {int(v): 1e30 for v in self.x_vars}
+        self._box_search = None
+        self.probe = probe  # conflicts of the SAT probe that runs before the branch and bound
+        self.node_budget = node_budget  # branch-and-bound nodes per query
 
     def close(self) -> None:
         self.solver.delete()
@@ -224,15 +227,28 @@ class Oracle:
     def check(self, ranges: dict[int, tuple[int, int]], target: Target) -> tuple[bool | None, np.ndarray | None]:
         """Does pinning ``ranges`` (features not listed are free) force the target?
 
-        ``(True, None)``: yes (UNSAT); ``(False, levels)``: no, with the levels of a valid input
-        inside the ranges that breaks it; ``(None, None)``: the conflict budget ran out.
-        The input variables get the highest activity before each call, so the solver decides
-        free inputs first and every neuron then follows by propagation.
+        ``(True, None)``: yes; ``(False, levels)``: no, with the levels of a valid input inside the
+        ranges that breaks it; ``(None, None)``: every budget ran out. A portfolio, cheapest first:
+        a short SAT probe (``probe`` conflicts; CDCL finds counterexamples fast but rarely proves
+        these queries), then the exact branch and bound of :mod:`~bnnembed.explain.bab` (proofs),
+        then SAT with the rest of the conflict budget.
         """
-        if self.max_points:
-            verdict, levels = self.enumerate_box(ranges, target, self.max_points)
+        if self.probe and (self.budget == 0 or self.budget > self.probe):
+            verdict, levels = self._sat(ranges, target, self.probe)
             if verdict is not None:
                 return verdict, levels
+        if self.max_points:
+            lo, hi = self.box(ranges)
+            verdict, levels = self.box_search.decide(lo, hi, target)
+            if verdict is not None:
+                return verdict, levels
+        return self._sat(ranges, target, self.budget)
+
+    def _sat(self, ranges, target: Target, budget: int) -> tuple[bool | None, np.ndarray | None]:
+        """One SAT call under assumptions; ``budget`` conflicts (0 = none).
+
+        The input variables get the highest activity before each call, so the solver decides
+        free inputs first and every neuron then follows by propagation."""
         assume = self.assumptions(ranges) + [self.neg_target_assumption(target)]
         if self._acts is not None:
             try:
@@ -240,8 +256,8 @@ class Oracle:
             except NotImplementedError:  # pragma: no cover - solver without the call
                 self._acts = None
         t0 = time.perf_counter()
-        if self.budget:
-            self.solver.conf_budget(self.budget)
+        if budget:
+            self.solver.conf_budget(budget)
             sat = self.solver.solve_limited(assumptions=assume)
         else:
             sat = self.solver.solve(assumptions=assume)
@@ -256,11 +272,22 @@ class Oracle:
 
     def counterexample(self, ranges: dict[int, tuple[int, int]], target: Target) -> np.ndarray | None:
         """Pure SAT, no budget: counterexample levels, or None when the ranges force the target."""
-        budget, points, self.budget, self.max_points = self.budget, self.max_points, 0, 0
-        try:
-            return self.check(ranges, target)[1]
-        finally:
-            self.budget, self.max_points = budget, points
+        return self._sat(ranges, target, 0)[1]
+
+    @property
+    def box_search(self):
+        if self._box_search is None:
+            from .bab import BoxSearch
+            self._box_search = BoxSearch(self, leaf_points=self.max_points, node_budget=self.node_budget)
+        return self._box_search
+
+    def box(self, ranges: dict[int, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-feature level bounds of ``ranges`` (features not listed are free)."""
+        lo = np.zeros(self.n_features, np.int64)
+        hi = self.n_levels.astype(np.int64).copy()
+        for f, (a, b) in ranges.items():
+            lo[f], hi[f] = a, b
+        return lo, hi
 
     def enumerate_box(self, ranges: dict[int, tuple[int, int]], target: Target,
                       max_points: int) -> tuple[bool | None, np.ndarray | None]:
