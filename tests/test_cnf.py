@@ -11,8 +11,8 @@ import pytest
 from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact
-from bnnembed.cnf import (CardEncoding, cnf_answers, encode_bound, read_dimacs, split_clauses,
-                          write_cnf)
+from bnnembed.cnf import (CardEncoding, clause_matrix, cnf_answers, cnf_decisions, encode_bound,
+                          read_dimacs, split_clauses, write_cnf)
 from bnnembed.data import load_data
 from bnnembed.encoding import fit_thermometer
 from bnnembed.intmodel import BoundNet, IntLayer, bound_answers, forward_trace
@@ -40,6 +40,43 @@ def test_exhaustive_equivalence(encoding, shape):
     np.testing.assert_array_equal(answers, bound_answers(net, X))
     for got, ref in zip(hidden, forward_trace(net, X)):
         np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("encoding", list(CardEncoding))
+def test_cnf_decisions_exhaustive(encoding):
+    """The fast bit-parallel check agrees with numpy on every input, every neuron."""
+    rng = np.random.default_rng(7)
+    net = random_net([11, 9, 6, 1], rng)
+    X = np.array(list(itertools.product([0, 1], repeat=11)), dtype=np.uint8)
+    cnf = encode_bound(net, None, encoding)
+    codes, hidden, n_solved = cnf_decisions(cnf, X, batch=512, hidden=True, sample=X[::97])
+    assert n_solved == 0
+    np.testing.assert_array_equal(codes, bound_answers(net, X).astype(np.int8))
+    for got, ref in zip(hidden, forward_trace(net, X)):
+        np.testing.assert_array_equal(got, ref)
+    # the DIMACS text read back gives the same answers
+    flat = np.array([v for c in cnf.clause_lists() for v in c + [0]], dtype=np.int64)
+    np.testing.assert_array_equal(cnf_decisions(cnf, X, flat)[0], codes)
+
+
+def test_cnf_decisions_catches_broken_cnf():
+    """A missing clause leaves the decision open; an extra one removes models: both reported."""
+    rng = np.random.default_rng(5)
+    net = random_net([10, 6, 1], rng)
+    X = np.array(list(itertools.product([0, 1], repeat=10)), dtype=np.uint8)
+    cnf = encode_bound(net, None)
+    mat = clause_matrix(cnf)
+    ref = bound_answers(net, X).astype(np.int8)
+    d = abs(cnf.decision)
+    weakened = np.delete(mat, np.flatnonzero((np.abs(mat) == d).any(axis=1))[0], axis=0)
+    codes, _, n_solved = cnf_decisions(cnf, X, weakened)
+    assert n_solved > 0 and set(np.unique(codes[codes != ref])) == {2}
+    extra = np.zeros((1, mat.shape[1]), dtype=mat.dtype)
+    extra[0, :2] = [-int(cnf.x_vars[0]), -int(cnf.x_vars[1])]  # forbids x0 = x1 = 1
+    codes, _, _ = cnf_decisions(cnf, X, np.concatenate([mat, extra]))
+    killed = (X[:, 0] == 1) & (X[:, 1] == 1)
+    assert np.all(codes[killed] == -1)
+    np.testing.assert_array_equal(codes[~killed], ref[~killed])
 
 
 def test_adder_size_and_order_constraints():
@@ -91,6 +128,9 @@ def test_equivalence_real_and_random_inputs(digits_artifact):
     cnf = encode_bound(art.upper, art.encoder)
     answers, _, _ = cnf_answers(cnf, bits[:100], clauses=split_clauses(flat))
     np.testing.assert_array_equal(answers, bound_answers(art.upper, bits[:100]))
+    codes, _, n_solved = cnf_decisions(cnf, bits, flat)
+    assert n_solved == 0
+    np.testing.assert_array_equal(codes, bound_answers(art.upper, bits).astype(np.int8))
 
 
 def test_write_cnf_other_encoding(tmp_path, bc_artifact):
