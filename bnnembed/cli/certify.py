@@ -38,6 +38,9 @@ def register(sub) -> None:
                    help="do not pin extra features when an explanation is refuted")
     p.add_argument("--extend-time", type=_positive_float, default=60.0, metavar="S",
                    help="seconds per row for pinning extra features (default 60)")
+    p.add_argument("--explain-seconds", type=_positive_float, default=10.0, metavar="S",
+                   help="time budget of each abductive explanation (default 10; the explanation stays "
+                        "sufficient, only its minimality may be unproven)")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a feature's domain (repeatable; *=LO:HI for every feature)")
     p.add_argument("--domain", action="store_true", help="also run the whole-domain soundness query per bound")
@@ -74,11 +77,15 @@ def run_certify(args) -> int:
         cfg = CertifyConfig(VerifyConfig(margin=args.margin, time_limit=args.time_limit), extend=not args.no_extend,
                             extend_time=args.extend_time)
         progress = _progress(len(rows), args.json)
-        results = certify_rows(art, ds.X, rows, lo, hi, cfg, progress=progress, max_decided=args.limit)
+        from ..explain import Explainer
+
+        with Explainer(art, seconds=args.explain_seconds) as ex:
+            results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
+                                   max_decided=args.limit)
         if progress is not None:
             progress.close()
         summary = summarize(results, min(len(rows), _looked_at(results, rows, args.limit)))
-        summary.update(time_limit=args.time_limit, margin=args.margin)
+        summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds)
         totals.update(summary)
         record["explanations"] = summary
         if args.out:

@@ -56,6 +56,8 @@ def register(sub) -> None:
     p.add_argument("--budget", type=int, default=2000, metavar="N",
                    help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
                         "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
+    p.add_argument("--seconds", type=float, default=30.0, metavar="S",
+                   help="time budget of the query (default 30; 0 = none); out of time the verdict is UNDECIDED")
     p.add_argument("--label", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_verify)
@@ -131,7 +133,7 @@ def run_verify(args) -> int:
     read_cnf_meta(art.path, art.model_hash)
     if args.radius is not None and args.radius < 0:
         raise BnnError("--radius must be >= 0")
-    with Explainer(art, backend=args.backend, budget=args.budget) as ex:
+    with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:
         case = ex.case(_row(_load_rows(args, art), args.row))
         result = ex.verify(case, radius=args.radius, delta=args.delta, scope=args.scope)
     if args.json:

@@ -116,7 +116,7 @@ class Explainer:
                  seconds: float | None = None) -> None:
         self.art = art
         self.oracle = Oracle(art, backend=backend, budget=budget)
-        self.seconds = seconds  # time budget of one abductive explanation's exact phase (None: none)
+        self.seconds = seconds  # time budget of one explanation's exact phase or one verify query (None: none)
         self.store = ExplanationStore(art.path, art.model_hash) if use_store else None
 
     def close(self) -> None:
@@ -284,7 +284,7 @@ class Explainer:
             out["radius"], out["delta"] = radius, delta
             ranges = (radius_ranges(self.oracle, case.levels, radius) if radius is not None
                       else delta_ranges(self.oracle, case.x, delta))
-            verdict, w = robust(self.oracle, ranges, target)
+            verdict, w = robust(self.oracle, ranges, target, self.seconds)
             out["robust"] = verdict  # None: undecided within the conflict budget
             out["counterexample"] = None if w is None else self._witness(case, w, target)
             return out

@@ -82,7 +82,8 @@ class BoxSearch:
         """``(state, unstable)`` of bound ``b`` on a box given its per-feature first-layer ranges
         ``mn``/``mx``: state +1 if the bound surely keeps ``answers`` on the box, -1 if it surely
         breaks it everywhere, 0 if undecided; ``unstable`` marks the first-layer neurons that may
-        go either way (used to pick a split)."""
+        go either way (used to pick a split) and ``room`` how far the output's count range reaches
+        past its threshold on the breaking side (used to visit the likelier child first)."""
         cmin, cmax = mn.sum(1), mx.sum(1)
         T0 = self.o.nets[b].layers[0].thresholds
         on = (cmin >= T0).astype(np.float32)
@@ -94,10 +95,12 @@ class BoxSearch:
             on, off = (lo_c >= T).astype(np.float32), (hi_c < T).astype(np.float32)
         fires, silent = bool(on[0]), bool(off[0])
         if (fires and answers) or (silent and not answers):
-            return 1, None
+            return 1, None, 0.0
         if (fires and not answers) or (silent and answers):
-            return -1, None
-        return 0, unstable0
+            return -1, None, 0.0
+        # how far the output's count range reaches past its threshold on the breaking side
+        room = float(T[0] - lo_c[0]) if answers else float(hi_c[0] - T[0] + 1)
+        return 0, unstable0, room
 
     # ---------------------------------------------------------------- search
     def decide(self, lo: np.ndarray, hi: np.ndarray, target) -> tuple[bool | None, np.ndarray | None]:
@@ -110,30 +113,24 @@ class BoxSearch:
         self.stats.queries += 1
         lo = np.asarray(lo, np.int64).copy()
         hi = np.asarray(hi, np.int64).copy()
+        bad = self.greedy_attack(lo, hi, target)
+        if bad is not None:
+            return False, bad
         tabs = {b: self.feature_ranges(b, lo, hi) for b, _ in target}
-        stack = [(lo, hi, tabs)]
+        stack = [(lo, hi, tabs, self._evaluate(target, lo, tabs))]
         nodes = 0
         while stack:
-            lo, hi, tabs = stack.pop()
+            lo, hi, tabs, evals = stack.pop()
             nodes += 1
             self.stats.nodes += 1
             if nodes > self.node_budget or (self.deadline is not None and nodes % 16 == 0
                                              and time.perf_counter() > self.deadline):
                 self.stats.undecided += 1
                 return None, None
-            spread = None
-            proven = True
-            for b, answers in target:
-                mn, mx = tabs[b]
-                state, unstable = self.bound_box(b, answers, mn, mx)
-                if state == -1 and not self.o.holds(lo[None, :], target)[0]:
-                    return False, lo.copy()  # every point breaks it, so lo does
-                if state != 1:
-                    proven = False
-                    rng = mx - mn
-                    s = rng[unstable].sum(0) if unstable is not None and unstable.any() else rng.sum(0)
-                    spread = s if spread is None else spread + s
-            if proven:
+            if evals is None:  # one bound surely breaks on the whole box
+                return False, lo.copy()
+            spread, _ = evals
+            if spread is None:  # proven
                 continue
             width = hi - lo
             size = float(np.prod((width + 1).astype(np.float64)))
@@ -145,7 +142,8 @@ class BoxSearch:
             spread = np.where(width > 0, spread.astype(np.float64) + 1e-3 * width, -1.0)
             f = int(np.argmax(spread))
             mid = (int(lo[f]) + int(hi[f])) // 2
-            for a, z in ((mid + 1, int(hi[f])), (int(lo[f]), mid)):  # left half popped first
+            children = []
+            for a, z in ((int(lo[f]), mid), (mid + 1, int(hi[f]))):
                 clo, chi = lo.copy(), hi.copy()
                 clo[f], chi[f] = a, z
                 ctabs = {}
@@ -153,8 +151,51 @@ class BoxSearch:
                     mn, mx = tabs[b][0].copy(), tabs[b][1].copy()
                     mn[:, f], mx[:, f] = self.column_range(b, f, a, z)
                     ctabs[b] = (mn, mx)
-                stack.append((clo, chi, ctabs))
+                children.append((clo, chi, ctabs, self._evaluate(target, clo, ctabs)))
+            stack.extend(children[::-1])  # lower levels first (measured: fewer nodes than by room)
         return True, None
+
+    def _evaluate(self, target, lo: np.ndarray, tabs):
+        """Bound a node: None if some target bound surely breaks on the whole box (``lo`` is then a
+        counterexample, checked by numpy), else ``(spread, room)``: ``spread`` the per-feature
+        split scores (None when every target bound is proven) and ``room`` the breaking room."""
+        spread, room = None, 0.0
+        for b, answers in target:
+            mn, mx = tabs[b]
+            state, unstable, r = self.bound_box(b, answers, mn, mx)
+            if state == -1 and not self.o.holds(lo[None, :], target)[0]:
+                return None
+            if state != 1:
+                rng = mx - mn
+                sc = rng[unstable].sum(0) if unstable is not None and unstable.any() else rng.sum(0)
+                spread = sc if spread is None else spread + sc
+                room = max(room, r)
+        return spread, room
+
+    def greedy_attack(self, lo: np.ndarray, hi: np.ndarray, target, start: np.ndarray | None = None,
+                      passes: int = 12) -> np.ndarray | None:
+        """Local search for a counterexample in the box: from ``start`` (default: the middle),
+        repeatedly take the single-feature level change that most lowers the target's margin.
+        Refutations are most of an explanation's queries, and this finds them in a few batched
+        numpy evaluations where depth-first splitting needs thousands of nodes."""
+        x = ((lo + hi) // 2) if start is None else np.clip(start, lo, hi)
+        free = np.flatnonzero(hi > lo)
+        if free.size == 0:
+            return None
+        cur = float(self.o.margin(x[None, :], target)[0])
+        for _ in range(passes):
+            if cur < 0:
+                return x
+            moves = [(f, L) for f in free for L in range(int(lo[f]), int(hi[f]) + 1) if L != x[f]]
+            cand = np.repeat(x[None, :], len(moves), axis=0)
+            for k, (f, L) in enumerate(moves):
+                cand[k, f] = L
+            m = self.o.margin(cand, target)
+            k = int(np.argmin(m))
+            if m[k] >= cur:
+                break
+            x, cur = cand[k], float(m[k])
+        return x if cur < 0 else None
 
     def _enumerate(self, lo: np.ndarray, hi: np.ndarray, target) -> np.ndarray | None:
         free = np.flatnonzero(hi > lo)

@@ -94,7 +94,7 @@ class Oracle:
     """Incremental SAT over an artifact's CNFs, with features addressed by level ranges."""
 
     def __init__(self, art: Artifact, backend: "Backend | str" = "card", budget: int = 2_000,
-                 max_points: int = 64, probe: int = 0, node_budget: int = 200_000) -> None:
+                 max_points: int = 64, probe: int = 500, node_budget: int = 200_000) -> None:
         self.art = art
         self.meta = read_cnf_meta(art.path, art.model_hash)
         self.encoding = CardEncoding(self.meta["encoding"])

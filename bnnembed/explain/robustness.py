@@ -6,15 +6,17 @@ in ``[x_f - delta_f, x_f + delta_f]``, found by encoding those two values). Then
 
     ranges <- per feature, the allowed levels
     if IBP proves the target on ranges:          robust        (sound shortcut, no SAT call)
-    w <- SAT(CNF, ranges, NOT target)
-    if UNSAT:                                    robust
+    w <- the oracle on ranges (SAT probe, exact branch and bound, SAT)
+    if proven:                                   robust
     elif SAT:                                    not robust, counterexample levels w
-    else (conflict budget exhausted):            unknown
+    else (node, conflict or time budget out):    unknown
 
 The caller turns ``w`` into a raw input within the budget and replays it through numpy.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -38,9 +40,15 @@ def delta_ranges(oracle: Oracle, x: np.ndarray, delta) -> dict[int, tuple[int, i
     return {f: (int(lo[f]), int(hi[f])) for f in range(oracle.n_features)}
 
 
-def robust(oracle: Oracle, ranges: dict[int, tuple[int, int]], target: Target) -> tuple[bool | None, np.ndarray | None]:
+def robust(oracle: Oracle, ranges: dict[int, tuple[int, int]], target: Target,
+           seconds: float | None = None) -> tuple[bool | None, np.ndarray | None]:
     """``(True, None)`` if the target holds for every valid input within ``ranges``,
-    ``(False, levels)`` with a counterexample, ``(None, None)`` if the budget ran out."""
+    ``(False, levels)`` with a counterexample, ``(None, None)`` if the budgets ran out
+    (``seconds`` bounds the branch and bound)."""
     if oracle.ibp_entails(ranges, target):
         return True, None
-    return oracle.check(ranges, target)
+    oracle.box_search.deadline = None if seconds is None else time.perf_counter() + seconds
+    try:
+        return oracle.check(ranges, target)
+    finally:
+        oracle.box_search.deadline = None
