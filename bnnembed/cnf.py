@@ -106,6 +106,8 @@ class ClauseSink:
         self.n_lits += len(clause)
         if not self.count_only:
             self._small.append(clause)
+            if len(self._small) >= 1 << 20:  # keep big encodings in numpy, not Python lists
+                self.flush()
 
     def add_block(self, block: np.ndarray) -> None:
         """Clauses as rows of an int array, 0 = padding."""
@@ -500,7 +502,8 @@ def encode_bound(net: BoundNet, encoder: Thermometer | None = None,
     """Encode a bound. ``encoder`` adds the thermometer order constraints (None: free bits).
 
     ``count_only`` counts variables and clauses without keeping them; with ``neurons`` it encodes
-    only the first ``neurons`` of each layer (for extrapolating the size of huge encodings).
+    only the first ``neurons`` of each layer and with ``layers`` (a slice of the layer indices)
+    only those layers (for extrapolating the size of huge encodings, layer by layer).
     """
     encoding = CardEncoding(encoding)
     pool = IDPool()
@@ -512,7 +515,11 @@ def encode_bound(net: BoundNet, encoder: Thermometer | None = None,
     for cl in order_clauses(encoder, n_bits, x_vars):
         sink.add(cl)
     inputs = x_vars
+    chosen = set(range(len(net.layers))[layers if layers is not None else slice(None)])
     for l, layer in enumerate(net.layers):
+        if l not in chosen:
+            inputs = h_vars[l]
+            continue
         w = layer.weight_bits().astype(np.int64)  # 1: agreement iff input bit is 1
         lits = np.where(w == 1, inputs[None, :], -inputs[None, :])
         T = layer.thresholds
