@@ -970,7 +970,9 @@ def cnf_decisions(cnf: BoundCnf, bits: np.ndarray, clauses=None, *, solver: str 
     d_true = (2 * abs(d) + (d < 0)) ^ 1  # row of A: lanes where literal d is true
     h_rows = [2 * np.asarray(h, dtype=np.int64) + 1 for h in cnf.h_vars]
     xv = np.asarray(cnf.x_vars, dtype=np.int64)
-    used = np.flatnonzero(np.diff(prop.occ_ptr) > 0)  # variables that occur in a clause
+    # variables that must get a value: those in a clause, and the decision (a decision variable
+    # in no clause is free, so never accepted here; the solver reports it as "both possible")
+    used = np.union1d(np.flatnonzero(np.diff(prop.occ_ptr) > 0), [abs(d)])
     undecided: list[int] = []
 
     def lanes_of(rows: np.ndarray, width: int) -> np.ndarray:
