@@ -112,7 +112,7 @@ def main() -> None:
                   f"{sum(c['sufficient'] is None for c in checks)} (in {args.check_seconds} s); kept features "
                   f"confirmed needed {sum(c['needed'] for c in checks)}, undecided "
                   f"{sum(c['undecided'] for c in checks)}, refuted 0")
-        for R in (1, 2, 3):
+        for R in (1, 2, 3) if args.robust else ():
             verdicts, ts = [], []
             for i in tqdm(decided[: args.robust], desc=f"robustness R={R}"):
                 r = ex.verify(ex.case(ds.X[i]), radius=R)
