@@ -25,7 +25,7 @@ from .encoding import fit_thermometer
 from .errors import BnnError
 from .intmodel import Decision, bound_scores
 from .metrics import decision_metrics
-from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, torch_threads, train_bound
+from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, train_bound
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,6 @@ def _progress(total: int, desc: str, enabled: bool):
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
                    progress: bool = True) -> BuildResult:
     """Run the whole build and write the artifact directory ``out``."""
-    with torch_threads(1):
-        return _build_artifact(ds, out, cfg, dnn_path, progress)
-
-
-def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool) -> BuildResult:
     t0 = time.time()
     _check_trainable(ds)
     notes: list[str] = []

@@ -18,7 +18,6 @@ rounding included.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,19 +52,6 @@ class _SignSTE(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad * (x.abs() <= 1).to(grad.dtype)
-
-
-@contextmanager
-def torch_threads(n: int = 1):
-    """Run torch with ``n`` intra-op threads. These MLPs are too small to gain from more, and on a
-    busy machine extra OpenMP threads spin against the other jobs: measured, a digits build took
-    13 s with one thread and more than 15 minutes with two while two other jobs ran."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
