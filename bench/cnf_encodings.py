@@ -146,6 +146,7 @@ def run(args) -> None:
             s = load_solver(name, cnf)
             load_s = time.perf_counter() - t0
             out = {"load_s": round(load_s, 1), "timeout_s": args.timeout}
+            rec["solvers"][name] = out  # saved after each family (a run cut short keeps them)
             for fam, first in (("robust", 0), ("local", q)):  # can the answer flip inside the box?
                 out[fam] = []
                 for j in range(q):
@@ -159,6 +160,7 @@ def run(args) -> None:
                         if not inside or bound_answers(net, x)[0] == answers[i]:
                             raise SystemExit(f"{e}/{name}: counterexample of row {i} does not replay")
                     out[fam].append([None if res is None else bool(res), round(dt, 3)])
+                path.write_text(json.dumps(results, indent=1) + "\n")
             out["fixed"] = []
             for i in range(2 * q, 3 * q):  # every input fixed: the negated answer must be UNSAT
                 bits = np.where(rows[i] == 1, xv, -xv).tolist()
@@ -180,6 +182,8 @@ def run(args) -> None:
 
 
 def _fam(rb) -> str:
+    if not rb:
+        return "not run | | "
     return (f"{sum(r is True for r, _ in rb)} / {sum(r is False for r, _ in rb)} / "
             f"{sum(r is None for r, _ in rb)} | {np.median([t for _, t in rb]):.2f} | {sum(t for _, t in rb):.0f}")
 
@@ -204,9 +208,11 @@ def table(path: Path) -> str:
                 lines.append(head + f" — | — | not measured: {rec.get('not_solved', 'not run')} "
                              "| | | | | | |")
             for name, out in rec["solvers"].items():
+                fixed = [t for _, t in out.get("fixed", [])]
+                fixed_ms = f"{np.median(fixed) * 1e3:.1f}" if fixed else "not run"
                 lines.append(
-                    head + f" {SOLVER_NAMES.get(name, name)} | {out['load_s']} | {_fam(out['robust'])} | "
-                    f"{_fam(out['local'])} | {np.median([t for _, t in out['fixed']]) * 1e3:.1f} |")
+                    head + f" {SOLVER_NAMES.get(name, name)} | {out['load_s']} | {_fam(out.get('robust'))} | "
+                    f"{_fam(out.get('local'))} | {fixed_ms} |")
     return "\n".join(lines) + "\n"
 
 
