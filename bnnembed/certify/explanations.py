@@ -159,10 +159,11 @@ def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, lev
 
 def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  cfg: CertifyConfig = CertifyConfig(), explainer=None, progress=None,
-                 max_decided: int | None = None) -> list[CaseResult]:
+                 max_decided: int | None = None, on_result=None) -> list[CaseResult]:
     """Explain every decided row of ``X[rows]`` (up to ``max_decided`` of them) with the bound's
     abductive explanation and try to certify it against the DNN; results are also stored in the
-    artifact's explanation store."""
+    artifact's explanation store and passed to ``on_result`` as they come (a long run cut short
+    keeps what it did)."""
     from ..explain import Explainer
     from ..intmodel import Decision
     from .onnx_net import read_onnx
@@ -199,6 +200,8 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
                            "margin": cfg.verify.margin, "domain": _domain_key(lo, hi)}
                 ex.store.put(case.did, request, cr.to_dict(), res.seconds)
             out.append(cr)
+            if on_result is not None:
+                on_result(cr)
             if progress is not None:
                 progress.update(1)
     finally:

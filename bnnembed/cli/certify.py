@@ -79,19 +79,26 @@ def run_certify(args) -> int:
         progress = _progress(len(rows), args.json)
         from ..explain import Explainer
 
-        with Explainer(art, seconds=args.explain_seconds) as ex:
-            results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
-                                   max_decided=args.limit)
-        if progress is not None:
-            progress.close()
+        out_fh = open(args.out, "w") if args.out else None
+
+        def write_row(case) -> None:  # one line per row as soon as it is done
+            if out_fh is not None:
+                out_fh.write(json.dumps(case.to_dict()) + "\n")
+                out_fh.flush()
+
+        try:
+            with Explainer(art, seconds=args.explain_seconds) as ex:
+                results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
+                                       max_decided=args.limit, on_result=write_row)
+        finally:
+            if out_fh is not None:
+                out_fh.close()
+            if progress is not None:
+                progress.close()
         summary = summarize(results, min(len(rows), _looked_at(results, rows, args.limit)))
         summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds)
         totals.update(summary)
         record["explanations"] = summary
-        if args.out:
-            with open(args.out, "w") as fh:
-                for r in results:
-                    fh.write(json.dumps(r.to_dict()) + "\n")
     if args.domain:
         dcfg = DomainConfig(margin=args.margin, round_time=args.domain_time, max_rounds=args.domain_rounds,
                             total_time=args.domain_time * args.domain_rounds)

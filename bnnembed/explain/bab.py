@@ -28,6 +28,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def level_table(net, enc) -> np.ndarray:
+    """``(n_neurons_0, sum_f (K_f + 1))``: the agreement feature ``f`` at level ``L`` adds to each
+    first-layer neuron of bound ``net`` (bits below ``L`` are 1 and agree where the weight bit is
+    1; bits from ``L`` on are 0 and agree where it is 0)."""
+    w = net.layers[0].weight_bits().astype(np.int64)  # (n_out, n_bits)
+    cols = []
+    for f in range(enc.n_kept):
+        lo, hi = int(enc.offsets[f]), int(enc.offsets[f + 1])
+        wf = w[:, lo:hi]
+        ones = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(wf, 1)], 1)
+        zeros_after = np.concatenate([np.cumsum((1 - wf)[:, ::-1], 1)[:, ::-1],
+                                      np.zeros((w.shape[0], 1), np.int64)], 1)
+        cols.append(ones + zeros_after)  # (n_out, K_f + 1)
+    return np.concatenate(cols, 1)
+
+
 @dataclass
 class BoxStats:
     queries: int = 0

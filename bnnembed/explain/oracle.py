@@ -335,20 +335,9 @@ class Oracle:
     def _level_table(self, bound: Bound) -> np.ndarray:
         """(n_neurons_0, sum_f (K_f+1)) agreement contributed by feature f at level L."""
         if bound not in self._ibp_tables:
-            layer = self.nets[bound].layers[0]
-            w = layer.weight_bits().astype(np.int64)  # (n_out, n_bits)
-            cols = []
-            for f in range(self.n_features):
-                lo, hi = int(self.enc.offsets[f]), int(self.enc.offsets[f + 1])
-                wf = w[:, lo:hi]
-                K = hi - lo
-                # level L: bits < L are 1 (agree iff w = 1), bits >= L are 0 (agree iff w = 0)
-                ones = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(wf, 1)], 1)
-                zeros_after = np.concatenate([np.cumsum((1 - wf)[:, ::-1], 1)[:, ::-1],
-                                              np.zeros((w.shape[0], 1), np.int64)], 1)
-                cols.append(ones + zeros_after)  # (n_out, K+1)
-                assert cols[-1].shape[1] == K + 1
-            self._ibp_tables[bound] = np.concatenate(cols, 1)
+            from .bab import level_table
+
+            self._ibp_tables[bound] = level_table(self.nets[bound], self.enc)
         return self._ibp_tables[bound]
 
     def level_columns(self, f: int) -> slice:
