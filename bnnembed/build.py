@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from .artifact import METRICS, SPLIT, write_artifact
 from .calibrate import Centers, PairScores, calibrate, decisions_at, pair_curve, side_curve
 from .data import Dataset
-from .distill import augment_inputs
+from .distill import augment_inputs, domain_inputs
 from .dnn import load_dnn, train_default_dnn
 from .encoding import fit_thermometer
 from .errors import BnnError
@@ -39,6 +39,7 @@ class BuildConfig:
     hidden: tuple[int, ...] | None = None
     epochs: int | None = None
     augment: int | None = None
+    domain_samples: int = 0  # distillation inputs drawn uniformly from the training box
     asymmetry: float = 4.0
     cal_fraction: float = 0.25
     test_fraction: float = 0.25
@@ -145,6 +146,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
     rng = np.random.default_rng(cfg.seed)
     copies = cfg.augment if cfg.augment is not None else auto_augment(len(tr.X))
     X_aug = augment_inputs(tr.X, copies, rng, ds.image_shape)
+    if cfg.domain_samples:
+        X_aug = np.concatenate([X_aug, domain_inputs(tr.X, cfg.domain_samples, rng)])
     X_fit = np.concatenate([tr.X, X_aug])
     y_fit = np.concatenate([dnn_yes["train"], dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
     bits_fit = encoder.encode(X_fit)
@@ -223,7 +226,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
         "alpha": cfg.alpha,
         "delta": cfg.delta,
         "split": {"train": len(tr.X), "calibration": len(ca.X), "test": len(te.X),
-                  "distillation_inputs": len(X_aug), "seed": cfg.seed},
+                  "distillation_inputs": len(X_aug),
+                  "domain_samples": cfg.domain_samples, "seed": cfg.seed},
         "dnn_accuracy": dnn_accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
         else float(np.mean((test_scores.yes >= centers.yes) == dnn_yes["test"])),

@@ -4,6 +4,10 @@ The bounds learn the DNN's decisions, not the labels, so any plausible input is 
 the DNN has labeled it. For images: copies shifted by up to one pixel with a little noise. For
 tables: copies with Gaussian noise scaled to each feature's spread, and mixup towards a random
 partner. Values stay inside each feature's training range.
+
+For whole-domain soundness (``bnnembed certify --domain``), the bounds must also be right far
+from the data: :func:`domain_inputs` draws points uniformly from the training data's feature box,
+where a bound trained on data alone is often confidently wrong.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ def augment_inputs(X: np.ndarray, copies: int, rng: np.random.Generator,
             mixed = lam * X + (1 - lam) * partner
             out.append(mixed + rng.normal(0, 1, X.shape) * spread * rng.uniform(0.05, 0.3, (len(X), 1)))
     return np.clip(np.concatenate(out), lo, hi).astype(np.float32)
+
+
+def domain_inputs(X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points drawn uniformly from the per-feature min/max box of ``X`` (float32)."""
+    X = np.asarray(X, dtype=np.float32)
+    if n <= 0 or len(X) == 0:
+        return np.zeros((0, X.shape[1]), dtype=np.float32)
+    lo, hi = X.min(0).astype(np.float64), X.max(0).astype(np.float64)
+    return (lo + rng.random((n, X.shape[1])) * (hi - lo)).astype(np.float32)
 
 
 def _shift_images(X: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

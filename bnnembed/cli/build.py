@@ -56,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: from the data size)")
     p.add_argument("--augment", type=int, default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
+    p.add_argument("--domain-samples", type=int, default=0, metavar="N",
+                   help="also distil on N points drawn uniformly from the training rows' feature box, so "
+                        "the bounds stay right far from the data (for 'certify --domain'; default 0)")
     p.add_argument("--asymmetry", type=float, default=4.0,
                    help="cost of a wrong answer relative to a missed one in training (default 4)")
     p.add_argument("--cal-fraction", type=_fraction, default=0.25, help="calibration share of the rows (default 0.25)")
@@ -130,6 +133,7 @@ def run_build(args) -> int:
     ds = _load(args)
     cfg = BuildConfig(alpha=args.alpha, delta=args.delta, seed=args.seed, bits_per_feature=args.bits_per_feature,
                       hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
+                      domain_samples=args.domain_samples,
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
                       baseline=not args.no_baseline)
     if args.bits_per_feature is not None and args.bits_per_feature < 1:
