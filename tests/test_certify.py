@@ -412,3 +412,72 @@ def test_domain_query_tiny(tiny_artifact):
             answers = bound_scores(bound, art.encode(P)) >= r.tau_certified
             yes = dnn.says_yes(P)
             assert not np.any(answers & (yes != (bound.answer == "yes")))
+
+
+# --------------------------------------------------------------------------------------------
+# whole domain by branch and bound over level boxes (cells engine)
+# --------------------------------------------------------------------------------------------
+
+
+def test_cell_search_score_range_and_raw_box_are_sound(tiny_artifact):
+    """On random level boxes, every enumerated cell's exact score lies within the box's score
+    range, and raw points of the box's raw_box encode to levels inside the box."""
+    from bnnembed.artifact import load_artifact
+    from bnnembed.certify.cell_search import _BoundBox, levels_of, raw_box
+    from bnnembed.certify.domain import data_box
+    from bnnembed.data import load_data
+
+    art = load_artifact(tiny_artifact)
+    enc = art.encoder
+    lo, hi = data_box(load_data("breast_cancer").X)
+    K = np.diff(enc.offsets)
+    rng = np.random.default_rng(3)
+    for bound in (art.upper, art.lower):
+        bb = _BoundBox(bound, enc)
+        for _ in range(25):
+            a = rng.integers(0, K + 1)
+            b = np.minimum(K, a + rng.integers(0, 2, len(K)))
+            s_lo, s_hi, _ = bb.score_range(a, b)
+            cells = a + (rng.random((400, len(K))) * (b - a + 1)).astype(np.int64)
+            scores = bound_scores(bound, enc.bits_from_levels(cells))
+            assert s_lo <= scores.min() and scores.max() <= s_hi
+            rlo, rhi, hopen = raw_box(enc, a, b, lo, hi)
+            P = rlo + rng.random((300, len(rlo))) * (rhi - rlo)
+            P = np.where(hopen & (P >= rhi), np.nextafter(rhi, -np.inf), P).astype(np.float32)
+            P = np.clip(P, rlo.astype(np.float32), None)
+            lev = levels_of(enc, P)
+            assert np.all((lev >= a) & (lev <= b))
+
+
+@pytest.mark.slow
+def test_cell_search_domain_tiny(tiny_artifact):
+    """Cells engine on a small box around a row: certified with the smallest sound tau (the
+    counterexample that forced the last raise replays one below it), and 20,000 random points of
+    the box never contradict the certified tau."""
+    from bnnembed.artifact import load_artifact
+    from bnnembed.certify.cell_search import CellSearchConfig, certify_domain_cells
+    from bnnembed.certify.domain import DomainConfig, data_box
+    from bnnembed.data import load_data
+
+    art = load_artifact(tiny_artifact)
+    ds = load_data("breast_cancer")
+    net = read_onnx(art.file("dnn.onnx"))
+    dnn = art.load_dnn()
+    lo, hi = data_box(ds.X)
+    rng = np.random.default_rng(0)
+    for row in (0, 1, 5):
+        x = ds.X[row].astype(np.float64)
+        lo2, hi2 = np.maximum(lo, x - 0.03 * (hi - lo)), np.minimum(hi, x + 0.03 * (hi - lo))
+        for bound in (art.upper, art.lower):
+            r = certify_domain_cells(net, dnn, art.encoder, bound, lo2, hi2, DomainConfig(total_time=120),
+                                     CellSearchConfig(samples=2000), X_seen=ds.X[:50])
+            assert r.certified, r.search
+            assert r.tau_certified >= bound.tau
+            if r.tau_certified > bound.tau:  # forced by a real counterexample at tau_certified - 1
+                c = np.array(r.counterexample["x"], dtype=np.float32)
+                assert bound_scores(bound, art.encode(c[None, :]))[0] == r.tau_certified - 1
+                assert bool(dnn.says_yes(c[None, :])[0]) != (bound.answer == "yes")
+                assert np.all((c >= lo2.astype(np.float32)) & (c <= hi2.astype(np.float32)))
+            P = (lo2 + rng.random((20_000, len(lo2))) * (hi2 - lo2)).astype(np.float32)
+            answers = bound_scores(bound, art.encode(P)) >= r.tau_certified
+            assert not np.any(answers & (dnn.says_yes(P) != (bound.answer == "yes")))

@@ -69,6 +69,7 @@ class DomainResult:
     counterexample: dict | None = None  # last replayed counterexample (raw input, score, DNN output)
     coverage_before: float | None = None
     coverage_after: float | None = None
+    search: dict = field(default_factory=dict)  # engine statistics (nodes, open boxes, ...)
 
     @property
     def certified(self) -> bool:
@@ -86,7 +87,7 @@ class DomainResult:
             "tau_certified": self.tau_certified, "repair_rounds": self.repair_rounds,
             "seconds": round(self.seconds, 2), "coverage_before": self.coverage_before,
             "coverage_after": self.coverage_after, "rounds": self.rounds,
-            "counterexample": self.counterexample,
+            "counterexample": self.counterexample, **({"search": self.search} if self.search else {}),
         }
 
 

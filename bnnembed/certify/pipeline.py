@@ -95,15 +95,31 @@ def default_rows(art: Artifact, ds: Dataset) -> np.ndarray:
     return np.arange(ds.n_rows)
 
 
-def run_domain(art: Artifact, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: DomainConfig) -> dict:
-    """Whole-domain soundness of both bounds with coverage before/after on the test rows."""
+def run_domain(art: Artifact, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: DomainConfig,
+               engine: str = "cells", scfg=None, progress=None) -> dict:
+    """Whole-domain soundness of both bounds with coverage before/after on the test rows.
+
+    ``engine`` ``"cells"`` (default): branch and bound over level boxes with the DNN verified per
+    box (:mod:`.cell_search`); ``"milp"``: one MILP of bound and DNN together (:mod:`.domain`)."""
+    from .cell_search import CellSearchConfig, certify_domain_cells
+
     net = read_onnx(art.file(art.manifest["dnn"]["file"]))
     dnn = art.load_dnn()
     bits = art.encode(ds.X[default_rows(art, ds)])
+    split = split_of(art, ds)
+    seen = ds.X[split["train"]] if split is not None else ds.X
     out = {}
     for name, bound in (("upper", art.upper), ("lower", art.lower)):
-        r = certify_domain(net, dnn, art.encoder, bound, lo, hi, cfg, name=name)
+        if engine == "cells":
+            tick = None if progress is None else (lambda n, s, tau, _name=name: progress(_name, n, s, tau))
+            r = certify_domain_cells(net, dnn, art.encoder, bound, lo, hi, cfg, scfg or CellSearchConfig(),
+                                     name=name, X_seen=seen, progress=tick)
+        else:
+            r = certify_domain(net, dnn, art.encoder, bound, lo, hi, cfg, name=name)
         r.coverage_before = coverage_at(bound, bits, bound.tau)
         r.coverage_after = coverage_at(bound, bits, r.tau_certified)
-        out[name] = r.to_dict()
+        d = r.to_dict()
+        if "tau_reached" in r.search:  # the most a sound threshold could keep
+            d["coverage_at_tau_reached"] = coverage_at(bound, bits, r.search["tau_reached"])
+        out[name] = d
     return out

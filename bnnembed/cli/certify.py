@@ -44,9 +44,16 @@ def register(sub) -> None:
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a feature's domain (repeatable; *=LO:HI for every feature)")
     p.add_argument("--domain", action="store_true", help="also run the whole-domain soundness query per bound")
+    p.add_argument("--domain-engine", choices=("cells", "milp"), default="cells",
+                   help="cells: branch and bound over the bound's level boxes, the DNN verified per box "
+                        "(default); milp: one MILP of bound and DNN together")
     p.add_argument("--domain-time", type=_positive_float, default=300.0, metavar="S",
-                   help="seconds per whole-domain MILP round (default 300)")
-    p.add_argument("--domain-rounds", type=int, default=4, metavar="N", help="repair rounds (default 4)")
+                   help="seconds per bound for the cells engine, per MILP round for the milp engine (default 300)")
+    p.add_argument("--domain-nodes", type=int, default=200_000, metavar="N",
+                   help="level boxes the cells engine may visit per bound (default 200000)")
+    p.add_argument("--domain-rounds", type=int, default=4, metavar="N",
+                   help="repair rounds of the milp engine (default 4; the cells engine raises tau as often as "
+                        "its budget allows)")
     p.add_argument("--no-explanations", action="store_true", help="skip the explanations (with --domain)")
     p.add_argument("--out", default=None, metavar="FILE.jsonl", help="one JSON object per decided row")
     p.add_argument("--no-metrics", action="store_true", help="do not record the totals in metrics.json")
@@ -100,9 +107,20 @@ def run_certify(args) -> int:
         totals.update(summary)
         record["explanations"] = summary
     if args.domain:
+        from ..certify.cell_search import CellSearchConfig
+
+        total = args.domain_time if args.domain_engine == "cells" else args.domain_time * args.domain_rounds
         dcfg = DomainConfig(margin=args.margin, round_time=args.domain_time, max_rounds=args.domain_rounds,
-                            total_time=args.domain_time * args.domain_rounds)
-        dom = run_domain(art, ds, lo, hi, dcfg)
+                            total_time=total)
+        bar = _progress(None, args.json, desc="domain", unit="box")
+        tick = None if bar is None else (lambda name, n, s, tau: (bar.set_postfix_str(f"{name} tau={tau} open={s}"),
+                                                                   bar.update(n - bar.n)))
+        try:
+            dom = run_domain(art, ds, lo, hi, dcfg, args.domain_engine,
+                             CellSearchConfig(node_budget=args.domain_nodes), progress=tick)
+        finally:
+            if bar is not None:
+                bar.close()
         totals["domain"] = dom
         record["domain"] = {k: {kk: vv for kk, vv in v.items() if kk != "rounds"} for k, v in dom.items()}
     if not args.no_metrics and record:
@@ -135,12 +153,12 @@ def _ensure_cnf(art) -> None:
         write_cnf(art.path)
 
 
-def _progress(total: int, quiet: bool):
+def _progress(total: int | None, quiet: bool, desc: str = "certify", unit: str = "row"):
     if quiet or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="certify", unit="row", file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
 
 def format_totals(t: dict) -> str:
@@ -163,4 +181,13 @@ def format_totals(t: dict) -> str:
         lines.append(f"{name} bound on the whole domain: {verdict} (tau {r['tau_before']}), "
                      f"{r['repair_rounds']} repair round(s), {r['seconds']:.1f} s, coverage "
                      f"{cov(r['coverage_before'])} -> {cov(r['coverage_after'])}")
+        srch = r.get("search") or {}
+        if not r["certified"] and "tau_reached" in srch:
+            lines.append(f"  out of budget after {srch['nodes']} boxes ({srch['open_boxes']} open): a sound "
+                         f"tau is at least {srch['tau_reached']}, which keeps coverage "
+                         f"{cov(r.get('coverage_at_tau_reached'))} at most")
+        if r.get("counterexample"):
+            c = r["counterexample"]
+            lines.append(f"  last counterexample: bound score {c['score']}, DNN says {c['dnn_says']} "
+                         f"(output {', '.join(f'{v:.4g}' for v in c['dnn_output'])})")
     return "\n".join(lines)
