@@ -16,6 +16,10 @@ The MILP uses the closed box (``x_f <= t_L`` instead of ``< t_L``): a superset o
 certificate covers ``R_E``; a counterexample on such a face is moved to ``nextafter(t_L, -inf)``
 before it is replayed (:func:`~.dnn_milp.to_float32_in_box`).
 
+The ceiling (reported as ``cell``): a row can only have a certified explanation if the DNN
+gives one decision on the input's whole cell (every kept feature pinned to its level), since
+every explanation's box contains that cell. Each row not certified gets that one extra query.
+
 Extension (optional, reported separately): when ``E`` is refuted, pin more features until the
 DNN is certified. Any superset of a sufficient set is still sufficient for the bound, so the
 extended set ``E'`` explains both the bound and the DNN (it is no longer minimal)::
@@ -81,6 +85,7 @@ class CaseResult:
     explain_seconds: float
     extended: dict | None = None
     dnn_agrees_on_input: bool = True
+    cell_status: str | None = None  # the DNN on the input's whole cell (every feature pinned)
 
     @property
     def status(self) -> str:
@@ -104,6 +109,8 @@ class CaseResult:
         }
         if self.extended is not None:
             d["extended"] = self.extended
+        if self.cell_status is not None:
+            d["cell"] = self.cell_status
         return d
 
 
@@ -192,6 +199,8 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
             res = verify_box(net, dnn, blo, bhi, claim, cfg.verify, hi_open=hopen, start=x)
             cr = CaseResult(int(r), claim, expl, res, t_expl)
             cr.dnn_agrees_on_input = bool(dnn.says_yes(x[None, :])[0]) == (claim == "yes")
+            cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
+                net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify)
             if cfg.extend and res.status != Status.CERTIFIED:
                 cr.extended = extend_until_certified(net, dnn, art.encoder, x.astype(np.float64), case.levels,
                                                      pinned, res, lo, hi, cfg)
@@ -208,6 +217,16 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
         if own:
             ex.close()
     return out
+
+
+def _cell_status(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray, lo, hi, claim: str,
+                 vcfg: VerifyConfig) -> str:
+    """Does the DNN decide the input's whole cell (every kept feature at its level) the same way?
+    If not, no explanation at this encoding can be certified for the input: a diagnostic of the
+    encoding's resolution against the DNN's sensitivity."""
+    pinned = [(f, int(levels[f])) for f in range(enc.n_kept)]
+    blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
+    return verify_box(net, dnn, blo, bhi, claim, vcfg, hi_open=hopen, start=x).status
 
 
 def _domain_key(lo: np.ndarray, hi: np.ndarray) -> str:
@@ -241,6 +260,9 @@ def summarize(results: list[CaseResult], n_rows: int) -> dict:
         "median_explain_seconds": float(np.median([r.explain_seconds for r in results])) if results else 0.0,
         "median_explanation_size": float(np.median([len(r.explanation.get("features", [])) for r in results])) if results else 0.0,
         "dnn_disagrees_on_input": sum(1 for r in results if not r.dnn_agrees_on_input),
+        # the ceiling: rows whose whole cell the DNN decides one way (certifiable at all)
+        "cell_certified": sum(1 for r in results if r.cell_status == Status.CERTIFIED),
+        "cell_refuted": sum(1 for r in results if r.cell_status == Status.REFUTED),
         "methods": {m: sum(1 for r in results if r.result.method == m and r.status == Status.CERTIFIED)
                     for m in ("ibp", "lp", "milp")},
     }

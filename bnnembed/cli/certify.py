@@ -169,6 +169,9 @@ def format_totals(t: dict) -> str:
                      f"(domain: {t['domain_source']}):")
         for k in ("certified", "refuted", "timeout", "spurious"):
             lines.append(f"  {k:<10} {t[k]:>5}  {t[k] / d:6.1%}")
+        lines.append(f"  ceiling: the DNN decides the input's whole cell one way on {t['cell_certified']} "
+                     f"({t['cell_certified'] / d:.1%}); on {t['cell_refuted']} it does not, and no explanation at "
+                     f"this encoding can be certified for them")
         lines.append(f"  certified after pinning more features: {t['certified_after_extension']} "
                      f"({t['certified_after_extension_rate']:.1%})")
         med = t["median_certificate_seconds"]
