@@ -370,6 +370,17 @@ def test_cli_certify_explanations(tiny_artifact, tmp_path, capsys):
             bits = art.encode(c[None, :])
             net_b = art.upper if rec["decision"] == "yes" else art.lower
             assert bound_scores(net_b, bits)[0] >= net_b.tau
+        # the input's cell lies inside every explanation box: a certified box means a certified
+        # cell, and a refuted cell means no extension can be certified
+        if rec["status"] == Status.CERTIFIED:
+            assert rec["cell"] == Status.CERTIFIED
+        if rec.get("cell") == Status.REFUTED:
+            assert rec.get("extended", {}).get("status") != Status.CERTIFIED
+    assert totals["cell_certified"] + totals["cell_refuted"] <= totals["decided"]
+    # the certified share is shown next to the statistical figures by 'eval'
+    capsys.readouterr()
+    assert main(["eval", tiny_artifact, "--data", "breast_cancer"]) == 0
+    assert "certified explanations" in capsys.readouterr().out
 
 
 def test_cli_certify_text_and_errors(tiny_artifact, capsys):
