@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..distill import cell_inputs
 from ..encoding import Thermometer
 from ..explain.bab import level_table
 from ..intmodel import BoundNet, bound_scores
@@ -225,18 +226,8 @@ def _samples(enc: Thermometer, lo: np.ndarray, hi: np.ndarray, X_seen: np.ndarra
     n = scfg.samples
     yield "uniform", (lo + rng.random((n, len(lo))) * (hi - lo)).astype(np.float32)
     if X_seen is not None and len(X_seen):
-        base = X_seen[rng.integers(0, len(X_seen), n)]
-        lev = levels_of(enc, base.astype(np.float32))
-        pts = base.copy()
-        for f in range(enc.n_kept):  # a random point of each row's own interval, per feature
-            col = int(enc.feature_index[f])
-            t = np.concatenate([[lo[col]], enc.feature_thresholds(f).astype(np.float64), [hi[col]]])
-            a = np.maximum(t[lev[:, f]], lo[col])
-            z = np.minimum(t[lev[:, f] + 1], hi[col])
-            pts[:, col] = a + rng.random(n) * np.maximum(z - a, 0)
-        X = pts.astype(np.float32)
-        ok = np.all(levels_of(enc, X) == lev, axis=1)  # drop points rounded onto a threshold
-        yield "cells", X[ok]
+        pts = cell_inputs(X_seen.astype(np.float32), enc, n, rng).astype(np.float64)
+        yield "cells", np.clip(pts, lo, hi).astype(np.float32)  # any point of D may refute
 
 
 def _split_feature(net: PlNet, sides: Sides, claim: str, enc: Thermometer, a, b, rlo, rhi, bound_weight) -> int:
