@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .artifact import METRICS, SPLIT, write_artifact
-from .calibrate import Centers, PairScores, calibrate, decisions_at, pair_curve, side_curve
+from .calibrate import Centers, PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs
 from .dnn import load_dnn, train_default_dnn
@@ -25,7 +25,7 @@ from .encoding import fit_thermometer
 from .errors import BnnError
 from .intmodel import Decision, bound_scores
 from .metrics import decision_metrics
-from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, train_bound
+from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, torch_threads, train_bound
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,11 @@ def _progress(total: int, desc: str, enabled: bool):
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
                    progress: bool = True) -> BuildResult:
     """Run the whole build and write the artifact directory ``out``."""
+    with torch_threads(1):
+        return _build_artifact(ds, out, cfg, dnn_path, progress)
+
+
+def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool) -> BuildResult:
     t0 = time.time()
     _check_trainable(ds)
     notes: list[str] = []
@@ -180,7 +185,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
     def pair_scores(up, lo, split_name):
         return PairScores(bound_scores(up, bits[split_name]), bound_scores(lo, bits[split_name]), dnn_yes[split_name])
 
-    centers = Centers(int(math.ceil(models["upper"].center())), int(math.ceil(models["lower"].center())), n_out)
+    logit0 = Centers(int(math.ceil(models["upper"].center())), int(math.ceil(models["lower"].center())), n_out)
+    centers = median_centers(pair_scores(upper, lower, "train"), logit0)
     cal = calibrate(pair_scores(upper, lower, "calibration"), pair_scores(upper, lower, "train"),
                     centers, cfg.alpha, cfg.delta)
     upper, lower = upper.with_tau(cal.tau_yes), lower.with_tau(cal.tau_no)

@@ -1,7 +1,7 @@
 """Calibration with a guarantee: fixed-sequence testing of Clopper–Pearson bounds over a margin grid.
 
-Both bounds are thresholded relative to their own centre (the score at which the trained
-network's logit is 0): at margin ``m`` the upper bound answers yes iff ``score_yes >= c_yes + m``
+Both bounds are thresholded relative to their own centre (its median score over the training rows
+where its answer is right, :func:`median_centers`): at margin ``m`` the upper bound answers yes iff ``score_yes >= c_yes + m``
 and the lower bound answers no iff ``score_no >= c_no + m``. The grid of margins is the integers
 from ``+n`` (nothing decided) down to ``-n``; it, the centres and the starting point are fixed from
 the training split before the calibration split is looked at.
@@ -80,6 +80,39 @@ class Centers:
     def taus(self, margin: int) -> tuple[int, int]:
         hi = self.score_range + 1
         return (int(np.clip(self.yes + margin, 0, hi)), int(np.clip(self.no + margin, 0, hi)))
+
+
+def alpha_threshold(scores: np.ndarray, correct: np.ndarray, alpha: float) -> tuple[int | None, float]:
+    """``(tau, coverage)``: the score threshold answering the most inputs with at most ``alpha``
+    wrong answers among them (``tau`` None when no threshold achieves that)."""
+    s = np.asarray(scores)
+    ok = np.asarray(correct, bool)
+    if s.size == 0:
+        return None, 0.0
+    order = np.argsort(-s, kind="stable")
+    s, ok = s[order], ok[order]
+    n = np.arange(1, len(s) + 1)
+    last = np.r_[s[1:] != s[:-1], True]  # cut only between distinct scores
+    good = last & (np.cumsum(~ok) <= alpha * n)
+    if not good.any():
+        return None, 0.0
+    i = int(np.flatnonzero(good)[-1])
+    return int(s[i]), float(n[i] / len(s))
+
+
+def median_centers(train: PairScores, fallback: Centers) -> Centers:
+    """Centres at each bound's median score over the training rows where its answer is right.
+
+    A bound's logit-0 point is a poor origin when scores saturate (measured: a digits 5..9 upper
+    bound whose DNN-yes rows nearly all score 31 of 32 had its logit-0 point at 22, so the shared
+    margin that suited the lower bound put the upper's threshold past 32 and it answered
+    nothing). At the median both bounds answer half of the rows they should, so one margin
+    moves both from comparable places. Training data only, so the calibration split's guarantee
+    is untouched; ``fallback`` for a bound with no such rows."""
+    dnn_yes = np.asarray(train.dnn_yes, bool)
+    yes = int(np.floor(np.median(train.yes[dnn_yes]))) if dnn_yes.any() else fallback.yes
+    no = int(np.floor(np.median(train.no[~dnn_yes]))) if (~dnn_yes).any() else fallback.no
+    return Centers(yes, no, fallback.score_range)
 
 
 def decisions_at(scores: PairScores, centers: Centers, margin: int) -> np.ndarray:

@@ -17,7 +17,9 @@ rounding included.
 
 from __future__ import annotations
 
+import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,7 @@ class TrainConfig:
     lr: float = 5e-3
     asymmetry: float = 4.0  # cost of a wrong answer relative to a missed one
     seed: int = 0
+    select_alpha: float = 0.05  # the epoch kept is the one answering most at this wrong-answer rate
 
 
 class _SignSTE(torch.autograd.Function):
@@ -52,6 +55,19 @@ class _SignSTE(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad * (x.abs() <= 1).to(grad.dtype)
+
+
+@contextmanager
+def torch_threads(n: int = 1):
+    """Run torch with ``n`` intra-op threads. These MLPs are too small to gain from more, and on a
+    busy machine extra OpenMP threads spin against the other jobs: measured, a digits build took
+    13 s with one thread and more than 15 minutes with two while two other jobs ran."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +168,8 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     model.train()
+    probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 1))[:8192]
+    best = (-1.0, None)
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), cfg.batch_size):
@@ -164,10 +182,32 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             opt.step()
             sched.step()
             model.clip_weights()
+        quality = _answer_coverage(model, x[probe], t[probe], cfg.select_alpha)
+        if quality >= best[0]:  # ties: the later epoch (trained longer, measured to generalise better)
+            best = (quality, copy.deepcopy(model.state_dict()))
         if progress is not None:
             progress.update(1)
+    if best[1] is not None:
+        model.load_state_dict(best[1])
     model.eval()
+    model.selection_coverage = best[0]
     return model
+
+
+def _answer_coverage(model: BoundMLP, x: torch.Tensor, t: torch.Tensor, alpha: float) -> float:
+    """Share of ``x`` the bound could answer with at most ``alpha`` wrong answers among them, in
+    eval mode.
+
+    Binary training is chaotic: keeping the best epoch by this figure (on training inputs only)
+    makes the result robust to late collapses of a run."""
+    from .calibrate import alpha_threshold
+
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        s = model.scores(x).numpy()
+    model.train(was)
+    return alpha_threshold(s, t.numpy() > 0.5, alpha)[1]
 
 
 def fold_neuron_thresholds(norm: ThresholdNorm, n_in: int) -> tuple[np.ndarray, np.ndarray]:
