@@ -492,3 +492,34 @@ def test_cell_search_domain_tiny(tiny_artifact):
             P = (lo2 + rng.random((20_000, len(lo2))) * (hi2 - lo2)).astype(np.float32)
             answers = bound_scores(bound, art.encode(P)) >= r.tau_certified
             assert not np.any(answers & (dnn.says_yes(P) != (bound.answer == "yes")))
+
+
+def test_cli_certify_domain_cells(tiny_artifact, capsys):
+    """`certify --domain` (cells engine) from the command line on a domain shrunk with --range:
+    per bound the documented keys, consistent coverage figures, and the eval line."""
+    from bnnembed.artifact import load_artifact
+    from bnnembed.cli import main
+    from bnnembed.data import load_data
+
+    ds = load_data("breast_cancer")
+    x = ds.X[3]
+    names = load_artifact(tiny_artifact).feature_names
+    ranges = []
+    lo, hi = ds.X.min(0), ds.X.max(0)
+    for j, name in enumerate(names):
+        w = 0.02 * (hi[j] - lo[j])
+        ranges += ["--range", f"{name}={float(max(lo[j], x[j] - w))!r}:{float(min(hi[j], x[j] + w))!r}"]
+    rc = main(["certify", tiny_artifact, "--data", "breast_cancer", "--domain", "--no-explanations",
+               "--domain-time", "120", "--json", *ranges])
+    assert rc == 0
+    dom = json.loads(capsys.readouterr().out)["domain"]
+    art = load_artifact(tiny_artifact)
+    for name, bound in (("upper", art.upper), ("lower", art.lower)):
+        r = dom[name]
+        assert {"certified", "tau_before", "tau_certified", "repair_rounds", "seconds", "coverage_before",
+                "coverage_after", "search"} <= set(r)
+        assert r["tau_before"] == bound.tau
+        if r["certified"]:
+            assert r["tau_certified"] >= r["tau_before"] and r["coverage_after"] <= r["coverage_before"]
+    assert main(["eval", tiny_artifact, "--data", "breast_cancer"]) == 0
+    assert "whole domain, upper bound" in capsys.readouterr().out
