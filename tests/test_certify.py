@@ -430,11 +430,12 @@ def test_domain_query_tiny(tiny_artifact):
 # --------------------------------------------------------------------------------------------
 
 
-def test_cell_search_score_range_and_raw_box_are_sound(tiny_artifact):
+def test_cell_search_score_range_and_level_box_are_sound(tiny_artifact):
     """On random level boxes, every enumerated cell's exact score lies within the box's score
-    range, and raw points of the box's raw_box encode to levels inside the box."""
+    range, and raw points of the box's level_box encode to levels inside the box."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.certify.cell_search import _BoundBox, levels_of, raw_box
+    from bnnembed.certify.cell_search import _BoundBox, levels_of
+    from bnnembed.certify.explanations import level_box
     from bnnembed.certify.domain import data_box
     from bnnembed.data import load_data
 
@@ -452,7 +453,7 @@ def test_cell_search_score_range_and_raw_box_are_sound(tiny_artifact):
             cells = a + (rng.random((400, len(K))) * (b - a + 1)).astype(np.int64)
             scores = bound_scores(bound, enc.bits_from_levels(cells))
             assert s_lo <= scores.min() and scores.max() <= s_hi
-            rlo, rhi, hopen = raw_box(enc, a, b, lo, hi)
+            rlo, rhi, hopen = level_box(enc, a, b, lo, hi)
             P = rlo + rng.random((300, len(rlo))) * (rhi - rlo)
             P = np.where(hopen & (P >= rhi), np.nextafter(rhi, -np.inf), P).astype(np.float32)
             P = np.clip(P, rlo.astype(np.float32), None)

@@ -45,6 +45,7 @@ from ..explain.bab import level_table
 from ..intmodel import BoundNet, bound_scores
 from .dnn_milp import Sides, Status, VerifyConfig, _grad_slack, runtime_says, verify_box
 from .domain import DomainConfig, DomainResult
+from .explanations import level_box
 from .onnx_net import PlNet
 
 
@@ -62,26 +63,6 @@ class CellSearchConfig:
 def levels_of(enc: Thermometer, x: np.ndarray) -> np.ndarray:
     """Per kept feature, the level of each raw input row."""
     return enc.levels(enc.encode(np.atleast_2d(x)))
-
-
-def raw_box(enc: Thermometer, llo: np.ndarray, lhi: np.ndarray, lo: np.ndarray, hi: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(lo, hi, hi_open)`` of the raw inputs whose kept features sit at levels ``llo..lhi``
-    (dropped features over ``[lo, hi]``); ``hi_open`` marks sides that are ``< t_b``."""
-    blo = np.asarray(lo, np.float64).copy()
-    bhi = np.asarray(hi, np.float64).copy()
-    hi_open = np.zeros(len(blo), dtype=bool)
-    for f in range(enc.n_kept):
-        col = int(enc.feature_index[f])
-        t = enc.feature_thresholds(f).astype(np.float64)
-        a, b = int(llo[f]), int(lhi[f])
-        if a > 0:
-            blo[col] = max(blo[col], t[a - 1])
-        if b < len(t) and t[b] <= bhi[col]:
-            bhi[col] = t[b]
-            hi_open[col] = True
-        bhi[col] = max(bhi[col], blo[col])
-    return blo, bhi, hi_open
 
 
 class _BoundBox:
@@ -182,7 +163,7 @@ def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo,
             settled_by_bound += 1
             continue
         leaf = bool(np.all(a == b))
-        rlo, rhi, hopen = raw_box(enc, a, b, lo, hi)
+        rlo, rhi, hopen = level_box(enc, a, b, lo, hi)
         vr = verify_box(net, dnn, rlo, rhi, claim, lcfg if leaf else vcfg, hi_open=hopen)
         if vr.status == Status.CERTIFIED:
             settled_by_dnn += 1

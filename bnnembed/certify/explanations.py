@@ -52,26 +52,41 @@ class CertifyConfig:
     extend_time: float = 60.0  # seconds for the whole extension of one explanation
 
 
+def level_box(enc: Thermometer, llo: np.ndarray, lhi: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, hi_open)`` of the raw inputs whose kept features sit at levels ``llo..lhi``
+    (``[t_(a-1), t_b)`` clipped to ``[lo, hi]``; dropped features over ``[lo, hi]``);
+    ``hi_open`` marks the sides that are ``< t_b``."""
+    blo = np.asarray(lo, np.float64).copy()
+    bhi = np.asarray(hi, np.float64).copy()
+    hi_open = np.zeros(len(blo), dtype=bool)
+    for f in range(enc.n_kept):
+        col = int(enc.feature_index[f])
+        t = enc.feature_thresholds(f).astype(np.float64)
+        a, b = int(llo[f]), int(lhi[f])
+        if a > 0:
+            blo[col] = max(blo[col], t[a - 1])
+        if b < len(t) and t[b] <= bhi[col]:
+            bhi[col] = t[b]
+            hi_open[col] = True
+        bhi[col] = max(bhi[col], blo[col])
+    return blo, bhi, hi_open
+
+
 def explanation_box(enc: Thermometer, pinned: list[tuple[int, int]], lo: np.ndarray, hi: np.ndarray,
                     x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(lo, hi, hi_open)`` of the region where kept features ``f`` sit at level ``L`` for every
     ``(f, L)`` in ``pinned`` and the other features range over ``[lo, hi]`` (widened to ``x``)."""
-    blo = np.asarray(lo, np.float64).copy()
-    bhi = np.asarray(hi, np.float64).copy()
+    blo = np.asarray(lo, np.float64)
+    bhi = np.asarray(hi, np.float64)
     if x is not None:
         blo = np.minimum(blo, np.asarray(x, np.float64))
         bhi = np.maximum(bhi, np.asarray(x, np.float64))
-    hi_open = np.zeros(len(blo), dtype=bool)
+    llo = np.zeros(enc.n_kept, dtype=np.int64)
+    lhi = np.diff(enc.offsets).astype(np.int64)
     for f, L in pinned:
-        col = int(enc.feature_index[f])
-        t = enc.feature_thresholds(f).astype(np.float64)
-        if L > 0:
-            blo[col] = max(blo[col], t[L - 1])
-        if L < len(t) and t[L] <= bhi[col]:
-            bhi[col] = t[L]
-            hi_open[col] = True
-        bhi[col] = max(bhi[col], blo[col])
-    return blo, bhi, hi_open
+        llo[f] = lhi[f] = L
+    return level_box(enc, llo, lhi, blo, bhi)
 
 
 @dataclass
