@@ -524,3 +524,22 @@ def test_cli_certify_domain_cells(tiny_artifact, capsys):
             assert r["tau_certified"] >= r["tau_before"] and r["coverage_after"] <= r["coverage_before"]
     assert main(["eval", tiny_artifact, "--data", "breast_cancer"]) == 0
     assert "whole domain, upper bound" in capsys.readouterr().out
+
+
+def test_milp_tiny_coefficients_relax_instead_of_vanishing():
+    """HiGHS ignores matrix entries below 1e-9; the builder relaxes such rows instead. Here the
+    row y + 1e-10 x >= 1 with y <= 0.99995 is feasible only through the tiny term (x >= 5e5):
+    dropping it would give a wrong "infeasible" (a false certificate)."""
+    from bnnembed.certify._milp import MilpBuilder
+
+    b = MilpBuilder()
+    x = b.add_vars(0.0, 1e6)
+    y = b.add_vars(0.0, 0.99995)
+    b.add_row([y[0], x[0]], [1.0, 1e-10], 1.0, np.inf)
+    assert b.solve(10).status != "infeasible"
+    # and a row that stays infeasible even with the tiny term at its best is still refused
+    b2 = MilpBuilder()
+    x2 = b2.add_vars(0.0, 1e6)
+    y2 = b2.add_vars(0.0, 0.9)
+    b2.add_row([y2[0], x2[0]], [1.0, 1e-10], 1.0, np.inf)
+    assert b2.solve(10).status == "infeasible"

@@ -1,7 +1,8 @@
 """A small builder for mixed-integer programs, solved with HiGHS through highspy.
 
 Variables and rows are accumulated in Python (rows as sparse index/value arrays) and handed to
-HiGHS in one column-wise matrix. Solves run single-threaded under a time limit.
+HiGHS in one column-wise matrix. Solves run single-threaded under a time limit. Coefficients
+HiGHS would ignore are replaced by a relaxation of their row (see ``SMALL_COEFFICIENT``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 INF = float("inf")
+# HiGHS silently ignores matrix entries below this (its ``small_matrix_value``); ``add_row``
+# drops them itself and widens the row by the dropped terms' range over the variables' bounds,
+# so every model handed to HiGHS is a relaxation of the one asked for: an infeasible verdict
+# (a certificate) stays sound, and solutions are replayed anyway.
+SMALL_COEFFICIENT = 1e-9
 _BANNER_DONE = False
 
 
@@ -91,7 +97,17 @@ class MilpBuilder:
         if len(idx) != len(np.unique(idx)):  # merge repeated variables
             idx, inv = np.unique(idx, return_inverse=True)
             val = np.bincount(inv, weights=val, minlength=len(idx))
-        keep = val != 0
+        tiny = (val != 0) & (np.abs(val) < SMALL_COEFFICIENT)
+        if tiny.any():  # relax the row by the dropped terms' range instead of letting HiGHS drop them
+            lb = np.asarray(self.lb)[idx[tiny]]
+            ub = np.asarray(self.ub)[idx[tiny]]
+            v = val[tiny]
+            ends = np.stack([v * lb, v * ub])  # v != 0, so an infinite bound gives +-inf, not nan
+            if np.isfinite(lo):
+                lo -= float(ends.max(0).sum())
+            if np.isfinite(hi):
+                hi -= float(ends.min(0).sum())
+        keep = (val != 0) & ~tiny
         self._ri.append(idx[keep])
         self._rv.append(val[keep])
         self.row_lo.append(float(lo))
