@@ -543,3 +543,21 @@ def test_milp_tiny_coefficients_relax_instead_of_vanishing():
     y2 = b2.add_vars(0.0, 0.9)
     b2.add_row([y2[0], x2[0]], [1.0, 1e-10], 1.0, np.inf)
     assert b2.solve(10).status == "infeasible"
+
+
+def test_certificate_picture(tiny_artifact, tmp_path):
+    """plot_certificate draws the input and, for a refuted record, the counterexample; --png-dir on
+    data without an image shape is a one-line error."""
+    from bnnembed.cli import main
+    from bnnembed.plots import plot_certificate
+
+    x = np.arange(64, dtype=np.float64) % 17
+    cex = x.copy()
+    cex[[3, 10]] = 16.0
+    rec = {"row": 7, "decision": "yes", "size": 2, "status": "refuted",
+           "verification": {"counterexample": cex.tolist(), "runtime_output": [-1.25]}}
+    for r, name in ((rec, "refuted.png"), ({**rec, "status": "certified", "verification": {}}, "certified.png")):
+        plot_certificate(x, (8, 8), [3, 4], r, str(tmp_path / name))
+        assert (tmp_path / name).stat().st_size > 1000
+    assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", "0", "--png-dir",
+                 str(tmp_path / "p"), "--no-metrics"]) == 2

@@ -56,6 +56,9 @@ def register(sub) -> None:
                         "its budget allows)")
     p.add_argument("--no-explanations", action="store_true", help="skip the explanations (with --domain)")
     p.add_argument("--out", default=None, metavar="FILE.jsonl", help="one JSON object per decided row")
+    p.add_argument("--png-dir", default=None, metavar="DIR",
+                   help="image data: one picture per decided row, the explanation and (if refuted) the DNN's "
+                        "counterexample with the pixels it changed")
     p.add_argument("--no-metrics", action="store_true", help="do not record the totals in metrics.json")
     p.add_argument("--json", action="store_true", help="print the totals as one JSON object")
     p.set_defaults(func=run_certify)
@@ -86,12 +89,23 @@ def run_certify(args) -> int:
         progress = _progress(len(rows), args.json)
         from ..explain import Explainer
 
+        shape = (art.manifest.get("dataset") or {}).get("image_shape")
+        if args.png_dir and not shape:
+            raise BnnError("--png-dir needs image data (the artifact's data has no image shape)")
         out_fh = open(args.out, "w") if args.out else None
 
         def write_row(case) -> None:  # one line per row as soon as it is done
+            rec = case.to_dict()
             if out_fh is not None:
-                out_fh.write(json.dumps(case.to_dict()) + "\n")
+                out_fh.write(json.dumps(rec) + "\n")
                 out_fh.flush()
+            if args.png_dir:
+                import os
+
+                from ..plots import plot_certificate
+
+                plot_certificate(ds.X[case.row], shape, [f["column"] for f in rec["features"]], rec,
+                                 os.path.join(args.png_dir, f"row{case.row}.png"))
 
         try:
             with Explainer(art, seconds=args.explain_seconds) as ex:

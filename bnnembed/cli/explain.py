@@ -171,24 +171,12 @@ def render_text(r: dict) -> str:
 
 
 def _draw_png(art, case, result, path: str) -> None:
+    from ..plots import plot_explanation
+
     shape = (art.manifest.get("dataset") or {}).get("image_shape")
     if not shape:
         raise BnnError("--png needs image data (the artifact's data has no image shape)")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     h, w = shape
     x = case.x if case.x is not None else np.zeros(h * w)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(np.asarray(x).reshape(h, w), cmap="gray_r")
-    for f in result["features"]:
-        r, c = divmod(f["column"], w)
-        ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-    ax.set_title(f"{result['decision']}: {result['kind']} ({result['size']} pixels)")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    plot_explanation(x, shape, [f["column"] for f in result["features"]],
+                     f"{result['decision']}: {result['kind']} ({result['size']} pixels)", path)
