@@ -111,14 +111,29 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, leave=False)
 
 
+def config_of(metrics: dict) -> BuildConfig:
+    """The build configuration an artifact's metrics.json records (defaults where it is silent),
+    so a rebuild on the same data reproduces its split and its training set-up."""
+    model, split = metrics.get("model") or {}, metrics.get("split") or {}
+    return BuildConfig(
+        alpha=metrics.get("alpha", 0.05), delta=metrics.get("delta", 0.05), seed=split.get("seed", 0),
+        bits_per_feature=model.get("bits_per_feature"), hidden=tuple(model["hidden"]) if model.get("hidden") else None,
+        epochs=model.get("epochs"), augment=split.get("augment"), domain_samples=split.get("domain_samples", 0),
+        asymmetry=model.get("asymmetry", 4.0), cal_fraction=split.get("cal_fraction", 0.25),
+        test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None)
+
+
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
-                   progress: bool = True) -> BuildResult:
-    """Run the whole build and write the artifact directory ``out``."""
+                   progress: bool = True, extra_inputs: np.ndarray | None = None) -> BuildResult:
+    """Run the whole build and write the artifact directory ``out``. ``extra_inputs`` are more
+    distillation inputs (labelled by the DNN like the others), e.g. counterexamples that
+    ``certify --domain --retrain-rounds`` feeds back as hard negatives."""
     with torch_threads(1):
-        return _build_artifact(ds, out, cfg, dnn_path, progress)
+        return _build_artifact(ds, out, cfg, dnn_path, progress, extra_inputs)
 
 
-def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool) -> BuildResult:
+def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool,
+                    extra_inputs: np.ndarray | None) -> BuildResult:
     t0 = time.time()
     _check_trainable(ds)
     notes: list[str] = []
@@ -153,6 +168,10 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     X_aug = augment_inputs(tr.X, copies, rng, ds.image_shape)
     if cfg.domain_samples:
         X_aug = np.concatenate([X_aug, domain_inputs(tr.X, cfg.domain_samples, rng)])
+    n_extra = 0
+    if extra_inputs is not None and len(extra_inputs):
+        X_aug = np.concatenate([X_aug, np.asarray(extra_inputs, dtype=np.float32)])
+        n_extra = len(extra_inputs)
     X_fit = np.concatenate([tr.X, X_aug])
     y_fit = np.concatenate([dnn_yes["train"], dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
     bits_fit = encoder.encode(X_fit)
@@ -233,7 +252,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "delta": cfg.delta,
         "split": {"train": len(tr.X), "calibration": len(ca.X), "test": len(te.X),
                   "distillation_inputs": len(X_aug),
-                  "domain_samples": cfg.domain_samples, "seed": cfg.seed},
+                  "domain_samples": cfg.domain_samples, "extra_inputs": n_extra, "augment": copies,
+                  "cal_fraction": cfg.cal_fraction, "test_fraction": cfg.test_fraction, "seed": cfg.seed},
         "dnn_accuracy": dnn_accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
         else float(np.mean((test_scores.yes >= centers.yes) == dnn_yes["test"])),
@@ -288,4 +308,4 @@ def _jsonable(v):
     return v.item() if hasattr(v, "item") else v
 
 
-__all__ = ["BuildConfig", "BuildResult", "build_artifact"]
+__all__ = ["BuildConfig", "BuildResult", "build_artifact", "config_of"]

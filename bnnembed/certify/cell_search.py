@@ -106,9 +106,11 @@ class _BoundBox:
 def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo, hi,
                          cfg: DomainConfig = DomainConfig(), scfg: CellSearchConfig = CellSearchConfig(),
                          name: str | None = None, X_seen: np.ndarray | None = None,
-                         progress=None) -> DomainResult:
+                         progress=None, collect: list | None = None) -> DomainResult:
     """Prove the bound sound on the box ``[lo, hi]``, raising its tau as real counterexamples
-    demand (see the module docstring)."""
+    demand (see the module docstring). Every replayed disagreement the falsification pass and the
+    search meet (the bound answering at the then-current tau) is appended to ``collect`` as raw
+    float32 rows, for retraining."""
     t0 = time.perf_counter()
     claim = bound.answer
     lo = np.asarray(lo, np.float64)
@@ -136,6 +138,8 @@ def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo,
         scores = bound_scores(bound, enc.encode(X))
         _, yes = runtime_says(dnn, X)
         bad = (yes != (claim == "yes")) & (scores >= state["tau"])
+        if collect is not None and bad.any():
+            collect.append(X[bad])
         if bad.any():
             raise_tau(X[np.flatnonzero(bad)[np.argmax(scores[bad])]], how)
     # 2. branch and bound over level boxes
@@ -171,6 +175,8 @@ def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo,
         if vr.status == Status.REFUTED:
             x32 = np.asarray(vr.counterexample, np.float32)
             if int(bound_scores(bound, enc.encode(x32[None, :]))[0]) >= state["tau"]:
+                if collect is not None:
+                    collect.append(x32[None, :])
                 raise_tau(x32, "search")
                 stack.append((a, b))  # the same box again, at the new tau
                 continue

@@ -96,8 +96,9 @@ def default_rows(art: Artifact, ds: Dataset) -> np.ndarray:
 
 
 def run_domain(art: Artifact, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: DomainConfig,
-               engine: str = "cells", scfg=None, progress=None) -> dict:
-    """Whole-domain soundness of both bounds with coverage before/after on the test rows.
+               engine: str = "cells", scfg=None, progress=None, collect: list | None = None) -> dict:
+    """Whole-domain soundness of both bounds with coverage before/after on the test rows
+    (``collect`` gathers the cells engine's replayed disagreements, see :func:`certify_domain_cells`).
 
     ``engine`` ``"cells"`` (default): branch and bound over level boxes with the DNN verified per
     box (:mod:`.cell_search`); ``"milp"``: one MILP of bound and DNN together (:mod:`.domain`)."""
@@ -113,7 +114,7 @@ def run_domain(art: Artifact, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: 
         if engine == "cells":
             tick = None if progress is None else (lambda n, s, tau, _name=name: progress(_name, n, s, tau))
             r = certify_domain_cells(net, dnn, art.encoder, bound, lo, hi, cfg, scfg or CellSearchConfig(),
-                                     name=name, X_seen=seen, progress=tick)
+                                     name=name, X_seen=seen, progress=tick, collect=collect)
         else:
             r = certify_domain(net, dnn, art.encoder, bound, lo, hi, cfg, name=name)
         r.coverage_before = coverage_at(bound, bits, bound.tau)

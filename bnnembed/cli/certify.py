@@ -54,6 +54,11 @@ def register(sub) -> None:
     p.add_argument("--domain-rounds", type=int, default=4, metavar="N",
                    help="repair rounds of the milp engine (default 4; the cells engine raises tau as often as "
                         "its budget allows)")
+    p.add_argument("--retrain-rounds", type=int, default=0, metavar="N",
+                   help="with --domain: up to N rounds of rebuilding the artifact with the counterexamples as "
+                        "hard negatives, each re-certified (needs the labelled data it was built from)")
+    p.add_argument("--retrain-out", default=None, metavar="DIR",
+                   help="where the rebuilt artifacts go (DIR/round_1, ...; default: DIR-retrain next to the artifact)")
     p.add_argument("--no-explanations", action="store_true", help="skip the explanations (with --domain)")
     p.add_argument("--out", default=None, metavar="FILE.jsonl", help="one JSON object per decided row")
     p.add_argument("--png-dir", default=None, metavar="DIR",
@@ -74,6 +79,10 @@ def run_certify(args) -> int:
     from ..data import load_data
     from ..errors import BnnError
 
+    if args.retrain_rounds and not args.domain:
+        raise BnnError("--retrain-rounds needs --domain")
+    if args.retrain_rounds < 0:
+        raise BnnError("--retrain-rounds must be >= 0")
     art = load_artifact(args.artifact)
     ds = load_data(args.data, label=args.label, positive=args.positive, require_labels=False)
     if ds.X.shape[1] != art.encoder.n_features:
@@ -130,13 +139,28 @@ def run_certify(args) -> int:
         tick = None if bar is None else (lambda name, n, s, tau: (bar.set_postfix_str(f"{name} tau={tau} open={s}"),
                                                                    bar.update(n - bar.n)))
         try:
+            found: list = []
             dom = run_domain(art, ds, lo, hi, dcfg, args.domain_engine,
-                             CellSearchConfig(node_budget=args.domain_nodes), progress=tick)
+                             CellSearchConfig(node_budget=args.domain_nodes), progress=tick, collect=found)
         finally:
             if bar is not None:
                 bar.close()
         totals["domain"] = dom
         record["domain"] = {k: {kk: vv for kk, vv in v.items() if kk != "rounds"} for k, v in dom.items()}
+    if args.retrain_rounds:
+        from ..certify.repair import retrain_repair
+        from ..data import load_data as _load
+
+        labelled = _load(args.data, label=args.label, positive=args.positive, require_labels=True)
+        out_dir = args.retrain_out or art.path.rstrip("/") + "-retrain"
+
+        def say(rec) -> None:  # progress on a terminal; the rounds are in the totals anyway
+            if not args.json and sys.stderr.isatty():
+                print(_format_retrain_round(rec), file=sys.stderr)
+
+        totals["retrain"] = retrain_repair(art, labelled, lo, hi, dcfg, args.retrain_rounds, out_dir,
+                                           args.domain_engine, CellSearchConfig(node_budget=args.domain_nodes),
+                                           log=say, first=(dom, found))
     if not args.no_metrics and record:
         record["domain_source"] = source
         update_metrics_certification(art.path, record)
@@ -175,6 +199,19 @@ def _progress(total: int | None, quiet: bool, desc: str = "certify", unit: str =
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
 
+def _format_retrain_round(rec: dict) -> str:
+    parts = []
+    for name, b in rec["bounds"].items():
+        verdict = f"sound from tau={b['tau_certified']}" if b["certified"] else "not certified"
+        cov = b["coverage_after"] if b["certified"] else b.get("coverage_at_tau_reached")
+        parts.append(f"{name} {verdict} (tau {b['tau_before']}, coverage {b['coverage_before']:.1%} -> "
+                     f"{'-' if cov is None else f'{cov:.1%}'})")
+    cov = rec.get("coverage")
+    return (f"retrain round {rec['round']} ({rec['artifact']}, pair coverage "
+            f"{'-' if cov is None else f'{cov:.1%}'}): " + "; ".join(parts)
+            + f"; {rec['counterexamples']} counterexamples")
+
+
 def format_totals(t: dict) -> str:
     lines = []
     if "decided" in t:
@@ -207,4 +244,6 @@ def format_totals(t: dict) -> str:
             c = r["counterexample"]
             lines.append(f"  last counterexample: bound score {c['score']}, DNN says {c['dnn_says']} "
                          f"(output {', '.join(f'{v:.4g}' for v in c['dnn_output'])})")
+    for rec in (t.get("retrain") or {}).get("rounds", []):
+        lines.append(_format_retrain_round(rec))
     return "\n".join(lines)
