@@ -561,3 +561,35 @@ def test_certificate_picture(tiny_artifact, tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", "0", "--png-dir",
                  str(tmp_path / "p"), "--no-metrics"]) == 2
+
+
+@pytest.mark.slow
+def test_retrain_repair_round_trip(tmp_path):
+    """One retraining round: the rebuilt artifact keeps the split and settings (config_of round
+    trip), carries the counterexamples as extra distillation inputs, and is re-certified."""
+    from bnnembed.artifact import load_artifact
+    from bnnembed.build import BuildConfig, build_artifact, config_of
+    from bnnembed.certify.cell_search import CellSearchConfig
+    from bnnembed.certify.domain import DomainConfig
+    from bnnembed.certify.pipeline import domain_box
+    from bnnembed.certify.repair import retrain_repair
+    from bnnembed.data import load_data
+
+    ds = load_data("breast_cancer")
+    cfg = BuildConfig(hidden=(16,), epochs=6, augment=2, baseline=False, bits_per_feature=3)
+    src = str(tmp_path / "a")
+    build_artifact(ds, src, cfg, progress=False)
+    art = load_artifact(src)
+    assert config_of(art.metrics) == cfg
+    lo, hi, _ = domain_box(art, ds)
+    res = retrain_repair(art, ds, lo, hi, DomainConfig(total_time=20), 1, str(tmp_path / "r"),
+                         scfg=CellSearchConfig(node_budget=500, samples=3000), weight=2)
+    first = res["rounds"][0]
+    assert set(first["bounds"]) == {"upper", "lower"}
+    if len(res["rounds"]) == 2:  # not certified with coverage at round 0: rebuilt once
+        new = load_artifact(str(tmp_path / "r" / "round_1"))
+        assert new.metrics["split"]["extra_inputs"] == 2 * first["counterexamples"]
+        with np.load(os.path.join(src, "split.npz")) as a, np.load(os.path.join(new.path, "split.npz")) as b:
+            assert all(np.array_equal(a[k], b[k]) for k in a.files)
+        assert config_of(new.metrics) == cfg
+        assert res["final_artifact"] == new.path
