@@ -6,7 +6,8 @@ is to teach the bounds where they are wrong::
 
     A_0 = the artifact;  H = {}
     for r = 1 .. rounds:
-        D_r = whole-domain result of A_(r-1) (cells engine); H += its replayed disagreements
+        D_r = whole-domain result of A_(r-1) (cells engine, falsification samples drawn afresh:
+              A_(r-1) was trained on the previous ones); H += its replayed disagreements
         stop if both bounds are certified at a tau that keeps coverage
         A_r = build on the same data, split, DNN and settings, with H (each point `weight` times)
               as extra distillation inputs; calibrate as usual
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..artifact import load_artifact
 from ..build import build_artifact, config_of
 from ..data import Dataset
+from .cell_search import CellSearchConfig
 from .domain import DomainConfig
 from .pipeline import run_domain
 
@@ -46,7 +49,9 @@ def retrain_repair(art, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: Domain
             dom, found = first
         else:
             found = []
-            dom = run_domain(current, ds, lo, hi, cfg, engine, scfg, collect=found)
+            # fresh falsification samples each round: the rebuilt bounds were trained on the last ones
+            base = scfg or CellSearchConfig()
+            dom = run_domain(current, ds, lo, hi, cfg, engine, replace(base, seed=base.seed + r), collect=found)
         rec = {"round": r, "artifact": current.path, "coverage": current.metrics.get("coverage"),
                "bounds": {k: {kk: v.get(kk) for kk in ("certified", "tau_before", "tau_certified", "coverage_before",
                                                           "coverage_after", "coverage_at_tau_reached")}
