@@ -21,9 +21,10 @@ def register(sub) -> None:
         "certify", help="prove that the bounds' explanations (and the bounds) agree with the DNN",
         description="For each decided row, compute the answering bound's abductive explanation and try to "
         "prove with a MILP (HiGHS) that the DNN gives the same decision on every input of the explanation's "
-        "box (certified / refuted with a replayed DNN counterexample / timeout / spurious). With --domain, "
-        "also prove each bound sound on the whole data domain, raising its threshold until it is. "
-        "See docs/certification.md.",
+        "box (certified / refuted with a replayed DNN counterexample / timeout / spurious), and whether the DNN "
+        "decides the input's whole cell one way (if not, no explanation at this encoding can be certified). "
+        "With --domain, also prove each bound sound on the whole data domain, raising its threshold until it "
+        "is (and, with --retrain-rounds, rebuilding with the counterexamples). See docs/certification.md.",
     )
     p.add_argument("artifact", metavar="DIR")
     add_data_args(p)
