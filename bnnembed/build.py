@@ -204,8 +204,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     def pair_scores(up, lo, split_name):
         return PairScores(bound_scores(up, bits[split_name]), bound_scores(lo, bits[split_name]), dnn_yes[split_name])
 
-    logit0 = Centers(int(math.ceil(models["upper"].center())), int(math.ceil(models["lower"].center())), n_out)
-    centers = median_centers(pair_scores(upper, lower, "train"), logit0)
+    centers = median_centers(pair_scores(upper, lower, "train"), n_out)
     cal = calibrate(pair_scores(upper, lower, "calibration"), pair_scores(upper, lower, "train"),
                     centers, cfg.alpha, cfg.delta)
     upper, lower = upper.with_tau(cal.tau_yes), lower.with_tau(cal.tau_no)

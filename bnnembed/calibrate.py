@@ -82,37 +82,32 @@ class Centers:
         return (int(np.clip(self.yes + margin, 0, hi)), int(np.clip(self.no + margin, 0, hi)))
 
 
-def alpha_threshold(scores: np.ndarray, correct: np.ndarray, alpha: float) -> tuple[int | None, float]:
-    """``(tau, coverage)``: the score threshold answering the most inputs with at most ``alpha``
-    wrong answers among them (``tau`` None when no threshold achieves that)."""
+def coverage_at_alpha(scores: np.ndarray, correct: np.ndarray, alpha: float) -> float:
+    """Largest share of inputs one score threshold can answer with at most ``alpha`` wrong
+    answers among them (0 when none can)."""
     s = np.asarray(scores)
     ok = np.asarray(correct, bool)
-    if s.size == 0:
-        return None, 0.0
     order = np.argsort(-s, kind="stable")
     s, ok = s[order], ok[order]
     n = np.arange(1, len(s) + 1)
     last = np.r_[s[1:] != s[:-1], True]  # cut only between distinct scores
     good = last & (np.cumsum(~ok) <= alpha * n)
-    if not good.any():
-        return None, 0.0
-    i = int(np.flatnonzero(good)[-1])
-    return int(s[i]), float(n[i] / len(s))
+    return float(n[good].max() / len(s)) if good.any() else 0.0
 
 
-def median_centers(train: PairScores, fallback: Centers) -> Centers:
-    """Centres at each bound's median score over the training rows where its answer is right.
+def median_centers(train: PairScores, score_range: int) -> Centers:
+    """Centres at each bound's median score over the training rows where its answer is right
+    (the build guarantees the DNN says both yes and no on the training rows).
 
     A bound's logit-0 point is a poor origin when scores saturate (measured: a digits 5..9 upper
     bound whose DNN-yes rows nearly all score 31 of 32 had its logit-0 point at 22, so the shared
     margin that suited the lower bound put the upper's threshold past 32 and it answered
     nothing). At the median both bounds answer half of the rows they should, so one margin
     moves both from comparable places. Training data only, so the calibration split's guarantee
-    is untouched; ``fallback`` for a bound with no such rows."""
+    is untouched."""
     dnn_yes = np.asarray(train.dnn_yes, bool)
-    yes = int(np.floor(np.median(train.yes[dnn_yes]))) if dnn_yes.any() else fallback.yes
-    no = int(np.floor(np.median(train.no[~dnn_yes]))) if (~dnn_yes).any() else fallback.no
-    return Centers(yes, no, fallback.score_range)
+    return Centers(int(np.floor(np.median(train.yes[dnn_yes]))), int(np.floor(np.median(train.no[~dnn_yes]))),
+                   score_range)
 
 
 def decisions_at(scores: PairScores, centers: Centers, margin: int) -> np.ndarray:

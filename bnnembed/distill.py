@@ -44,32 +44,6 @@ def domain_inputs(X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     return (lo + rng.random((n, X.shape[1])) * (hi - lo)).astype(np.float32)
 
 
-def cell_inputs(X: np.ndarray, enc, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` points, each drawn uniformly from the thermometer cell of a random row of ``X`` (every
-    kept feature anywhere in the row's interval ``[t_(L-1), t_L)``, within the rows' range).
-
-    The bounds see only cells, so a point of a row's cell where the DNN disagrees with the row
-    refutes any bound that answers for that row: the falsification pass of whole-domain
-    certification samples these first. (Measured: distilling on them as well did not lower the
-    bounds' highest-scoring disagreement on breast_cancer, so ``build`` does not use them.)"""
-    X = np.asarray(X, dtype=np.float32)
-    if n <= 0 or len(X) == 0:
-        return np.zeros((0, X.shape[1]), dtype=np.float32)
-    lo, hi = X.min(0).astype(np.float64), X.max(0).astype(np.float64)
-    base = X[rng.integers(0, len(X), n)]
-    lev = enc.levels(enc.encode(base))
-    pts = base.astype(np.float64)
-    for f in range(enc.n_kept):
-        col = int(enc.feature_index[f])
-        t = np.concatenate([[lo[col]], enc.feature_thresholds(f).astype(np.float64), [hi[col]]])
-        a = np.maximum(t[lev[:, f]], lo[col])
-        z = np.minimum(t[lev[:, f] + 1], hi[col])
-        pts[:, col] = a + rng.random(n) * np.maximum(z - a, 0)
-    out = pts.astype(np.float32)
-    same = np.all(enc.levels(enc.encode(out)) == lev, axis=1)  # drop points rounded onto a threshold
-    return out[same]
-
-
 def _shift_images(X: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     h, w = shape
     imgs = X.reshape(-1, h, w)

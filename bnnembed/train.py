@@ -190,7 +190,6 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
     if best[1] is not None:
         model.load_state_dict(best[1])
     model.eval()
-    model.selection_coverage = best[0]
     return model
 
 
@@ -200,14 +199,14 @@ def _answer_coverage(model: BoundMLP, x: torch.Tensor, t: torch.Tensor, alpha: f
 
     Binary training is chaotic: keeping the best epoch by this figure (on training inputs only)
     makes the result robust to late collapses of a run."""
-    from .calibrate import alpha_threshold
+    from .calibrate import coverage_at_alpha
 
     was = model.training
     model.eval()
     with torch.no_grad():
         s = model.scores(x).numpy()
     model.train(was)
-    return alpha_threshold(s, t.numpy() > 0.5, alpha)[1]
+    return coverage_at_alpha(s, t.numpy() > 0.5, alpha)
 
 
 def fold_neuron_thresholds(norm: ThresholdNorm, n_in: int) -> tuple[np.ndarray, np.ndarray]:

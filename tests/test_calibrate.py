@@ -62,3 +62,18 @@ def test_too_small_calibration_says_how_many_points_it_needs():
     res = calibrate(cal, _scores(rng, 400, 5), Centers(50, 50, 100), alpha=0.01, delta=0.05)
     assert not res.certified
     assert any("at least 299" in n for n in res.notes)
+
+
+def test_coverage_at_alpha_and_median_centers():
+    """The best single threshold within alpha, cut only between distinct scores; centres at the
+    median score of the rows each bound should answer."""
+    from bnnembed.calibrate import coverage_at_alpha, median_centers
+
+    s = np.array([9, 9, 8, 7, 7, 3])
+    ok = np.array([True, True, True, False, True, True])
+    assert coverage_at_alpha(s, ok, 0.0) == pytest.approx(3 / 6)  # >= 8; cutting inside the 7s is not allowed
+    assert coverage_at_alpha(s, ok, 0.2) == pytest.approx(1.0)  # 1 wrong in 6
+    assert coverage_at_alpha(np.array([5]), np.array([False]), 0.1) == 0.0
+    train = PairScores(np.array([30, 31, 31, 2]), np.array([1, 2, 3, 28]), np.array([True, True, True, False]))
+    c = median_centers(train, 32)
+    assert (c.yes, c.no, c.score_range) == (31, 28, 32)

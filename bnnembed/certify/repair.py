@@ -41,6 +41,7 @@ def retrain_repair(art, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: Domain
     t0 = time.perf_counter()
     build_cfg = config_of(art.metrics)
     dnn_file = art.file(art.manifest["dnn"]["file"])
+    base = scfg or CellSearchConfig()
     hard: list[np.ndarray] = []
     history = []
     current = art
@@ -50,7 +51,6 @@ def retrain_repair(art, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: Domain
         else:
             found = []
             # fresh falsification samples each round: the rebuilt bounds were trained on the last ones
-            base = scfg or CellSearchConfig()
             dom = run_domain(current, ds, lo, hi, cfg, engine, replace(base, seed=base.seed + r), collect=found)
         rec = {"round": r, "artifact": current.path, "coverage": current.metrics.get("coverage"),
                "bounds": {k: {kk: v.get(kk) for kk in ("certified", "tau_before", "tau_certified", "coverage_before",

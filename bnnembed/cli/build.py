@@ -167,36 +167,18 @@ def run_eval(args) -> int:
     ds = _load(args, require_labels=False)
     m = evaluate(art, ds)
     if args.json:
-        cert = _certification_block(art)
+        cert = art.metrics.get("certification")
         print(json.dumps({**m, **({"certification": cert} if cert else {})}, indent=2))
         return 0
     print(f"{ds.name}: {m['rows']} rows, against the DNN (delta={m['delta']:g}):")
     print(format_table({**m, "baseline": None}))
     print(f"cascade (bounds, DNN for unknowns) agrees with the DNN on {_pct(m['cascade_agreement']).strip()}")
-    for line in _certification_lines(art):
+    from ..certify.report import certification_lines
+
+    for line in certification_lines(art.metrics.get("certification")):  # recorded by 'certify'
         print(line)
     print(f"note: {m['note']}")
     return 0
-
-
-def _certification_block(art) -> dict | None:
-    """The ``certification`` block 'bnnembed certify' recorded in metrics.json (None if never run)."""
-    import os
-
-    from ..artifact import METRICS
-
-    path = art.file(METRICS)
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh).get("certification")
-
-
-def _certification_lines(art) -> list[str]:
-    """The certified share recorded by 'bnnembed certify', next to the statistical figures."""
-    from ..certify.report import certification_lines
-
-    return certification_lines(_certification_block(art))
 
 
 def run_predict(args) -> int:

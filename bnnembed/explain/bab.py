@@ -44,6 +44,53 @@ def level_table(net, enc) -> np.ndarray:
     return np.concatenate(cols, 1)
 
 
+def level_index(n_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column bookkeeping of a :func:`level_table`: per feature its first column (``starts``), and
+    per column its feature (``owner``) and level (``level_of_col``)."""
+    widths = np.asarray(n_levels, np.int64) + 1  # levels 0..K_f
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+    owner = np.repeat(np.arange(len(widths)), widths)
+    return starts, owner, np.arange(int(widths.sum())) - starts[owner]
+
+
+def box_ranges(table: np.ndarray, index, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per first-layer neuron and feature, the min and max agreement the feature adds over its
+    levels ``lo..hi``: two ``(n_neurons, n_features)`` arrays (``index`` from :func:`level_index`)."""
+    starts, owner, level_of_col = index
+    inside = (level_of_col >= lo[owner]) & (level_of_col <= hi[owner])
+    big = np.iinfo(np.int64).max // 4
+    mn = np.minimum.reduceat(np.where(inside[None, :], table, big), starts, axis=1)
+    mx = np.maximum.reduceat(np.where(inside[None, :], table, -big), starts, axis=1)
+    return mn, mx
+
+
+def deeper_layers(net) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The layers after the first as float32 ``(agree-if-on, agree-if-off, thresholds)``."""
+    out = []
+    for layer in net.layers[1:]:
+        w = layer.weight_bits().astype(np.float32)
+        out.append((w, 1.0 - w, layer.thresholds.astype(np.float32)))
+    return out
+
+
+def output_count_range(mn: np.ndarray, mx: np.ndarray, T0: np.ndarray, deeper) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sound bounds ``(lo, hi)`` of the last layer's agreement counts over a box with per-feature
+    first-layer ranges ``mn``/``mx`` (exact first layer, interval propagation through neurons
+    that surely fire or stay silent), and the first-layer neurons that may go either way."""
+    cmin, cmax = mn.sum(1), mx.sum(1)
+    on = (cmin >= T0).astype(np.float32)
+    off = (cmax < T0).astype(np.float32)
+    unstable0 = (on + off) == 0
+    lo_c = hi_c = None
+    for k, (w1, w0, T) in enumerate(deeper):
+        if k:
+            on, off = (lo_c >= T_prev).astype(np.float32), (hi_c < T_prev).astype(np.float32)
+        lo_c = w1 @ on + w0 @ off
+        hi_c = lo_c + float(len(on) - on.sum() - off.sum())
+        T_prev = T
+    return lo_c, hi_c, unstable0
+
+
 @dataclass
 class BoxStats:
     queries: int = 0
@@ -61,33 +108,21 @@ class BoxSearch:
         self.node_budget = node_budget
         self.stats = BoxStats()
         self.deadline: float | None = None  # time.perf_counter() value after which queries give up
-        F = oracle.n_features
-        self.widths = oracle.n_levels + 1  # levels 0..K_f
-        self.starts = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(np.int64)
-        self.owner = np.repeat(np.arange(F), self.widths)
-        self.level_of_col = np.arange(int(self.widths.sum())) - self.starts[self.owner]
+        self.index = level_index(oracle.n_levels)
+        self.starts = self.index[0]
         self._hidden: dict = {}
 
     # ---------------------------------------------------------------- bounding
     def _layers(self, b):
-        """Hidden and output layers of bound ``b`` as float32 (agree-if-on, agree-if-off) pairs."""
+        """Hidden and output layers of bound ``b`` (:func:`deeper_layers`), cached."""
         if b not in self._hidden:
-            out = []
-            for layer in self.o.nets[b].layers[1:]:
-                w = layer.weight_bits().astype(np.float32)
-                out.append((w, 1.0 - w, layer.thresholds.astype(np.float32)))
-            self._hidden[b] = out
+            self._hidden[b] = deeper_layers(self.o.nets[b])
         return self._hidden[b]
 
     def feature_ranges(self, b, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per first-layer neuron and feature, the min and max agreement the feature adds over
         its allowed levels: two ``(n_neurons, n_features)`` arrays."""
-        tab = self.o._level_table(b)
-        inside = (self.level_of_col >= lo[self.owner]) & (self.level_of_col <= hi[self.owner])
-        big = np.iinfo(np.int64).max // 4
-        mn = np.minimum.reduceat(np.where(inside[None, :], tab, big), self.starts, axis=1)
-        mx = np.maximum.reduceat(np.where(inside[None, :], tab, -big), self.starts, axis=1)
-        return mn, mx
+        return box_ranges(self.o._level_table(b), self.index, lo, hi)
 
     def column_range(self, b, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Min and max agreement feature ``f`` at levels ``lo..hi`` adds to each first-layer neuron."""
@@ -100,16 +135,10 @@ class BoxSearch:
         breaks it everywhere, 0 if undecided; ``unstable`` marks the first-layer neurons that may
         go either way (used to pick a split) and ``room`` how far the output's count range reaches
         past its threshold on the breaking side (used to visit the likelier child first)."""
-        cmin, cmax = mn.sum(1), mx.sum(1)
-        T0 = self.o.nets[b].layers[0].thresholds
-        on = (cmin >= T0).astype(np.float32)
-        off = (cmax < T0).astype(np.float32)
-        unstable0 = (on + off) == 0
-        for w1, w0, T in self._layers(b):
-            lo_c = w1 @ on + w0 @ off
-            hi_c = lo_c + float(len(on) - on.sum() - off.sum())
-            on, off = (lo_c >= T).astype(np.float32), (hi_c < T).astype(np.float32)
-        fires, silent = bool(on[0]), bool(off[0])
+        layers = self._layers(b)
+        lo_c, hi_c, unstable0 = output_count_range(mn, mx, self.o.nets[b].layers[0].thresholds, layers)
+        T = layers[-1][2]
+        fires, silent = bool(lo_c[0] >= T[0]), bool(hi_c[0] < T[0])
         if (fires and answers) or (silent and not answers):
             return 1, None, 0.0
         if (fires and not answers) or (silent and answers):
