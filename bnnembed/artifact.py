@@ -7,6 +7,7 @@ Layout (documented in docs/artifact.md)::
     bounds.npz      thermometer encoding + the two integer bounds (uint32 / int32 / float32 arrays)
     dnn.onnx        the DNN (or dnn.pt for TorchScript)
     metrics.json    test-split metrics, calibration record, baseline comparison
+    dnn.export.onnx the TorchScript DNN exported to ONNX for 'certify' (when the export works)
     split.npz       row indices of the train / calibration / test split (for the built-in data)
 
 Loading checks the format name, refuses a newer format version, and verifies every hash, so a
@@ -28,11 +29,12 @@ from .errors import ArtifactError
 from .intmodel import BoundNet, IntLayer, decide
 
 FORMAT = "bnnembed-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: dnn.output is a convention name, dnn.input_shape, settings
 MANIFEST = "manifest.json"
 BOUNDS = "bounds.npz"
 METRICS = "metrics.json"
 SPLIT = "split.npz"
+ONNX_EXPORT = "dnn.export.onnx"  # a TorchScript DNN exported at build time, for 'certify'
 
 
 def sha256_file(path: str) -> str:
@@ -96,13 +98,47 @@ class Artifact:
         """Three-way decisions (:class:`~bnnembed.intmodel.Decision` codes) for raw inputs."""
         return decide(self.upper, self.lower, self.encode(X))
 
+    @property
+    def dnn_output(self) -> str:
+        """The DNN's output convention (:class:`~bnnembed.dnn.Output`) the build recorded."""
+        from .dnn import Output
+
+        d = self.manifest["dnn"]
+        if d.get("output") in Output.ALL:
+            return d["output"]
+        # format 1 recorded a sentence: one logit, or class scores with positive columns
+        return Output.CLASSES if d.get("positive_columns") else Output.LOGIT
+
     def load_dnn(self):
+        """The artifact's DNN, with the output convention and positive columns the build
+        recorded: what "yes" means is never asked again."""
         from .dnn import load_dnn
 
         d = self.manifest["dnn"]
-        dnn = load_dnn(self.file(d["file"]), self.encoder.n_features)
-        dnn.positive_columns = tuple(d["positive_columns"])
-        return dnn
+        shape = d.get("input_shape")
+        return load_dnn(self.file(d["file"]), self.encoder.n_features, output=self.dnn_output,
+                        positive_columns=tuple(d.get("positive_columns") or ()),
+                        input_shape=tuple(shape) if shape else None)
+
+    def certify_onnx(self) -> str:
+        """The ONNX graph 'certify' verifies: the DNN itself, or the export of a TorchScript DNN
+        made at build time (the TorchScript DNN still answers and replays counterexamples)."""
+        from .errors import BnnError
+
+        d = self.manifest["dnn"]
+        if d["file"].endswith(".onnx"):
+            return self.file(d["file"])
+        if d.get("onnx_export"):
+            return self.file(d["onnx_export"])
+        raise BnnError(f"{self.path}: certification needs an ONNX DNN and this TorchScript DNN could not be "
+                       "exported at build time; export it with torch.onnx.export and rebuild with --dnn FILE.onnx")
+
+    def load_rows(self, source: str, *, label: str = "label", positive: str | None = None):
+        """Rows for this artifact: columns checked, labels (if any) read with the artifact's
+        positive set (see :func:`~bnnembed.data.load_rows`)."""
+        from .data import load_rows
+
+        return load_rows(source, self.feature_names, self.positive, label=label, positive=positive)
 
 
 def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: BoundNet,

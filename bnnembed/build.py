@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from .artifact import METRICS, SPLIT, write_artifact
+from .artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
 from .calibrate import Centers, PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs
-from .dnn import load_dnn, train_default_dnn
+from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
 from .encoding import fit_thermometer
 from .errors import BnnError
 from .intmodel import Decision, bound_scores
@@ -44,6 +44,7 @@ class BuildConfig:
     cal_fraction: float = 0.25
     test_fraction: float = 0.25
     baseline: bool = True
+    dnn_output: str | None = None  # the DNN's output convention; None = guess (see bnnembed.dnn)
 
 
 @dataclass
@@ -120,7 +121,8 @@ def config_of(metrics: dict) -> BuildConfig:
         bits_per_feature=model.get("bits_per_feature"), hidden=tuple(model["hidden"]) if model.get("hidden") else None,
         epochs=model.get("epochs"), augment=split.get("augment"), domain_samples=split.get("domain_samples", 0),
         asymmetry=model.get("asymmetry", 4.0), cal_fraction=split.get("cal_fraction", 0.25),
-        test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None)
+        test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None,
+        dnn_output=(metrics.get("settings") or {}).get("dnn_output"))
 
 
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
@@ -151,7 +153,13 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         if os.path.abspath(dnn_path) != os.path.abspath(os.path.join(out, dnn_file)):
             shutil.copyfile(dnn_path, os.path.join(out, dnn_file))
         dnn_kind = "user"
-    dnn = load_dnn(os.path.join(out, dnn_file), ds.X.shape[1], ds.positive, ds.y)
+    dnn = load_dnn(os.path.join(out, dnn_file), ds.X.shape[1], ds.positive, ds.y, image_shape=ds.image_shape)
+    dnn.output = cfg.dnn_output or guess_output(dnn, tr.X)
+    if dnn.output == Output.CLASSES and dnn.n_outputs == 1 or dnn.output != Output.CLASSES and dnn.n_outputs > 1:
+        raise BnnError(f"--dnn-output {dnn.output} does not fit a DNN with {dnn.n_outputs} output column(s)")
+    onnx_export = export_onnx_for_certify(dnn, os.path.join(out, ONNX_EXPORT)) if dnn.kind == "torchscript" else None
+    if onnx_export is not None and not onnx_export:
+        notes.append("the TorchScript DNN could not be exported to ONNX; 'certify' needs an ONNX DNN")
     dnn_yes = {k: dnn.says_yes(d.X) for k, d in (("train", tr), ("calibration", ca), ("test", te))}
     dnn_accuracy = float(np.mean(dnn_yes["test"] == te.y_yes()))
     if dnn_yes["train"].all() or not dnn_yes["train"].any():
@@ -180,7 +188,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     # --- the bounds ----------------------------------------------------------------------
     epochs = cfg.epochs or auto_epochs(len(X_fit))
     hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(encoder.n_bits)
-    tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed)
+    tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
+                       select_alpha=cfg.alpha)
     models: dict[str, BoundMLP] = {}
     jobs = [("upper", y_fit, tcfg), ("lower", ~y_fit, tcfg)]
     if cfg.baseline:
@@ -253,6 +262,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
                   "distillation_inputs": len(X_aug),
                   "domain_samples": cfg.domain_samples, "extra_inputs": n_extra, "augment": copies,
                   "cal_fraction": cfg.cal_fraction, "test_fraction": cfg.test_fraction, "seed": cfg.seed},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "dnn_accuracy": dnn_accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
         else float(np.mean((test_scores.yes >= centers.yes) == dnn_yes["test"])),
@@ -288,12 +298,13 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "positive": {"values": [_jsonable(v) for v in ds.positive],
                      "names": [ds.label_names.get(v, str(v)) for v in ds.positive]},
         "dnn": {"file": dnn_file, "kind": dnn.kind, "origin": dnn_kind,
+                "output": dnn.output, "outputs": dnn.n_outputs,
                 "positive_columns": list(dnn.positive_columns),
-                "output": "single logit (yes iff > 0)" if not dnn.positive_columns
-                else "class scores (yes iff argmax is a positive column)"},
+                "input_shape": list(dnn.input_shape), "description": dnn.describe(),
+                "onnx_export": ONNX_EXPORT if onnx_export else None},
         "bounds": {"upper": {"answer": "yes", "shape": upper.shape, "tau": upper.tau},
                    "lower": {"answer": "no", "shape": lower.shape, "tau": lower.tau}},
-        "files": {dnn_file: None, SPLIT: None, METRICS: None},
+        "files": {dnn_file: None, SPLIT: None, METRICS: None, **({ONNX_EXPORT: None} if onnx_export else {})},
     }
     metrics["build_seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(out, METRICS), "w") as fh:

@@ -118,8 +118,10 @@ def load_data(
     label: str = "label",
     positive: str | None = None,
     require_labels: bool = True,
+    resolve_positive: bool = True,
 ) -> Dataset:
-    """Load a data source (see the module docstring) and resolve the positive class."""
+    """Load a data source (see the module docstring) and resolve the positive class (the
+    build's job; later commands use :func:`load_rows`, which takes it from the artifact)."""
     if source in BUILTIN:
         ds = _load_sklearn(source)
     elif source.startswith("mnist:"):
@@ -139,6 +141,8 @@ def load_data(
             raise BnnError(f"{ds.name}: no labels found; this step needs labelled rows")
         return Dataset(ds.name, ds.X, None, ds.feature_names, parse_positive(positive, None, ()),
                        ds.image_shape, ds.label_names)
+    if not resolve_positive:
+        return ds
     pos = parse_positive(positive, ds.y, ds.positive)
     if not pos:
         classes = np.unique(ds.y)
@@ -269,6 +273,52 @@ def _load_npz(path: str) -> Dataset:
         raise BnnError(f"{path}: y has shape {y.shape}, expected ({X.shape[0]},)")
     names = names or [f"x{i}" for i in range(X.shape[1])]
     return Dataset(os.path.basename(path), X.astype(np.float32), y, names, (), None, {})
+
+
+def load_rows(source: str, feature_names: list[str], artifact_positive: tuple, *, label: str = "label",
+              positive: str | None = None) -> Dataset:
+    """Load rows for a built artifact: labels are optional, "yes" is the artifact's.
+
+    Deciding, simulating and explaining need no labels. When the rows carry labels, they are
+    read with the artifact's positive set; ``positive`` (a later command's ``--positive``) only
+    maps labels of another labelling (say 0/1 in a file for a "digit is 3" artifact) for the
+    accuracy figures, and is refused when it contradicts the artifact on its own labels.
+    """
+    ds = load_data(source, label=label, positive=None, require_labels=False, resolve_positive=False)
+    check_columns(ds, feature_names)
+    art_pos = tuple(artifact_positive)
+    if ds.y is None:
+        if positive:
+            raise BnnError(f"{ds.name}: --positive maps labels, but the rows have no label column "
+                           f"'{label}'; drop --positive (the artifact records what yes means)")
+        return Dataset(ds.name, ds.X, None, ds.feature_names, art_pos, ds.image_shape, ds.label_names)
+    present = set(np.unique(ds.y).tolist())
+    own = tuple(_coerce_known(v, ds.y) for v in art_pos)
+    speaks_artifact_labels = any(v in present for v in own if v is not None)
+    if positive:
+        given = parse_positive(positive, ds.y, ())
+        if speaks_artifact_labels and set(given) != set(own):
+            shown = ",".join(str(v) for v in art_pos)
+            raise BnnError(f"--positive {positive} contradicts the artifact, whose yes is label(s) {shown}; "
+                           "drop --positive (the artifact records what yes means)")
+        pos = given
+    elif speaks_artifact_labels:
+        pos = tuple(v for v in own if v is not None)
+    elif present <= {0, 1}:
+        pos = (ds.y.dtype.type(1).item(),)  # a yes/no file: 1 means yes
+    else:
+        shown = ", ".join(str(v) for v in sorted(present, key=str)[:12])
+        raise BnnError(f"{ds.name}: none of the labels ({shown}) is the artifact's yes "
+                       f"({','.join(map(str, art_pos))}); say which label means yes with --positive")
+    return Dataset(ds.name, ds.X, ds.y, ds.feature_names, pos, ds.image_shape, ds.label_names)
+
+
+def _coerce_known(value, labels: np.ndarray):
+    """An artifact's positive value in the dtype of a file's labels (None if it cannot be)."""
+    try:
+        return _coerce_like(str(value), labels)
+    except BnnError:
+        return None
 
 
 def check_columns(ds: Dataset, expected: list[str]) -> None:

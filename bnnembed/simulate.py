@@ -299,18 +299,17 @@ def summarize(artifact, X: np.ndarray, run: DeviceRun, machine: str, dnn_yes: np
     }
 
 
-def simulate(artifact_dir: str, *, machine: str, data: str, label: str = "label", rows: int | None = None,
+def simulate(artifact_dir: str, *, machine: str, data: str, label: str = "label", positive: str | None = None,
+             rows: int | None = None,
              out: str | None = None, log_path: str | None = None, report: bool = True,
              link: LinkSettings | None = None, workdir: str | None = None) -> SimulationResult:
     """Run the firmware on the rows of ``data`` under QEMU against an in-process host service."""
     from .artifact import load_artifact
-    from .data import check_columns, load_data
     from .host import TcpListen, start_host
 
     art = load_artifact(artifact_dir)
     sim_machine(machine)
-    ds = load_data(data, label=label)
-    check_columns(ds, art.feature_names)
+    ds = art.load_rows(data, label=label, positive=positive)
     X = ds.X if rows is None else ds.X[:rows]
     link = link or LinkSettings(report=report)
     session = int.from_bytes(os.urandom(4), "little") | 1

@@ -137,7 +137,7 @@ def runtime_says(dnn, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from ..dnn import yes_from_output
 
     out = dnn.raw(np.asarray(X, dtype=np.float32))
-    return out, yes_from_output(out, dnn.positive_columns)
+    return out, yes_from_output(out, dnn.positive_columns, getattr(dnn, "output", "logit"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
     from ..intmodel import Decision
     from .onnx_net import read_onnx
 
-    net = read_onnx(art.file(art.manifest["dnn"]["file"]))
+    net = read_onnx(art.certify_onnx())
     dnn = art.load_dnn()
     own = explainer is None
     ex = explainer or Explainer(art)

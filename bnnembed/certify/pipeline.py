@@ -104,7 +104,7 @@ def run_domain(art: Artifact, ds: Dataset, lo: np.ndarray, hi: np.ndarray, cfg: 
     box (:mod:`.cell_search`); ``"milp"``: one MILP of bound and DNN together (:mod:`.domain`)."""
     from .cell_search import CellSearchConfig, certify_domain_cells
 
-    net = read_onnx(art.file(art.manifest["dnn"]["file"]))
+    net = read_onnx(art.certify_onnx())
     dnn = art.load_dnn()
     bits = art.encode(ds.X[default_rows(art, ds)])
     split = split_of(art, ds)

@@ -16,6 +16,25 @@ def add_data_args(p: argparse.ArgumentParser, positive_help: str = "label value(
     p.add_argument("--positive", default=None, metavar="V[,V...]", help=positive_help)
 
 
+ROWS_POSITIVE_HELP = ("only for labelled rows of another labelling (say 0/1): the label value(s) that mean "
+                      "yes, for accuracy figures. The artifact records what yes means; a value that "
+                      "contradicts it is refused")
+
+
+def add_rows_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--data/--label/--positive of the commands that use a built artifact: labels optional."""
+    p.add_argument("--data", required=required, metavar="SRC",
+                   help="rows to use: breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz; labels are optional "
+                        "(a CSV of only the feature columns, an NPZ without y)")
+    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV, if any (default: label)")
+    p.add_argument("--positive", default=None, metavar="V[,V...]", help=ROWS_POSITIVE_HELP)
+
+
+def load_rows(args, art):
+    """The rows of ``--data`` for artifact ``art`` (columns checked, labels optional)."""
+    return art.load_rows(args.data, label=args.label or "label", positive=args.positive)
+
+
 def _hidden(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(t) for t in text.split(",") if t.strip())
@@ -63,15 +82,21 @@ def register(sub) -> None:
                    help="cost of a wrong answer relative to a missed one in training (default 4)")
     p.add_argument("--cal-fraction", type=_fraction, default=0.25, help="calibration share of the rows (default 0.25)")
     p.add_argument("--test-fraction", type=_fraction, default=0.25, help="test share of the rows (default 0.25)")
+    p.add_argument("--dnn-output", choices=["logit", "probability", "classes"], default=None,
+                   help="how to read the DNN's output: one logit (yes iff > 0), one probability (yes iff > 0.5) "
+                        "or class scores (yes iff the argmax is a --positive class). Default: classes for "
+                        "several columns; for one, probability if the graph ends in Sigmoid or every output "
+                        "on the data is in [0, 1], else logit. Recorded in the artifact")
     p.add_argument("--no-baseline", action="store_true", help="skip the one-network baseline")
     p.add_argument("--no-cnf", action="store_true", help="skip writing the CNF of the bounds")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     p.set_defaults(func=run_build)
 
     p = sub.add_parser("eval", help="measure an artifact's bounds against its DNN on data",
-                       description="Coverage, disagreements and their Clopper-Pearson bound on every row of SRC.")
+                       description="Coverage, disagreements and their Clopper-Pearson bound on every row of SRC "
+                       "(against the DNN: no labels needed; with labels, the DNN's accuracy too).")
     p.add_argument("artifact", metavar="DIR")
-    add_data_args(p)
+    add_rows_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_eval)
 
@@ -81,7 +106,7 @@ def register(sub) -> None:
                        description="Writes FILE.csv with columns row,bound,final,source: bound in yes/no/unknown, "
                        "final in yes/no, source bnn (a bound answered) or dnn (deferred to the DNN).")
     p.add_argument("artifact", metavar="DIR")
-    add_data_args(p)
+    add_rows_args(p)
     p.add_argument("--out", required=True, metavar="FILE.csv")
     p.add_argument("--engine", choices=Engine.ALL, default=Engine.NUMPY,
                    help="numpy reference, or the generated firmware under QEMU (default numpy)")
@@ -103,10 +128,10 @@ def register(sub) -> None:
     p.set_defaults(func=run_demo)
 
 
-def _load(args, require_labels=True):
+def _load(args):
     from ..data import load_data
 
-    return load_data(args.data, label=args.label, positive=args.positive, require_labels=require_labels)
+    return load_data(args.data, label=args.label, positive=args.positive, require_labels=True)
 
 
 def _pct(x: float) -> str:
@@ -135,7 +160,7 @@ def run_build(args) -> int:
                       hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
                       domain_samples=args.domain_samples,
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
-                      baseline=not args.no_baseline)
+                      baseline=not args.no_baseline, dnn_output=args.dnn_output)
     if args.bits_per_feature is not None and args.bits_per_feature < 1:
         raise BnnError("--bits-per-feature must be at least 1")
     res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)
@@ -164,7 +189,7 @@ def run_eval(args) -> int:
     from ..predict import evaluate
 
     art = load_artifact(args.artifact)
-    ds = _load(args, require_labels=False)
+    ds = load_rows(args, art)
     m = evaluate(art, ds)
     if args.json:
         cert = art.metrics.get("certification")
@@ -186,7 +211,7 @@ def run_predict(args) -> int:
     from ..predict import predict, write_predictions_csv
 
     art = load_artifact(args.artifact)
-    ds = _load(args, require_labels=False)
+    ds = load_rows(args, art)
     pred = predict(art, ds, args.engine, args.machine)
     write_predictions_csv(pred, args.out)
     summary = {"rows": int(len(pred.final)), "decided_by_bnn": int((~pred.source_dnn).sum()),

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .build import add_data_args
+from .build import add_rows_args, load_rows
 
 
 def _positive_float(text: str) -> float:
@@ -27,7 +27,7 @@ def register(sub) -> None:
         "is (and, with --retrain-rounds, rebuilding with the counterexamples). See docs/certification.md.",
     )
     p.add_argument("artifact", metavar="DIR")
-    add_data_args(p)
+    add_rows_args(p)
     p.add_argument("--rows", default=None, metavar="SPEC",
                    help="rows to certify, e.g. 0-99,120 (default: the artifact's test split, else all rows)")
     p.add_argument("--limit", type=int, default=200, metavar="N", help="stop after N decided rows (default 200)")
@@ -77,7 +77,6 @@ def run_certify(args) -> int:
     from ..certify.explanations import CertifyConfig, certify_rows, summarize
     from ..certify.pipeline import default_rows, domain_box, parse_rows, run_domain
     from ..certify.report import update_metrics_certification
-    from ..data import load_data
     from ..errors import BnnError
 
     if args.retrain_rounds and not args.domain:
@@ -85,9 +84,8 @@ def run_certify(args) -> int:
     if args.retrain_rounds < 0:
         raise BnnError("--retrain-rounds must be >= 0")
     art = load_artifact(args.artifact)
-    ds = load_data(args.data, label=args.label, positive=args.positive, require_labels=False)
-    if ds.X.shape[1] != art.encoder.n_features:
-        raise BnnError(f"--data {args.data}: {ds.X.shape[1]} features, the artifact expects {art.encoder.n_features}")
+    ds = load_rows(args, art)
+    art.certify_onnx()  # before any work: a DNN certify cannot read is refused in one line
     _ensure_cnf(art)
     lo, hi, source = domain_box(art, ds, args.range)
     totals: dict = {"domain_source": source}
@@ -150,9 +148,10 @@ def run_certify(args) -> int:
         record["domain"] = {k: {kk: vv for kk, vv in v.items() if kk != "rounds"} for k, v in dom.items()}
     if args.retrain_rounds:
         from ..certify.repair import retrain_repair
-        from ..data import load_data as _load
-
-        labelled = _load(args.data, label=args.label, positive=args.positive, require_labels=True)
+        if ds.y is None:
+            raise BnnError(f"--retrain-rounds rebuilds the artifact, which needs labelled rows; {ds.name} has "
+                           f"no label column '{args.label}'")
+        labelled = ds
         out_dir = args.retrain_out or art.path.rstrip("/") + "-retrain"
 
         def say(rec) -> None:  # progress on a terminal; the rounds are in the totals anyway

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from ..errors import BnnError
+from .build import ROWS_POSITIVE_HELP, add_rows_args, load_rows
 
 
 def register(sub) -> None:
@@ -24,7 +25,7 @@ def register(sub) -> None:
     p = sub.add_parser("explain", help="explain a decision: sufficient features (abductive) or what would change it (contrastive)")
     p.add_argument("artifact", metavar="DIR")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", metavar="SRC", help="data source of the row(s) (same sources as build)")
+    src.add_argument("--data", metavar="SRC", help="data source of the row(s) (same sources as build; labels optional)")
     src.add_argument("--id", metavar="ID", help="a decision id met before (explain/host logs)")
     p.add_argument("--row", type=int, help="row index in --data")
     p.add_argument("--all", action="store_true", help="explain every row of --data (batch, JSON lines to --out)")
@@ -40,14 +41,15 @@ def register(sub) -> None:
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",
                    help="time budget of one abductive explanation (default 30; 0 = none). Features not "
                         "tested in time are kept: the explanation stays sufficient, flagged not proven minimal")
-    p.add_argument("--label", default=None, help="label column of a CSV source")
+    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV, if any (default: label)")
+    p.add_argument("--positive", default=None, metavar="V[,V...]", help=ROWS_POSITIVE_HELP)
     p.add_argument("--png", metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=run_explain)
 
     p = sub.add_parser("verify", help="is a decision robust to moving every feature by at most R thermometer steps (or DELTA)?")
     p.add_argument("artifact", metavar="DIR")
-    p.add_argument("--data", metavar="SRC", required=True)
+    add_rows_args(p)
     p.add_argument("--row", type=int, required=True)
     p.add_argument("--radius", type=int, help="thermometer steps per feature")
     p.add_argument("--delta", type=float, help="absolute amount per feature (raw units)")
@@ -58,7 +60,6 @@ def register(sub) -> None:
                         "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",
                    help="time budget of the query (default 30; 0 = none); out of time the verdict is UNDECIDED")
-    p.add_argument("--label", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_verify)
 
@@ -71,16 +72,6 @@ def run_cnf(args) -> int:
         print(f"{name}: {b['file']}  {b['n_vars']} variables, {b['n_clauses']} clauses "
               f"({b['n_clauses'] / max(b['n_synapses'], 1):.1f} per synapse), decision literal {b['decision']}")
     return 0
-
-
-def _load_rows(args, art):
-    from ..data import check_columns, load_data
-
-    ds = load_data(args.data, label=args.label) if args.label else load_data(args.data)
-    if ds.X.shape[1] != art.encoder.n_features:
-        check_columns(ds, art.feature_names)
-        raise BnnError(f"data has {ds.X.shape[1]} features, the artifact expects {art.encoder.n_features}")
-    return ds
 
 
 def _row(ds, n: int | None) -> np.ndarray:
@@ -103,7 +94,7 @@ def run_explain(args) -> int:
             raise BnnError("--all needs --data SRC and --out FILE.jsonl")
         from ..explain.batch import explain_all
 
-        ds = _load_rows(args, art)
+        ds = load_rows(args, art)
         n = explain_all(art.path, ds.X, args.out, kind=args.kind, scope=args.scope, workers=args.workers,
                         backend=args.backend, budget=args.budget, seconds=args.seconds or None)
         print(f"wrote {n} explanations to {args.out}")
@@ -112,7 +103,7 @@ def run_explain(args) -> int:
         if args.id:
             case = ex.case_from_id(args.id)
         else:
-            case = ex.case(_row(_load_rows(args, art), args.row))
+            case = ex.case(_row(load_rows(args, art), args.row))
         result = ex.explain(case, args.kind, args.scope)
     if args.png:
         _draw_png(art, case, result, args.png)
@@ -134,7 +125,7 @@ def run_verify(args) -> int:
     if args.radius is not None and args.radius < 0:
         raise BnnError("--radius must be >= 0")
     with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:
-        case = ex.case(_row(_load_rows(args, art), args.row))
+        case = ex.case(_row(load_rows(args, art), args.row))
         result = ex.verify(case, radius=args.radius, delta=args.delta, scope=args.scope)
     if args.json:
         json.dump(result, sys.stdout, indent=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..codegen import Encoding, PopcountStrategy
+from .build import add_rows_args, load_rows
 
 
 def register(sub) -> None:
@@ -26,12 +27,11 @@ def register(sub) -> None:
     p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
     p.add_argument("--machine", required=True, choices=qemu_machines(), metavar="M",
                    help="QEMU machine: " + ", ".join(qemu_machines()))
-    p.add_argument("--data", required=True, metavar="SRC", help="data source (as for 'bnnembed build')")
+    add_rows_args(p)
     p.add_argument("--rows", type=int, default=None, metavar="N", help="first N rows (default all)")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
     p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default="swar3",
                    help="popcount kernel (default swar3, what the board files select; swar is the reference)")
-    p.add_argument("--label", default=None, help="label column of a CSV source")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_qemu)
 
@@ -72,14 +72,11 @@ def run_codegen(args) -> int:
 
 def run_qemu(args) -> int:
     from ..artifact import load_artifact
-    from ..data import load_data
     from ..errors import BnnError
     from ..qemu import BuildOptions, check_against_numpy
 
     artifact = load_artifact(args.artifact)
-    kwargs = {"label": args.label} if args.label else {}
-    kwargs["require_labels"] = False
-    ds = load_data(args.data, **kwargs)
+    ds = load_rows(args, artifact)
     X = ds.X if args.rows is None else ds.X[: args.rows]
     if args.rows is not None and args.rows <= 0:
         raise BnnError("--rows must be positive")

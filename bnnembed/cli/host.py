@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 
+from .build import add_rows_args
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -47,8 +49,7 @@ def register(sub) -> None:
     )
     p.add_argument("artifact", metavar="DIR", help="artifact directory")
     p.add_argument("--machine", required=True, help="QEMU machine with a CMSDK UART, e.g. mps2-an386")
-    p.add_argument("--data", required=True, metavar="SRC", help="breast_cancer, digits, mnist:DIR, FILE.csv or FILE.npz")
-    p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV (default: label)")
+    add_rows_args(p)
     p.add_argument("--rows", type=int, default=None, metavar="N", help="only the first N rows")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the decisions")
     p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
@@ -127,7 +128,8 @@ def run_log(args) -> int:
 def run_simulate(args) -> int:
     from ..simulate import simulate
 
-    result = simulate(args.artifact, machine=args.machine, data=args.data, label=args.label, rows=args.rows,
+    result = simulate(args.artifact, machine=args.machine, data=args.data, label=args.label, positive=args.positive,
+                      rows=args.rows,
                       out=args.out, log_path=args.log, report=not args.no_report)
     if args.json:
         print(json.dumps(result.summary, indent=1, sort_keys=True))
