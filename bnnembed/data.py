@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,9 +95,15 @@ def _coerce_like(text: str, labels: np.ndarray):
     return text
 
 
+def _to_float32(X: np.ndarray) -> np.ndarray:
+    """float32 features; values beyond float32's range become inf (and are refused as such)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(X, dtype=np.float32)
+
+
 def check_features(X: np.ndarray, name: str, feature_names: list[str] | None = None) -> np.ndarray:
     """Reject NaN and infinite features with the first offending row and column."""
-    X = np.asarray(X, dtype=np.float32)
+    X = _to_float32(X)
     if X.ndim != 2:
         raise BnnError(f"{name}: features must be a 2-D table, got shape {X.shape}")
     if X.shape[0] == 0:
@@ -107,7 +114,7 @@ def check_features(X: np.ndarray, name: str, feature_names: list[str] | None = N
         col = feature_names[c] if feature_names else f"column {c}"
         raise BnnError(
             f"{name}: {int(bad.sum())} missing or infinite feature value(s), first at row {r}, "
-            f"feature '{col}'; impute or drop those rows first"
+            f"feature '{col}' (NaN, inf or beyond float32); impute or drop those rows first"
         )
     return X
 
@@ -212,9 +219,17 @@ def _load_mnist(directory: str) -> Dataset:
     raise BnnError(f"mnist:{directory}: no t10k-/train- images and labels IDX files found there")
 
 
-def _load_csv(path: str, label: str) -> Dataset:
+def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise BnnError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise BnnError(f"{path}: is a folder, not a data file")
+    if os.path.getsize(path) == 0:
+        raise BnnError(f"{path}: empty file")
+
+
+def _load_csv(path: str, label: str) -> Dataset:
+    _check_file(path)
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         try:
@@ -225,7 +240,7 @@ def _load_csv(path: str, label: str) -> Dataset:
     has_label = label in header
     li = header.index(label) if has_label else -1
     feats = [h for i, h in enumerate(header) if i != li]
-    X = np.empty((len(rows), len(feats)), dtype=np.float32)
+    X = np.empty((len(rows), len(feats)), dtype=np.float64)  # float32 after the range check
     y_text = []
     for r, row in enumerate(rows):
         if len(row) != len(header):
@@ -240,7 +255,7 @@ def _load_csv(path: str, label: str) -> Dataset:
         if has_label:
             y_text.append(row[li].strip())
     y = _labels_from_text(y_text) if has_label else None
-    return Dataset(os.path.basename(path), X, y, feats, (), None, {})
+    return Dataset(os.path.basename(path), _to_float32(X), y, feats, (), None, {})
 
 
 def _labels_from_text(values: list[str]) -> np.ndarray:
@@ -256,8 +271,7 @@ def _labels_from_text(values: list[str]) -> np.ndarray:
 
 
 def _load_npz(path: str) -> Dataset:
-    if not os.path.exists(path):
-        raise BnnError(f"{path}: no such file")
+    _check_file(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             if "X" not in z.files:
@@ -265,14 +279,16 @@ def _load_npz(path: str) -> Dataset:
             X = np.asarray(z["X"])
             y = np.asarray(z["y"]) if "y" in z.files else None
             names = [str(n) for n in z["feature_names"]] if "feature_names" in z.files else None
-    except (ValueError, OSError) as exc:
-        raise BnnError(f"{path}: not a readable .npz without pickled objects ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise BnnError(f"{path}: not a readable .npz without pickled objects ({str(exc).splitlines()[0]})") from None
     if X.ndim != 2:
         raise BnnError(f"{path}: X must be 2-D (rows x features), got shape {X.shape}")
     if y is not None and y.shape != (X.shape[0],):
         raise BnnError(f"{path}: y has shape {y.shape}, expected ({X.shape[0]},)")
     names = names or [f"x{i}" for i in range(X.shape[1])]
-    return Dataset(os.path.basename(path), X.astype(np.float32), y, names, (), None, {})
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise BnnError(f"{path}: X holds {X.dtype} values, not numbers; store the features as floats")
+    return Dataset(os.path.basename(path), _to_float32(X), y, names, (), None, {})
 
 
 def load_rows(source: str, feature_names: list[str], artifact_positive: tuple, *, label: str = "label",

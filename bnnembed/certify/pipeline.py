@@ -42,6 +42,8 @@ def parse_rows(spec: str | None, n_rows: int) -> np.ndarray:
         part = part.strip()
         if not part:
             continue
+        if part.startswith("-") and part[1:].strip().isdigit():
+            raise BnnError(f"--rows {spec!r}: row numbers are 0 or more (write a range as A-B)")
         try:
             if "-" in part:
                 a, b = part.split("-", 1)

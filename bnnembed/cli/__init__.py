@@ -13,6 +13,7 @@ import sys
 
 from .. import __version__
 from ..errors import BnnError
+from .args import OneLineParser
 
 # Each module defines register(subparsers); its parsers set_defaults(func=...) taking the args.
 COMMAND_MODULES = [
@@ -25,7 +26,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bnnembed",
         description=(
             "Derive calibrated binarized bounds of a yes/no DNN, run them as XNOR-popcount C on a "

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import BnnError
+from .args import count, fraction, out_dir, out_file, widths
 
 
 def add_data_args(p: argparse.ArgumentParser, positive_help: str = "label value(s) that mean yes") -> None:
@@ -35,23 +36,6 @@ def load_rows(args, art):
     return art.load_rows(args.data, label=args.label or "label", positive=args.positive)
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError("--hidden takes widths like 256,256") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError("--hidden takes positive widths like 256,256")
-    return widths
-
-
-def _fraction(text: str) -> float:
-    v = float(text)
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
-    return v
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "build", help="train, fold and calibrate the two bounds of a DNN into an artifact",
@@ -61,27 +45,27 @@ def register(sub) -> None:
         "artifact directory with metrics.json and risk-coverage plots.",
     )
     add_data_args(p, "label value(s) that mean yes, e.g. 1 or 5,6,7,8,9 (built-in default: malignant / 0)")
-    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR", help="artifact directory to write")
     p.add_argument("--dnn", default=None, metavar="PATH",
                    help="the DNN: .onnx or TorchScript .pt (default: train a small MLP and store it as ONNX)")
-    p.add_argument("--alpha", type=_fraction, default=0.05, help="target disagreement rate (default 0.05)")
-    p.add_argument("--delta", type=_fraction, default=0.05, help="1 - confidence of the bound (default 0.05)")
+    p.add_argument("--alpha", type=fraction, default=0.05, help="target disagreement rate (default 0.05)")
+    p.add_argument("--delta", type=fraction, default=0.05, help="1 - confidence of the bound (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
-    p.add_argument("--bits-per-feature", type=int, default=None, metavar="K",
+    p.add_argument("--bits-per-feature", type=count(1), default=None, metavar="K",
                    help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
-    p.add_argument("--hidden", type=_hidden, default=None, metavar="W,W",
+    p.add_argument("--hidden", type=widths, default=None, metavar="W,W",
                    help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256; "
                         "smaller bounds have much faster exact explanations)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: from the data size)")
-    p.add_argument("--augment", type=int, default=None, metavar="N",
+    p.add_argument("--epochs", type=count(1), default=None, help="training epochs (default: from the data size)")
+    p.add_argument("--augment", type=count(0), default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
-    p.add_argument("--domain-samples", type=int, default=0, metavar="N",
+    p.add_argument("--domain-samples", type=count(0), default=0, metavar="N",
                    help="also distil on N points drawn uniformly from the training rows' feature box, so "
                         "the bounds stay right far from the data (for 'certify --domain'; default 0)")
     p.add_argument("--asymmetry", type=float, default=4.0,
                    help="cost of a wrong answer relative to a missed one in training (default 4)")
-    p.add_argument("--cal-fraction", type=_fraction, default=0.25, help="calibration share of the rows (default 0.25)")
-    p.add_argument("--test-fraction", type=_fraction, default=0.25, help="test share of the rows (default 0.25)")
+    p.add_argument("--cal-fraction", type=fraction, default=0.25, help="calibration share of the rows (default 0.25)")
+    p.add_argument("--test-fraction", type=fraction, default=0.25, help="test share of the rows (default 0.25)")
     p.add_argument("--dnn-output", choices=["logit", "probability", "classes"], default=None,
                    help="how to read the DNN's output: one logit (yes iff > 0), one probability (yes iff > 0.5) "
                         "or class scores (yes iff the argmax is a --positive class). Default: classes for "
@@ -107,7 +91,7 @@ def register(sub) -> None:
                        "final in yes/no, source bnn (a bound answered) or dnn (deferred to the DNN).")
     p.add_argument("artifact", metavar="DIR")
     add_rows_args(p)
-    p.add_argument("--out", required=True, metavar="FILE.csv")
+    p.add_argument("--out", required=True, type=out_file, metavar="FILE.csv")
     p.add_argument("--engine", choices=Engine.ALL, default=Engine.NUMPY,
                    help="numpy reference, or the generated firmware under QEMU (default numpy)")
     p.add_argument("--machine", default="mps2-an386", help="QEMU machine for --engine qemu (default mps2-an386)")
@@ -117,14 +101,14 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="run the main job end to end on built-in data",
                        description="build bounds -> report -> C -> QEMU run -> a deferred decision -> an explanation, "
                        "on the built-in digits data.")
-    p.add_argument("--out", default="demo-out", metavar="DIR", help="working directory (default demo-out)")
+    p.add_argument("--out", default="demo-out", type=out_dir, metavar="DIR", help="working directory (default demo-out)")
     p.add_argument("--data", default="digits", help="built-in data set (default digits)")
     p.add_argument("--positive", default="5,6,7,8,9",
                    help="label value(s) that mean yes (default 5,6,7,8,9: 'is the digit >= 5?')")
     p.add_argument("--quick", action="store_true", help="fewer epochs and distillation inputs (a smoke run)")
     p.add_argument("--machine", default="mps2-an386", help="QEMU machine for the firmware steps (default mps2-an386)")
     p.add_argument("--board", default="nucleo_f401re", help="board of the generated PlatformIO project")
-    p.add_argument("--rows", type=int, default=300, help="rows run under QEMU (default 300)")
+    p.add_argument("--rows", type=count(1), default=300, help="rows run under QEMU (default 300)")
     p.set_defaults(func=run_demo)
 
 

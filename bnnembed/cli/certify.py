@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from .args import count, out_dir, out_file, positive_float
 from .build import add_rows_args, load_rows
-
-
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return v
 
 
 def register(sub) -> None:
@@ -30,16 +23,16 @@ def register(sub) -> None:
     add_rows_args(p)
     p.add_argument("--rows", default=None, metavar="SPEC",
                    help="rows to certify, e.g. 0-99,120 (default: the artifact's test split, else all rows)")
-    p.add_argument("--limit", type=int, default=200, metavar="N", help="stop after N decided rows (default 200)")
-    p.add_argument("--time-limit", type=_positive_float, default=60.0, metavar="S",
+    p.add_argument("--limit", type=count(1), default=200, metavar="N", help="stop after N decided rows (default 200)")
+    p.add_argument("--time-limit", type=positive_float, default=60.0, metavar="S",
                    help="seconds per DNN query (default 60)")
-    p.add_argument("--margin", type=_positive_float, default=1e-3,
+    p.add_argument("--margin", type=positive_float, default=1e-3,
                    help="DNN score margin required on top of the float32 error bound (default 1e-3)")
     p.add_argument("--no-extend", action="store_true",
                    help="do not pin extra features when an explanation is refuted")
-    p.add_argument("--extend-time", type=_positive_float, default=60.0, metavar="S",
+    p.add_argument("--extend-time", type=positive_float, default=60.0, metavar="S",
                    help="seconds per row for pinning extra features (default 60)")
-    p.add_argument("--explain-seconds", type=_positive_float, default=10.0, metavar="S",
+    p.add_argument("--explain-seconds", type=positive_float, default=10.0, metavar="S",
                    help="time budget of each abductive explanation (default 10; the explanation stays "
                         "sufficient, only its minimality may be unproven)")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
@@ -48,21 +41,21 @@ def register(sub) -> None:
     p.add_argument("--domain-engine", choices=("cells", "milp"), default="cells",
                    help="cells: branch and bound over the bound's level boxes, the DNN verified per box "
                         "(default); milp: one MILP of bound and DNN together")
-    p.add_argument("--domain-time", type=_positive_float, default=300.0, metavar="S",
+    p.add_argument("--domain-time", type=positive_float, default=300.0, metavar="S",
                    help="seconds per bound for the cells engine, per MILP round for the milp engine (default 300)")
-    p.add_argument("--domain-nodes", type=int, default=200_000, metavar="N",
+    p.add_argument("--domain-nodes", type=count(1), default=200_000, metavar="N",
                    help="level boxes the cells engine may visit per bound (default 200000)")
-    p.add_argument("--domain-rounds", type=int, default=4, metavar="N",
+    p.add_argument("--domain-rounds", type=count(1), default=4, metavar="N",
                    help="repair rounds of the milp engine (default 4; the cells engine raises tau as often as "
                         "its budget allows)")
-    p.add_argument("--retrain-rounds", type=int, default=0, metavar="N",
+    p.add_argument("--retrain-rounds", type=count(0), default=0, metavar="N",
                    help="with --domain: up to N rounds of rebuilding the artifact with the counterexamples as "
                         "hard negatives, each re-certified (needs the labelled data it was built from)")
-    p.add_argument("--retrain-out", default=None, metavar="DIR",
+    p.add_argument("--retrain-out", default=None, type=out_dir, metavar="DIR",
                    help="where the rebuilt artifacts go (DIR/round_1, ...; default: DIR-retrain next to the artifact)")
     p.add_argument("--no-explanations", action="store_true", help="skip the explanations (with --domain)")
-    p.add_argument("--out", default=None, metavar="FILE.jsonl", help="one JSON object per decided row")
-    p.add_argument("--png-dir", default=None, metavar="DIR",
+    p.add_argument("--out", default=None, type=out_file, metavar="FILE.jsonl", help="one JSON object per decided row")
+    p.add_argument("--png-dir", default=None, type=out_dir, metavar="DIR",
                    help="image data: one picture per decided row, the explanation and (if refuted) the DNN's "
                         "counterexample with the pixels it changed")
     p.add_argument("--no-metrics", action="store_true", help="do not record the totals in metrics.json")

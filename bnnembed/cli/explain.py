@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from ..errors import BnnError
+from .args import count, out_file
 from .build import ROWS_POSITIVE_HELP, add_rows_args, load_rows
 
 
@@ -27,15 +28,15 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", metavar="SRC", help="data source of the row(s) (same sources as build; labels optional)")
     src.add_argument("--id", metavar="ID", help="a decision id met before (explain/host logs)")
-    p.add_argument("--row", type=int, help="row index in --data")
+    p.add_argument("--row", type=count(0), help="row index in --data")
     p.add_argument("--all", action="store_true", help="explain every row of --data (batch, JSON lines to --out)")
-    p.add_argument("--out", metavar="FILE.jsonl", help="output of --all")
-    p.add_argument("--workers", type=int, default=1, help="worker processes for --all (default 1)")
+    p.add_argument("--out", type=out_file, metavar="FILE.jsonl", help="output of --all")
+    p.add_argument("--workers", type=count(1), default=1, help="worker processes for --all (default 1)")
     p.add_argument("--kind", choices=[k.value for k in Kind], default=Kind.ABDUCTIVE.value)
     p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.BOUND.value,
                    help="bound: the answering bound's answer; decision: the whole device decision")
     p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
-    p.add_argument("--budget", type=int, default=2000, metavar="N",
+    p.add_argument("--budget", type=count(0), default=2000, metavar="N",
                    help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
                         "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",
@@ -43,19 +44,19 @@ def register(sub) -> None:
                         "tested in time are kept: the explanation stays sufficient, flagged not proven minimal")
     p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV, if any (default: label)")
     p.add_argument("--positive", default=None, metavar="V[,V...]", help=ROWS_POSITIVE_HELP)
-    p.add_argument("--png", metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
+    p.add_argument("--png", type=out_file, metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
     p.add_argument("--json", action="store_true", help="print the explanation as JSON")
     p.set_defaults(func=run_explain)
 
     p = sub.add_parser("verify", help="is a decision robust to moving every feature by at most R thermometer steps (or DELTA)?")
     p.add_argument("artifact", metavar="DIR")
     add_rows_args(p)
-    p.add_argument("--row", type=int, required=True)
-    p.add_argument("--radius", type=int, help="thermometer steps per feature")
+    p.add_argument("--row", type=count(0), required=True)
+    p.add_argument("--radius", type=count(0), help="thermometer steps per feature")
     p.add_argument("--delta", type=float, help="absolute amount per feature (raw units)")
     p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.DECISION.value)
     p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
-    p.add_argument("--budget", type=int, default=2000, metavar="N",
+    p.add_argument("--budget", type=count(0), default=2000, metavar="N",
                    help="solver conflicts per SAT query (default 2000; 0 = unlimited). A query that runs out "
                         "keeps its feature: the explanation stays sufficient but is flagged not proven minimal")
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..codegen import Encoding, PopcountStrategy
+from .args import count, out_dir
 from .build import add_rows_args, load_rows
 
 
@@ -16,7 +17,7 @@ def register(sub) -> None:
     p = sub.add_parser("codegen", help="write a PlatformIO project for a board")
     p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
     p.add_argument("--board", required=True, help="board id (see 'bnnembed boards')")
-    p.add_argument("--out", required=True, metavar="PROJECT", help="project directory to write")
+    p.add_argument("--out", required=True, type=out_dir, metavar="PROJECT", help="project directory to write")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value,
                    help="on-device input encoding (default float; int16 for cores without an FPU)")
     p.set_defaults(func=run_codegen)
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--machine", required=True, choices=qemu_machines(), metavar="M",
                    help="QEMU machine: " + ", ".join(qemu_machines()))
     add_rows_args(p)
-    p.add_argument("--rows", type=int, default=None, metavar="N", help="first N rows (default all)")
+    p.add_argument("--rows", type=count(1), default=None, metavar="N", help="first N rows (default all)")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
     p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default="swar3",
                    help="popcount kernel (default swar3, what the board files select; swar is the reference)")

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from .args import count, out_file
 from .build import add_rows_args
 
 
@@ -27,8 +28,8 @@ def register(sub) -> None:
                       "binds 127.0.0.1 unless HOST is given; port 0 picks a free one")
     link.add_argument("--connect", metavar="HOST:PORT",
                       help="connect to a device bridge listening on HOST:PORT (e.g. QEMU with server=on)")
-    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
-    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--baud", type=count(1), default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.set_defaults(func=run_host)
 
@@ -36,9 +37,9 @@ def register(sub) -> None:
                        description="Print the decision log of DIR: one line per request the device sent "
                        "(deferrals answered by the DNN, decisions the device reported), then a summary.")
     p.add_argument("artifact", metavar="DIR", help="artifact directory")
-    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
     p.add_argument("--json", action="store_true", help="print one JSON object (records, summary, runs)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the last N records")
+    p.add_argument("--limit", type=count(1), default=None, metavar="N", help="only the last N records")
     p.set_defaults(func=run_log)
 
     p = sub.add_parser(
@@ -50,9 +51,9 @@ def register(sub) -> None:
     p.add_argument("artifact", metavar="DIR", help="artifact directory")
     p.add_argument("--machine", required=True, help="QEMU machine with a CMSDK UART, e.g. mps2-an386")
     add_rows_args(p)
-    p.add_argument("--rows", type=int, default=None, metavar="N", help="only the first N rows")
-    p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the decisions")
-    p.add_argument("--log", default=None, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--rows", type=count(1), default=None, metavar="N", help="only the first N rows")
+    p.add_argument("--out", required=True, type=out_file, metavar="FILE.csv", help="where to write the decisions")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
     p.add_argument("--no-report", action="store_true",
                    help="do not report the device's own decisions to the host (deferrals only)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
