@@ -77,3 +77,43 @@ def test_coverage_at_alpha_and_median_centers():
     train = PairScores(np.array([30, 31, 31, 2]), np.array([1, 2, 3, 28]), np.array([True, True, True, False]))
     c = median_centers(train, 32)
     assert (c.yes, c.no, c.score_range) == (31, 28, 32)
+
+
+def _stacked(groups):
+    """PairScores from (count, upper score, lower score, dnn_yes) groups."""
+    yes = np.concatenate([np.full(c, sy) for c, sy, _, _ in groups])
+    no = np.concatenate([np.full(c, sn) for c, _, sn, _ in groups])
+    dnn = np.concatenate([np.full(c, d) for c, _, _, d in groups])
+    return PairScores(yes, no, dnn)
+
+
+def test_fixed_sequence_stops_at_the_first_rejected_margin():
+    """Margins are tested from the most conservative down and testing stops at the first whose
+    bound exceeds alpha, even when a looser margin would pass again (testing on would spend the
+    delta once per margin: the guarantee is for the sequence that stops)."""
+    cal = _stacked([(300, 90, 0, True),   # decided from margin 40 down, right
+                    (12, 80, 0, False),   # decided from margin 30 down, wrong
+                    (3000, 70, 0, True)])  # decided from margin 20 down, right: the rate drops again
+    centers = Centers(50, 50, 100)
+    res = calibrate(cal, cal, centers, alpha=0.05, delta=0.05)
+    assert res.certified and res.margin == 40 and (res.tau_yes, res.tau_no) == centers.taus(40)
+    last = res.steps[-1]
+    assert (last["margin"], last["decided"], last["disagreements"]) == (30, 312, 12) and last["bound"] > 0.05
+    assert all(s["margin"] >= 30 for s in res.steps)  # nothing looser was tested
+    # the looser margin would have passed on its own: only the stop keeps it out
+    assert clopper_pearson_upper(12, 3312, 0.05) < 0.05
+
+
+def test_start_margin_is_the_most_conservative_that_could_certify():
+    from bnnembed.calibrate import start_margin
+
+    train = _stacked([(100, 90, 0, True), (900, 60, 0, True)])
+    centers = Centers(50, 50, 100)
+    # 1.5 x 59 decided of 1,000 calibration points: 8.85% coverage; margin 40 decides 10%
+    assert min_decided_for(0.05, 0.05) == 59
+    assert start_margin(train, centers, 1000, 0.05, 0.05) == 40
+    # with 500 calibration points 17.7% is needed: only margin 10 (all 1,000 rows) reaches it
+    assert start_margin(train, centers, 500, 0.05, 0.05) == 10
+    # the calibration split starts there and never tests a more conservative margin
+    res = calibrate(train, train, centers, alpha=0.05, delta=0.05)
+    assert res.steps[0]["margin"] == start_margin(train, centers, 1000, 0.05, 0.05)
