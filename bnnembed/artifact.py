@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__
 from .encoding import Thermometer
 from .errors import ArtifactError
-from .intmodel import BoundNet, IntLayer, decide
+from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
 
 FORMAT = "bnnembed-artifact"
 FORMAT_VERSION = 2  # 2: dnn.output is a convention name, dnn.input_shape, settings
@@ -95,8 +95,13 @@ class Artifact:
         return self.encoder.encode(X)
 
     def decide(self, X: np.ndarray) -> np.ndarray:
-        """Three-way decisions (:class:`~bnnembed.intmodel.Decision` codes) for raw inputs."""
-        return decide(self.upper, self.lower, self.encode(X))
+        """Decisions (:class:`~bnnembed.intmodel.Decision` codes) for raw inputs: a row with a
+        non-finite feature is INVALID without running the bounds, as on the device."""
+        invalid = invalid_rows(X)
+        out = np.full(invalid.shape, int(Decision.INVALID), dtype=np.int8)
+        if not invalid.all():
+            out[~invalid] = decide(self.upper, self.lower, self.encode(np.asarray(X)[~invalid]))
+        return out
 
     @property
     def dnn_output(self) -> str:

@@ -39,7 +39,7 @@ from . import __version__
 from ._resources import resource_dir
 from .encoding import Thermometer
 from .errors import BnnError
-from .intmodel import BoundNet
+from .intmodel import BoundNet, invalid_rows
 from .packing import n_words
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
@@ -158,7 +158,16 @@ def column_shifts(encoder: Thermometer) -> np.ndarray:
 
 
 def quantize_int16(encoder: Thermometer, X: np.ndarray) -> np.ndarray:
-    """Host side of the int16 variant: ``clamp(floor(x * 2**shift[c]))`` per raw column."""
+    """Host side of the int16 variant: ``clamp(floor(x * 2**shift[c]))`` per raw column.
+
+    This is where floats become int16, and every int16 is a number: a row with a NaN or an
+    infinity (``invalid_rows``) would come out as an ordinary value, so it is refused here;
+    such rows decide INVALID without reaching the device (see :func:`bnnembed.qemu.device_inputs`).
+    """
+    bad = invalid_rows(X)
+    if bad.any():
+        raise BnnError(f"{int(bad.sum())} row(s) with a NaN or infinite feature (first: row {int(np.argmax(bad))}) "
+                       "have no int16 encoding; they decide INVALID and are not sent to an int16 device")
     X = np.asarray(X, dtype=np.float32).astype(np.float64)
     q = np.floor(X * np.exp2(column_shifts(encoder))[None, :])
     return np.clip(q, -32768, INT16_MAX).astype(np.int16)

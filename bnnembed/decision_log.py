@@ -16,9 +16,10 @@ the service) with ``synchronous=NORMAL``, which survives a killed process.
 Columns: ``id``, ``received_at``/``replied_at``/``last_seen_at`` (Unix seconds), ``session``,
 ``seq``, ``kind`` ("defer" or "report"), ``request_sha``, ``request_crc``, ``model_hash``,
 ``decision_id`` (the key of the explanation lookups, see :mod:`bnnembed.decision_id`),
-``n_features``, ``features`` (float32 little-endian), ``device_decision`` (REPORT),
-``dnn_decision``, ``reference_decision`` (the numpy bounds on the same input: 0 NO, 1 YES,
-2 UNKNOWN), ``reply_type``/``reply_value`` (the protocol reply), ``retries``.
+``n_features``, ``features`` (float32 little-endian), ``device_decision`` (REPORT: 0 NO, 1 YES,
+3 INVALID), ``dnn_decision`` (NULL for a non-finite input), ``reference_decision`` (the numpy
+bounds on the same input: 0 NO, 1 YES, 2 UNKNOWN, 3 INVALID), ``reply_type``/``reply_value``
+(the protocol reply), ``retries``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ CREATE TABLE IF NOT EXISTS runs (
     stats TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,     -- open, close, lost, back, refused
+    peer TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
 
 
@@ -197,6 +206,24 @@ class DecisionLog:
     def by_decision_id(self, decision_id: str) -> list[LogRecord]:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM requests WHERE decision_id=? ORDER BY id", (decision_id,))
         return [_record(r) for r in rows]
+
+    def add_event(self, run_id: int, kind: str, peer: str, detail: str) -> None:
+        """A link event of a host run: a connection opened or closed (and why), a serial port
+        lost or back (with the gap), a device refused."""
+        self.db.execute("INSERT INTO events (run_id, at, kind, peer, detail) VALUES (?,?,?,?,?)",
+                        (run_id, time.time(), kind, peer or "", detail))
+        self.db.commit()
+
+    def events(self, run_id: int | None = None) -> list[dict]:
+        q = "SELECT id, run_id, at, kind, peer, detail FROM events"
+        args: tuple = ()
+        if run_id is not None:
+            q, args = q + " WHERE run_id=?", (run_id,)
+        try:
+            rows = self.db.execute(q + " ORDER BY id", args).fetchall()
+        except sqlite3.OperationalError:  # a log written before events were kept
+            return []
+        return [{"id": r[0], "run_id": r[1], "at": r[2], "kind": r[3], "peer": r[4], "detail": r[5]} for r in rows]
 
     def runs(self) -> list[dict]:
         return [{"id": r[0], "started_at": r[1], "updated_at": r[2], "transport": r[3], "stats": json.loads(r[4])}

@@ -15,8 +15,9 @@ Two layers, kept apart so the first can be tested without sockets:
   Malformed frames are dropped and counted by the :class:`~bnnembed.protocol.FrameReader`.
 - :class:`HostService` moves bytes between an endpoint and the core: a TCP listener (QEMU's
   serial socket connects to it, or any device bridge), a TCP client, or a serial port through
-  pyserial (``serial.serial_for_url``, so ``socket://`` and ``rfc2217://`` URLs work too). One
-  connection at a time; when it closes, the next is awaited.
+  pyserial (``serial.serial_for_url``, so ``socket://`` and ``rfc2217://`` URLs work too). A
+  listener serves every device at once (a thread each, idle ones closed); a serial port that
+  vanishes is reopened with back-off, the gap logged.
 """
 
 from __future__ import annotations
@@ -45,27 +46,40 @@ class HostCore:
         self.dnn = dnn if dnn is not None else artifact.load_dnn()
         self.tag = P.model_tag(artifact.model_hash)
         self.n_features = artifact.encoder.n_features
-        self.reader = P.FrameReader()
+        self.reader = P.FrameReader()  # the default connection's (tests feed bytes straight in)
+        self._readers: list[P.FrameReader] = [self.reader]
         self.counts: Counter = Counter()
         self.dnn_seconds = 0.0
+        self._lock = threading.RLock()  # connections are served by threads; one request at a time
 
-    def new_connection(self) -> None:
-        """Forget a partial frame from the previous connection (its counters stay)."""
-        self.reader._buf.clear()
-        self.reader._overflow = False
-        self.counts["connections"] += 1
+    def new_connection(self) -> P.FrameReader:
+        """A frame reader for a new connection (partial frames never cross connections; the
+        drop counters of every connection add up in :meth:`stats`)."""
+        reader = P.FrameReader()
+        with self._lock:
+            self._readers.append(reader)
+            self.counts["connections"] += 1
+        return reader
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes, reader: P.FrameReader | None = None) -> bytes:
         """Bytes received from the device -> wire bytes to send back (possibly empty)."""
         out = bytearray()
-        for payload, msg in self.reader.feed(data):
-            reply = self.handle(payload, msg)
+        for payload, msg in (reader or self.reader).feed(data):
+            with self._lock:
+                reply = self.handle(payload, msg)
             if reply is not None:
                 out += P.frame(reply)
         return bytes(out)
 
     def handle(self, payload: bytes, msg: P.Message) -> bytes | None:
-        """One well-formed frame -> the reply payload (None for frames that need no reply)."""
+        """One well-formed frame -> the reply payload (None for frames that need no reply).
+
+        An input with a non-finite feature never gets a yes/no: a DEFER of one is refused
+        (NACK INVALID_INPUT) and a REPORT of one is logged as it came; neither runs the DNN,
+        and its reference decision is INVALID, as the device's own check gives.
+        """
+        from .intmodel import Decision, invalid_rows
+
         if not isinstance(msg, (P.Defer, P.Report)):
             self.counts["unexpected_replies"] += 1
             return None
@@ -87,6 +101,13 @@ class HostCore:
             reply_type, reply_value = P.MsgType.NACK, int(P.NackReason.MODEL_MISMATCH)
         elif x.size != self.n_features:
             reply_type, reply_value = P.MsgType.NACK, int(P.NackReason.FEATURE_COUNT)
+        elif invalid_rows(x[None, :])[0]:
+            self.counts["invalid_inputs"] += 1
+            reference = int(Decision.INVALID)
+            if kind == "defer":
+                reply_type, reply_value = P.MsgType.NACK, int(P.NackReason.INVALID_INPUT)
+            else:
+                reply_type, reply_value = P.MsgType.ACK, None
         else:
             try:
                 t0 = time.perf_counter()
@@ -103,6 +124,8 @@ class HostCore:
                     reply_type, reply_value = P.MsgType.DECISION, dnn_decision
                 else:
                     reply_type, reply_value = P.MsgType.ACK, None
+        if device == Decision.INVALID:
+            self.counts["invalid_reports"] += 1
         if reply_type == P.MsgType.NACK:
             self.counts["refused"] += 1
         self.log.add(session=msg.session, seq=msg.seq, kind=kind, request_sha=sha, request_crc=crc,
@@ -123,16 +146,32 @@ class HostCore:
         return P.encode_payload(reply)
 
     def stats(self) -> dict:
-        return {**self.reader.stats(), **dict(self.counts), "dnn_seconds": round(self.dnn_seconds, 6)}
+        with self._lock:
+            dropped: Counter = Counter()
+            for r in self._readers:
+                dropped.update(r.dropped)
+            frames = {"frames_ok": sum(r.frames_ok for r in self._readers),
+                      "frames_dropped": sum(r.frames_dropped for r in self._readers), "dropped": dict(dropped)}
+            return {**frames, **dict(self.counts), "dnn_seconds": round(self.dnn_seconds, 6)}
+
+    def count(self, name: str, n: float = 1) -> None:
+        with self._lock:
+            self.counts[name] += n
 
 
 # ------------------------------------------------------------------------------- endpoints
+#
+# An endpoint hands the service connections: ``open(stop)`` blocks until one is there (or stop is
+# set: None). ``concurrent`` endpoints (a TCP listener) have each connection served by its own
+# thread, so one silent device never blocks another; the others are served one at a time and
+# reopened when they go away (a board that resets, a pty that closes).
 
 class _SocketConn:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, peer: str = "") -> None:
         sock.settimeout(0.1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+        self.peer = peer
 
     def read(self) -> bytes | None:
         """Some bytes, b"" when nothing arrived within 0.1 s, None when the peer closed."""
@@ -151,11 +190,17 @@ class _SocketConn:
             pass  # the peer is gone; the device retries, the log keeps the answer
 
     def close(self) -> None:
-        self.sock.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 class TcpListen:
-    """Listen on HOST:PORT (127.0.0.1 by default) and serve one connection at a time."""
+    """Listen on HOST:PORT (127.0.0.1 by default); every device connection is served at once."""
+
+    concurrent = True
+    BACKLOG = 64
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -165,7 +210,7 @@ class TcpListen:
         except OSError as exc:
             self.sock.close()
             raise BnnError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another port with --tcp") from None
-        self.sock.listen(1)
+        self.sock.listen(self.BACKLOG)
         self.sock.settimeout(0.2)
         self.host, self.port = self.sock.getsockname()[:2]
 
@@ -175,10 +220,12 @@ class TcpListen:
     def open(self, stop: threading.Event):
         while not stop.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn, peer = self.sock.accept()
             except socket.timeout:
                 continue
-            return _SocketConn(conn)
+            except OSError:
+                return None  # the listener was closed
+            return _SocketConn(conn, f"{peer[0]}:{peer[1]}")
         return None
 
     def close(self) -> None:
@@ -187,6 +234,8 @@ class TcpListen:
 
 class TcpConnect:
     """Connect to a device bridge listening on HOST:PORT (e.g. QEMU ``-serial tcp::P,server``)."""
+
+    concurrent = False
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -197,7 +246,8 @@ class TcpConnect:
     def open(self, stop: threading.Event):
         while not stop.is_set():
             try:
-                return _SocketConn(socket.create_connection((self.host, self.port), timeout=1.0))
+                return _SocketConn(socket.create_connection((self.host, self.port), timeout=1.0),
+                                   f"{self.host}:{self.port}")
             except OSError:
                 stop.wait(0.2)
         return None
@@ -207,10 +257,18 @@ class TcpConnect:
 
 
 class SerialPort:
-    """A serial port (or any pyserial URL such as ``socket://host:port``)."""
+    """A serial port (or any pyserial URL such as ``socket://host:port``).
 
-    def __init__(self, url: str, baud: int = 115200) -> None:
+    A port that cannot be opened at start-up is a user mistake (one-line error). Once it has
+    been open, a port that vanishes (a USB CDC board resetting on every flash, a closed pty) is
+    reopened with back-off from ``backoff`` to ``max_backoff`` seconds until ``stop``."""
+
+    concurrent = False
+
+    def __init__(self, url: str, baud: int = 115200, backoff: float = 0.1, max_backoff: float = 2.0) -> None:
         self.url, self.baud = url, baud
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.opened_once = False
 
     def describe(self) -> str:
         return f"serial {self.url} @ {self.baud}"
@@ -218,15 +276,19 @@ class SerialPort:
     def open(self, stop: threading.Event):
         import serial
 
+        wait = self.backoff
         while not stop.is_set():
             try:
                 ser = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1)
-            except (serial.SerialException, ValueError) as exc:
-                if "could not open" in str(exc).lower() or isinstance(exc, ValueError):
-                    raise BnnError(f"cannot open serial port {self.url}: {exc}; check --serial and permissions") from None
-                stop.wait(0.5)
+            except (serial.SerialException, ValueError, OSError) as exc:
+                if not self.opened_once:
+                    raise BnnError(f"cannot open serial port {self.url}: {str(exc).splitlines()[0]}; "
+                                   "check --serial and permissions") from None
+                stop.wait(wait)
+                wait = min(2 * wait, self.max_backoff)
                 continue
-            return _SerialConn(ser)
+            self.opened_once = True
+            return _SerialConn(ser, self.url)
         return None
 
     def close(self) -> None:
@@ -234,27 +296,31 @@ class SerialPort:
 
 
 class _SerialConn:
-    def __init__(self, ser) -> None:
+    def __init__(self, ser, peer: str = "") -> None:
         self.ser = ser
+        self.peer = peer
 
     def read(self) -> bytes | None:
         import serial
 
         try:
             return self.ser.read(max(1, self.ser.in_waiting))
-        except serial.SerialException:
-            return None
+        except (serial.SerialException, OSError, TypeError):
+            return None  # the port went away (pyserial raises TypeError on a port closed under it)
 
     def write(self, data: bytes) -> None:
         import serial
 
         try:
             self.ser.write(data)
-        except serial.SerialException:
+        except (serial.SerialException, OSError):
             pass
 
     def close(self) -> None:
-        self.ser.close()
+        try:
+            self.ser.close()
+        except Exception:  # noqa: BLE001 - closing a vanished port may fail in many ways
+            pass
 
 
 def parse_tcp(spec: str) -> tuple[str, int]:
@@ -273,41 +339,122 @@ def parse_tcp(spec: str) -> tuple[str, int]:
 
 @dataclass
 class HostService:
-    """Runs a :class:`HostCore` over an endpoint until ``stop`` is set."""
+    """Runs a :class:`HostCore` over an endpoint until ``stop`` is set.
+
+    ``idle_timeout``: a connection that sends nothing for that long is closed (a device that
+    wakes up reconnects), so a silent client holds no thread forever. ``max_connections``:
+    devices served at once on a concurrent endpoint; more are refused and counted. Link events
+    (connections, idle closes, a serial port lost and back, with the gap) go to the log's
+    ``events`` table."""
 
     core: HostCore
     endpoint: object
     stop: threading.Event
     stats_every: float = 2.0
+    idle_timeout: float | None = 120.0
+    max_connections: int = 32
 
     def run(self) -> dict:
         log = self.core.log
-        run_id = log.start_run(self.endpoint.describe())
-        last = time.monotonic()
+        self._log_lock = threading.Lock()
+        self.run_id = log.start_run(self.endpoint.describe())
+        self._threads: list[threading.Thread] = []
+        self._active = 0
+        ticker = threading.Thread(target=self._tick, name="bnnembed-host-stats", daemon=True)
+        ticker.start()
         try:
-            while not self.stop.is_set():
-                conn = self.endpoint.open(self.stop)
-                if conn is None:
-                    break
-                self.core.new_connection()
-                try:
-                    while not self.stop.is_set():
-                        data = conn.read()
-                        if data is None:
-                            break
-                        if data:
-                            out = self.core.feed(data)
-                            if out:
-                                conn.write(out)
-                        if time.monotonic() - last > self.stats_every:
-                            log.update_run(run_id, self.core.stats())
-                            last = time.monotonic()
-                finally:
-                    conn.close()
+            if getattr(self.endpoint, "concurrent", False):
+                self._accept_loop()
+            else:
+                self._sequential_loop()
         finally:
-            log.update_run(run_id, self.core.stats())
+            self.stop.set()
+            for t in self._threads:
+                t.join(5)
+            ticker.join(5)
+            self._save_stats()
             self.endpoint.close()
         return self.core.stats()
+
+    # -- loops
+
+    def _accept_loop(self) -> None:
+        while not self.stop.is_set():
+            conn = self.endpoint.open(self.stop)
+            if conn is None:
+                break
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if len(self._threads) >= self.max_connections:
+                self.core.count("connections_refused")
+                self._event("refused", conn.peer, f"{self.max_connections} devices already connected")
+                conn.close()
+                continue
+            t = threading.Thread(target=self._serve, args=(conn,), name=f"bnnembed-host-{conn.peer}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _sequential_loop(self) -> None:
+        lost_at = None
+        while not self.stop.is_set():
+            conn = self.endpoint.open(self.stop)
+            if conn is None:
+                break
+            if lost_at is not None:
+                gap = time.monotonic() - lost_at
+                self.core.count("port_reopens")
+                self.core.count("link_gap_seconds", round(gap, 3))
+                self._event("back", conn.peer, f"after {gap:.2f} s")
+            why = self._serve(conn)
+            if why == "closed" and not self.stop.is_set():
+                lost_at = time.monotonic()
+                self._event("lost", conn.peer, "the port or peer went away; reopening")
+
+    def _serve(self, conn) -> str:
+        """Serve one connection until it closes, idles out or the service stops."""
+        reader = self.core.new_connection()
+        self._event("open", conn.peer, "")
+        with self._log_lock:
+            self._active += 1
+            self.core.counts["max_concurrent_connections"] = max(self.core.counts["max_concurrent_connections"],
+                                                                 self._active)
+        last_data = time.monotonic()
+        why = "stopped"
+        try:
+            while not self.stop.is_set():
+                data = conn.read()
+                if data is None:
+                    why = "closed"
+                    break
+                now = time.monotonic()
+                if data:
+                    last_data = now
+                    out = self.core.feed(data, reader)
+                    if out:
+                        conn.write(out)
+                elif self.idle_timeout is not None and now - last_data > self.idle_timeout:
+                    why = "idle"
+                    self.core.count("idle_timeouts")
+                    break
+        finally:
+            conn.close()
+            with self._log_lock:
+                self._active -= 1
+            self._event("close", conn.peer, why)
+        return why
+
+    # -- bookkeeping
+
+    def _tick(self) -> None:
+        while not self.stop.wait(self.stats_every):
+            self._save_stats()
+
+    def _save_stats(self) -> None:
+        with self.core._lock:
+            self.core.log.update_run(self.run_id, self.core.stats())
+
+    def _event(self, kind: str, peer: str, detail: str) -> None:
+        with self.core._lock:
+            self.core.log.add_event(self.run_id, kind, peer, detail)
 
 
 def open_endpoint(*, tcp: str | None = None, connect: str | None = None, serial: str | None = None,
@@ -322,14 +469,14 @@ def open_endpoint(*, tcp: str | None = None, connect: str | None = None, serial:
     return SerialPort(serial, baud)
 
 
-def start_host(artifact, endpoint, *, log_path: str | None = None, dnn=None):
+def start_host(artifact, endpoint, *, log_path: str | None = None, dnn=None, **service_options):
     """Start a host service in a background thread; returns ``(service, thread)``.
 
     Stop it with ``service.stop.set(); thread.join()``; its stats are in ``service.core.stats()``.
     """
     log = DecisionLog(log_path or default_log_path(artifact.path))
     core = HostCore(artifact, log, dnn=dnn)
-    service = HostService(core, endpoint, threading.Event())
+    service = HostService(core, endpoint, threading.Event(), **service_options)
     thread = threading.Thread(target=service.run, name="bnnembed-host", daemon=True)
     thread.start()
     return service, thread

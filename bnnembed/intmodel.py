@@ -12,6 +12,8 @@ weights, see :func:`bnnembed.train.fold_batchnorm`).
 The last layer has a single neuron: its agreement count is the bound's *score* and its threshold
 is the bound's decision threshold (tau), so "the bound answers" is simply "the last neuron fires".
 The upper bound answers ``yes``, the lower bound answers ``no``; both or neither means unknown.
+A raw input with a non-finite feature (NaN, +-inf) is ``invalid``: no thermometer code stands for
+it, so it is decided before any bound runs (:func:`invalid_rows`; the C runtime does the same).
 """
 
 from __future__ import annotations
@@ -25,15 +27,29 @@ from .packing import n_words, pack_bits, unpack_bits
 
 
 class Decision(enum.IntEnum):
-    """Final three-way answer of a bound pair; the integer values are shared with the C runtime."""
+    """Answer of a bound pair (NO, YES, UNKNOWN), or INVALID for a raw input the bounds must not
+    see; the integer values are shared with the C runtime (``BNN_DECISIONS`` in firmware/bnn.h)."""
 
     NO = 0
     YES = 1
     UNKNOWN = 2
+    INVALID = 3  #: a raw input with a non-finite feature: decided before encoding, never a yes/no
 
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+def invalid_rows(X: np.ndarray) -> np.ndarray:
+    """Boolean ``(batch,)``: rows of raw inputs with any non-finite feature (NaN, +inf, -inf).
+
+    Checked on the float32 values the device receives, so a value beyond the float32 range
+    (infinite once converted) is invalid too. Such a row has no thermometer code (every compare
+    with NaN is false, which would read as "below every threshold"), so it decides INVALID.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = np.asarray(X, dtype=np.float32)
+    return ~np.isfinite(X.reshape(X.shape[0], -1)).all(axis=1)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The cascade: the bounds answer what they can; every unknown is decided by the DNN (on the device
 this is the deferral to the host). ``predict_table`` gives, per row, the bound pair's answer
-(yes/no/unknown), the final answer (yes/no) and its source (bnn or dnn).
+(yes/no/unknown), the final answer (yes/no) and its source (bnn or dnn). A row with a NaN or
+infinite feature is ``invalid`` (bound, final) with source ``none``: neither the bounds nor the DNN
+answer it, as on the device.
 """
 
 from __future__ import annotations
@@ -28,9 +30,14 @@ class Engine:
 
 @dataclass(frozen=True)
 class Prediction:
-    bound: np.ndarray  # Decision codes from the bounds
-    final: np.ndarray  # bool: final yes
+    bound: np.ndarray  # Decision codes from the bounds (INVALID: a non-finite feature)
+    final: np.ndarray  # bool: final yes (False for an INVALID row, which has no final yes/no)
     source_dnn: np.ndarray  # bool: decided by the DNN
+
+    @property
+    def invalid(self) -> np.ndarray:
+        """bool: rows with a non-finite feature, answered by nobody."""
+        return self.bound == int(Decision.INVALID)
 
 
 def bound_decisions(art: Artifact, X: np.ndarray, engine: str = Engine.NUMPY, machine: str | None = None) -> np.ndarray:
@@ -58,7 +65,10 @@ def write_predictions_csv(pred: Prediction, path: str) -> None:
         w = csv.writer(fh)
         w.writerow(["row", "bound", "final", "source"])
         for i, (b, f, s) in enumerate(zip(pred.bound, pred.final, pred.source_dnn)):
-            w.writerow([i, Decision(int(b)).label, "yes" if f else "no", "dnn" if s else "bnn"])
+            if b == Decision.INVALID:
+                w.writerow([i, Decision.INVALID.label, Decision.INVALID.label, "none"])
+            else:
+                w.writerow([i, Decision(int(b)).label, "yes" if f else "no", "dnn" if s else "bnn"])
 
 
 def evaluate(art: Artifact, ds: Dataset) -> dict:

@@ -55,7 +55,8 @@ class NackReason(enum.IntEnum):
 
     MODEL_MISMATCH = 1  #: the device runs another model than the host's artifact
     FEATURE_COUNT = 2  #: the feature vector's length is not the model's
-    HOST_ERROR = 3  #: the DNN failed on this input (e.g. a NaN feature it rejects)
+    HOST_ERROR = 3  #: the DNN failed on this input
+    INVALID_INPUT = 4  #: a DEFER with a NaN or infinite feature: no DNN answer exists for it
 
 
 class FrameError(ValueError):
@@ -65,6 +66,10 @@ class FrameError(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
 
+
+#: Decision values a REPORT may carry: NO, YES, or INVALID (a non-finite input, never deferred);
+#: the values of :class:`~bnnembed.intmodel.Decision`. A DECISION reply carries only NO or YES.
+REPORT_DECISIONS = (0, 1, 3)
 
 #: Counter names for dropped frames, shared with the C side's ``bnn_proto_status``.
 DROP_REASONS = ("cobs", "oversize", "short", "crc", "version", "type", "length", "value")
@@ -151,7 +156,8 @@ class Defer:
 
 @dataclass(frozen=True)
 class Report:
-    """Device -> host: a decision the device made itself (0 = NO, 1 = YES) and its features.
+    """Device -> host: a decision the device made itself (0 = NO, 1 = YES, 3 = INVALID: a
+    non-finite feature) and its features.
 
     Body: ``model_tag u32, decision u8, n u16, n x f32``.
     """
@@ -271,7 +277,7 @@ def decode_payload(payload: bytes) -> Message:
         if len(body) < 7:
             raise FrameError("length")
         tag, decision, n = struct.unpack_from("<IBH", body, 0)
-        if decision > 1:
+        if decision not in REPORT_DECISIONS:
             raise FrameError("value", f"decision {decision}")
         return Report(session, seq, tag, decision, _features(body, 7, n))
     if mtype == MsgType.DECISION:

@@ -43,9 +43,10 @@ from .codegen import (
     render_model_sources,
 )
 from .errors import BnnError
-from .intmodel import Decision, bound_scores, combine
+from .intmodel import Decision, bound_scores, combine, invalid_rows
 
 SENTINEL = "BNN-TEST-DONE"
+SCORE_NONE = -1  #: BNN_SCORE_NONE (firmware/bnn.h): the score of an INVALID row, whose bounds never ran
 CALIBRATION_INSTRUCTIONS = 200_000
 
 
@@ -384,11 +385,17 @@ def run_elf(elf: Path, machine: Machine, X: np.ndarray, encoding: Encoding, work
 
 
 def device_inputs(artifact, X: np.ndarray, encoding: Encoding) -> np.ndarray:
-    """What the device is fed: float32 rows, or their int16 quantization."""
-    X = np.asarray(X, dtype=np.float32)
+    """What the device is fed: float32 rows (NaN and infinities included: the C decides them
+    INVALID), or their int16 quantization, where a row with a non-finite feature has no int16
+    value and is sent as zeros (its INVALID is decided on the host, see :func:`run_on_qemu`)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[1] != artifact.encoder.n_features:
         raise BnnError(f"data has {X.shape[-1]} features, the model expects {artifact.encoder.n_features}")
-    return X if encoding is Encoding.FLOAT else quantize_int16(artifact.encoder, X)
+    if encoding is Encoding.FLOAT:
+        return X
+    bad = invalid_rows(X)
+    return quantize_int16(artifact.encoder, np.where(bad[:, None], np.float32(0), X))
 
 
 def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
@@ -397,7 +404,10 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
     """Decide raw inputs ``X`` with the generated C on a QEMU machine (or ``"host"``).
 
     Returns a :class:`QemuRun` whose ``decisions`` are :class:`~bnnembed.intmodel.Decision`
-    codes, with both bound scores and instruction counts per row.
+    codes, with both bound scores and instruction counts per row. A float row with a NaN or an
+    infinity is decided INVALID by the C itself (scores :data:`SCORE_NONE`). With the int16
+    encoding such a row never reaches the device (no int16 stands for it): it is INVALID from the
+    float -> int16 conversion, with no instruction counts.
     """
     if isinstance(machine, str):
         machine = get_machine(machine)
@@ -415,6 +425,11 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
         sizes = elf_sizes(elf, machine)
         macs = binary_macs(artifact.upper) + binary_macs(artifact.lower)
         dec, su, sl, enc, net = run_elf(elf, machine, Xd, encoding, work, timeout, macs)
+        if encoding is Encoding.INT16:
+            bad = invalid_rows(X)
+            dec[bad] = int(Decision.INVALID)
+            su[bad] = sl[bad] = SCORE_NONE
+            enc[bad] = net[bad] = np.nan
         return QemuRun(machine.name, dec, su, sl, enc, net, sizes, str(elf) if tmp is None else "")
     finally:
         if tmp is not None:
@@ -427,14 +442,20 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
 
 
 def numpy_reference(artifact, X: np.ndarray, encoding: Encoding = Encoding.FLOAT):
-    """numpy decisions and scores for the inputs the device sees."""
+    """numpy decisions and scores for the inputs the device sees (INVALID, :data:`SCORE_NONE`
+    for a row with a non-finite feature)."""
+    bad = invalid_rows(X)
+    Xok = np.asarray(X)[~bad]
     if encoding is Encoding.FLOAT:
-        bits = artifact.encoder.encode(np.asarray(X, dtype=np.float32))
+        bits = artifact.encoder.encode(np.asarray(Xok, dtype=np.float32))
     else:
-        bits = encode_int16(artifact.encoder, quantize_int16(artifact.encoder, X))
-    su = bound_scores(artifact.upper, bits)
-    sl = bound_scores(artifact.lower, bits)
-    dec = combine(su >= artifact.upper.tau, sl >= artifact.lower.tau)
+        bits = encode_int16(artifact.encoder, quantize_int16(artifact.encoder, Xok))
+    su = np.full(bad.shape, SCORE_NONE, dtype=np.int64)
+    sl = su.copy()
+    dec = np.full(bad.shape, int(Decision.INVALID), dtype=np.int8)
+    su[~bad] = bound_scores(artifact.upper, bits)
+    sl[~bad] = bound_scores(artifact.lower, bits)
+    dec[~bad] = combine(su[~bad] >= artifact.upper.tau, sl[~bad] >= artifact.lower.tau)
     return dec, su, sl
 
 
@@ -482,10 +503,11 @@ def check_against_numpy(artifact, machine: str, X: np.ndarray,
         fdec, _, _ = numpy_reference(artifact, X, Encoding.FLOAT)
         float_mism = int(np.sum(fdec != run.decisions))
     macs = binary_macs(artifact.upper) + binary_macs(artifact.lower)
-    enc_i, net_i = _mean(run.encode_instructions), _mean(run.bounds_instructions)
+    ran = dec != int(Decision.INVALID)  # costs are those of inferences: rows the bounds ran on
+    enc_i, net_i = _mean(run.encode_instructions[ran]), _mean(run.bounds_instructions[ran])
     total = None if enc_i is None else round(enc_i + net_i, 1)
     sizes = run.sizes
-    counts = np.bincount(run.decisions.astype(np.int64), minlength=3)
+    counts = np.bincount(run.decisions.astype(np.int64), minlength=len(Decision))
     return QemuReport(
         machine=m.name, core=m.core, encoding=encoding.value, rows=int(len(dec)),
         mismatches=mism, score_mismatches=score_mism,

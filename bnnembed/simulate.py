@@ -10,8 +10,9 @@ to it (``-chardev socket,...,reconnect=1 -serial chardev:...``). The rows reach 
 through semihosting (the stand-in for a sensor); every UNKNOWN row is deferred over the UART,
 every decided row is reported, and the firmware prints what it ended with. The result has the
 columns of ``bnnembed predict`` (``row,bound,final,source``), where ``final`` is the device's own
-answer (source ``bnn``), the host's reply (``dnn``), or ``undecided`` (``none``) when the link
-gave no answer after every retry.
+answer (source ``bnn``), the host's reply (``dnn``), ``undecided`` (``none``) when the link
+gave no answer after every retry, or ``invalid`` (``none``) for a row with a NaN or infinite
+feature, which the device decides INVALID itself, never defers, and reports.
 
 QEMU runs without ``-icount`` here, so the link's timeouts and the measured round trips are in
 real time (SysTick follows QEMU's virtual clock, which tracks the host clock).
@@ -32,7 +33,7 @@ import numpy as np
 from ._resources import resource_dir
 from .codegen import RUNTIME_FILES, Encoding, render_model_sources
 from .errors import BnnError
-from .intmodel import Decision
+from .intmodel import Decision, invalid_rows
 from .protocol import model_tag
 
 #: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives: its base address and
@@ -50,6 +51,10 @@ SIM_UARTS = {
 APP_SOURCES = ("bnn_protocol.c", "bnn_app.c", "bnn_uart_cmsdk.c")
 SIM_SENTINEL = "BNN-SIM-DONE"
 LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
+FINAL_UNDECIDED = 2  #: BNN_FINAL_UNDECIDED (firmware/bnn_app.h): nobody answered an UNKNOWN
+FINAL_INVALID = 3  #: BNN_FINAL_INVALID: a non-finite input, answered by nobody
+#: The device's final value as ``predict`` writes it.
+FINAL_LABELS = {0: "no", 1: "yes", FINAL_UNDECIDED: "undecided", FINAL_INVALID: "invalid"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class DeviceRun:
 
     bound: np.ndarray  # Decision codes from the device's bounds
     status: np.ndarray  # link status per row (-1 nothing sent)
-    final: np.ndarray  # 0 NO, 1 YES, 2 undecided
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided, 3 invalid (FINAL_* below)
     round_trip_us: np.ndarray  # per row, 0 if nothing sent
     link: dict
     seconds: float
@@ -189,7 +194,7 @@ APP_SENTINEL = "BNN-APP-DONE"
 class ExampleRun:
     """What the generated example printed on its console, one entry per feature line."""
 
-    final: np.ndarray  # 0 NO, 1 YES, 2 undecided ("unknown" after every retry)
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided ("unknown" after every retry), 3 invalid
     source: list  # "bnn", "dnn" or "none"
     upper: np.ndarray
     lower: np.ndarray
@@ -248,7 +253,7 @@ def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, work
     results = lines[1:lines.index(APP_SENTINEL)]
     if len(results) != len(X):
         raise BnnError(f"example on {machine_name} printed {len(results)} result lines for {len(X)} rows")
-    codes = {"no": 0, "yes": 1, "unknown": 2}
+    codes = {"no": 0, "yes": 1, "unknown": FINAL_UNDECIDED, "invalid": FINAL_INVALID}
     final, source, upper, lower = [], [], [], []
     for line in results:
         parts = line.split()
@@ -257,7 +262,7 @@ def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, work
         final.append(codes[parts[0]])
         upper.append(int(parts[1]))
         lower.append(int(parts[2]))
-        source.append("dnn" if len(parts) == 4 else ("none" if parts[0] == "unknown" else "bnn"))
+        source.append("dnn" if len(parts) == 4 else ("none" if parts[0] in ("unknown", "invalid") else "bnn"))
     return ExampleRun(np.array(final), source, np.array(upper), np.array(lower), seconds)
 
 
@@ -267,30 +272,40 @@ def write_simulation_csv(run: DeviceRun, path: str) -> None:
         w = csv.writer(fh)
         w.writerow(["row", "bound", "final", "source"])
         for i, (b, f) in enumerate(zip(run.bound, run.final)):
-            final = {0: "no", 1: "yes"}.get(int(f), "undecided")
-            source = "none" if final == "undecided" else ("dnn" if b == Decision.UNKNOWN else "bnn")
+            final = FINAL_LABELS.get(int(f), "undecided")
+            source = "none" if f in (FINAL_UNDECIDED, FINAL_INVALID) else ("dnn" if b == Decision.UNKNOWN else "bnn")
             w.writerow([i, Decision(int(b)).label, final, source])
 
 
 def summarize(artifact, X: np.ndarray, run: DeviceRun, machine: str, dnn_yes: np.ndarray | None = None) -> dict:
-    """Counts the issue asks for: decided on device, deferred, agreement, undecided, round trips."""
+    """Counts the issue asks for: decided on device, deferred, agreement, undecided, invalid, round trips.
+
+    The DNN runs only on rows with finite features (``dnn_yes`` is read on those alone): a row
+    with a NaN or an infinity has no yes/no from anyone.
+    """
     unknown = run.bound == Decision.UNKNOWN
-    answered = unknown & (run.final != 2)
+    decided = (run.bound == Decision.NO) | (run.bound == Decision.YES)
+    answered = unknown & (run.final != FINAL_UNDECIDED)
     reference = artifact.decide(X)
+    valid = ~invalid_rows(X)
     if dnn_yes is None:
-        dnn_yes = artifact.load_dnn().says_yes(X)
+        dnn_yes = np.zeros(len(X), dtype=bool)
+        if valid.any():
+            dnn_yes[valid] = artifact.load_dnn().says_yes(np.asarray(X)[valid])
     dnn = np.asarray(dnn_yes, dtype=np.int64)
     defer_rtt = run.round_trip_us[answered]
     return {
         "machine": machine,
         "rows": int(len(X)),
-        "decided_on_device": int((~unknown).sum()),
+        "decided_on_device": int(decided.sum()),
         "deferred": int(unknown.sum()),
         "answered_by_host": int(answered.sum()),
-        "undecided": int((run.final == 2).sum()),
+        "undecided": int((run.final == FINAL_UNDECIDED).sum()),
+        "invalid": int((run.final == FINAL_INVALID).sum()),
+        "invalid_inputs": int((~valid).sum()),
         "device_bounds_match_numpy": int((run.bound == reference).sum()),
         "deferred_agree_with_dnn": int((run.final[answered] == dnn[answered]).sum()),
-        "decided_agree_with_dnn": int((run.final[~unknown] == dnn[~unknown]).sum()),
+        "decided_agree_with_dnn": int((run.final[decided] == dnn[decided]).sum()),
         "reports_unacknowledged": int(((~unknown) & (run.status > 0)).sum()),
         "link": run.link,
         "deferral_round_trip_ms_median": round(float(np.median(defer_rtt)) / 1000, 3) if defer_rtt.size else None,
@@ -299,18 +314,31 @@ def summarize(artifact, X: np.ndarray, run: DeviceRun, machine: str, dnn_yes: np
     }
 
 
-def simulate(artifact_dir: str, *, machine: str, data: str, label: str = "label", positive: str | None = None,
-             rows: int | None = None,
+def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label: str = "label",
+             positive: str | None = None, rows: int | None = None,
              out: str | None = None, log_path: str | None = None, report: bool = True,
-             link: LinkSettings | None = None, workdir: str | None = None) -> SimulationResult:
-    """Run the firmware on the rows of ``data`` under QEMU against an in-process host service."""
+             link: LinkSettings | None = None, workdir: str | None = None,
+             X: np.ndarray | None = None) -> SimulationResult:
+    """Run the firmware on the rows of ``data`` under QEMU against an in-process host service.
+
+    ``X`` (raw rows, float32) replaces ``data``: the loaders refuse NaN and infinite features,
+    and this is how rows the device must decide INVALID reach it (tests, replayed sensor logs).
+    """
     from .artifact import load_artifact
     from .host import TcpListen, start_host
 
     art = load_artifact(artifact_dir)
     sim_machine(machine)
-    ds = art.load_rows(data, label=label, positive=positive)
-    X = ds.X if rows is None else ds.X[:rows]
+    if X is None:
+        if data is None:
+            raise BnnError("simulate needs rows: a data source or X")
+        X = art.load_rows(data, label=label, positive=positive).X
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != art.encoder.n_features:
+            raise BnnError(f"X has shape {X.shape}; the model expects rows of {art.encoder.n_features} features")
+    X = X if rows is None else X[:rows]
     link = link or LinkSettings(report=report)
     session = int.from_bytes(os.urandom(4), "little") | 1
     with tempfile.TemporaryDirectory(prefix="bnnembed-sim-") as tmp:

@@ -6,6 +6,15 @@
 
 #include <stddef.h>
 
+typedef char bnn_float_is_ieee_binary32[(sizeof(float) == 4u) ? 1 : -1];
+
+/** The bits of a float32 (reading the other member of a union is defined in C99; no <string.h>,
+ *  which freestanding builds lack). */
+typedef union {
+    float f;
+    uint32_t u;
+} bnn_f32_bits;
+
 /** Number of 32-bit words holding @p n bits. */
 #define BNN_WORDS(n) (((uint32_t)(n) + 31u) >> 5)
 
@@ -15,6 +24,20 @@ static void bnn_clear(uint32_t *bits, uint32_t n_words)
     for (i = 0; i < n_words; ++i) {
         bits[i] = 0u;
     }
+}
+
+int bnn_features_finite(const bnn_encoder_t *enc, const float *features)
+{
+    uint32_t c;
+    for (c = 0; c < enc->n_features; ++c) {
+        bnn_f32_bits v;
+        v.f = features[c];
+        /* all exponent bits set: an infinity (mantissa 0) or a NaN (mantissa not 0) */
+        if ((v.u & 0x7F800000u) == 0x7F800000u) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 void bnn_encode(const bnn_encoder_t *enc, const float *features, uint32_t *bits)
@@ -132,6 +155,13 @@ bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_s
     if (model->encoder->thresholds == NULL) {
         return BNN_UNKNOWN;
     }
+    if (!bnn_features_finite(model->encoder, features)) {
+        if (scores != NULL) {
+            scores->upper = BNN_SCORE_NONE;
+            scores->lower = BNN_SCORE_NONE;
+        }
+        return BNN_INVALID;
+    }
     bnn_encode(model->encoder, features, model->input_bits);
     return bnn_decide_bits(model, model->input_bits, scores);
 }
@@ -155,6 +185,6 @@ const char *bnn_decision_name(bnn_decision_t decision)
         BNN_DECISIONS(BNN_DECISION_CASE)
 #undef BNN_DECISION_CASE
     default:
-        return "invalid";
+        return "?";
     }
 }

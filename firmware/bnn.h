@@ -13,7 +13,10 @@
  * - a neuron with packed input `a`, packed weights `w` over `n_in` bits and threshold `T`
  *   fires iff `popcount(a XOR w) <= n_in - T` (the generator stores `n_in - T`);
  * - a bound's score is `n_in - popcount(a XOR w)` of its single last neuron; the bound answers
- *   iff that neuron fires; upper answers yes, lower answers no, both or neither is UNKNOWN.
+ *   iff that neuron fires; upper answers yes, lower answers no, both or neither is UNKNOWN;
+ * - a float feature vector with a NaN or an infinity has no thermometer code (a compare with NaN
+ *   is false, which would read as "below every threshold"): bnn_decide() returns BNN_INVALID for
+ *   it without encoding or running the bounds, and sets both scores to BNN_SCORE_NONE.
  */
 #ifndef BNN_H
 #define BNN_H
@@ -30,12 +33,14 @@ extern "C" {
 #define BNN_RUNTIME_VERSION "0.1.0"
 
 /** X-macro list of decisions: name, value, text. One list feeds the enum and the strings. */
-#define BNN_DECISIONS(X) \
-    X(NO, 0, "no")       \
-    X(YES, 1, "yes")     \
-    X(UNKNOWN, 2, "unknown")
+#define BNN_DECISIONS(X)     \
+    X(NO, 0, "no")           \
+    X(YES, 1, "yes")         \
+    X(UNKNOWN, 2, "unknown") \
+    X(INVALID, 3, "invalid")
 
-/** Three-way decision; values shared with `bnnembed.intmodel.Decision`. */
+/** Decision of the bound pair (NO, YES, UNKNOWN), or INVALID for a float feature vector with a
+ *  non-finite value (decided before encoding); values shared with `bnnembed.intmodel.Decision`. */
 typedef enum {
 #define BNN_DECISION_ENUM(name, value, text) BNN_##name = value,
     BNN_DECISIONS(BNN_DECISION_ENUM)
@@ -79,6 +84,9 @@ typedef struct {
     uint32_t *scratch_b;          /**< scratch: hidden activations, max hidden words */
 } bnn_model_t;
 
+/** Score reported for an input the bounds did not run on (BNN_INVALID). */
+#define BNN_SCORE_NONE (-1)
+
 /** Both bounds' integer scores (agreement counts of their last neuron). */
 typedef struct {
     int32_t upper;                /**< score of the upper bound (answers yes iff >= its tau) */
@@ -89,8 +97,10 @@ typedef struct {
  * @brief Decide a raw float feature vector.
  * @param model generated model (e.g. `&bnn_model`)
  * @param features `encoder->n_features` raw values, in the training column order
- * @param scores if not NULL, receives both bound scores
- * @return BNN_YES, BNN_NO or BNN_UNKNOWN (also BNN_UNKNOWN if the model has no float tables)
+ * @param scores if not NULL, receives both bound scores (BNN_SCORE_NONE for BNN_INVALID)
+ * @return BNN_YES, BNN_NO or BNN_UNKNOWN; BNN_INVALID if any of the `encoder->n_features`
+ *         values is NaN or infinite (see bnn_features_finite()); BNN_UNKNOWN if the model has no
+ *         float tables
  */
 bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_scores_t *scores);
 
@@ -104,6 +114,15 @@ bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_s
  */
 bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
                               bnn_scores_t *scores);
+
+/**
+ * @brief Are all `enc->n_features` values finite (no NaN, no +-infinity)?
+ *
+ * Tests the IEEE-754 exponent bits, so it needs no FPU, no libm, and still holds under
+ * `-ffinite-math-only` / `-ffast-math` (where `x != x` may be folded away).
+ * @return 1 if every value is finite, 0 otherwise
+ */
+int bnn_features_finite(const bnn_encoder_t *enc, const float *features);
 
 /**
  * @brief Encode float features into thermometer bits.
@@ -141,7 +160,7 @@ int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t
                         uint32_t *scratch_b, int *answers);
 
 /**
- * @brief Text of a decision ("no", "yes", "unknown"); "invalid" for other values.
+ * @brief Text of a decision ("no", "yes", "unknown", "invalid"); "?" for other values.
  */
 const char *bnn_decision_name(bnn_decision_t decision);
 

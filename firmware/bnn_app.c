@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+typedef char bnn_final_invalid_is_bnn_invalid[(BNN_FINAL_INVALID == (unsigned)BNN_INVALID) ? 1 : -1];
+
 void bnn_app_init(bnn_app *app, const bnn_model_t *model, uint32_t session, uint32_t model_tag, uint8_t report,
                   uint8_t *tx, size_t tx_cap, uint8_t *rx, size_t rx_cap)
 {
@@ -20,6 +22,15 @@ static void finish(bnn_app *app, const float *x, bnn_app_result *r)
 {
     const uint16_t n = app->model->encoder->n_features;
     r->link_status = -1;
+    if (r->bound == BNN_INVALID) {
+        /* no bound and no DNN answer exists for it: never deferred, reported so the log holds it */
+        r->final = (uint8_t)BNN_FINAL_INVALID;
+        r->source = (uint8_t)BNN_SOURCE_NONE;
+        if (app->report && x != NULL) {
+            r->link_status = (int8_t)bnn_link_report(&app->link, x, n, (uint8_t)BNN_INVALID);
+        }
+        return;
+    }
     if (r->bound == BNN_UNKNOWN) {
         uint8_t answer = 0u;
         r->final = (uint8_t)BNN_FINAL_UNDECIDED;

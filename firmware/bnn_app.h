@@ -5,7 +5,9 @@
  * bnn_app_handle() decides a feature vector with both bounds; when they leave it UNKNOWN it
  * defers the vector to the host DNN over the link (bnn_protocol.h: DEFER, bounded retries with a
  * timeout, DECISION), and when the device decided itself it optionally REPORTs that decision so
- * the host log is complete. The generated example src/main.c and the QEMU simulation driver
+ * the host log is complete. A float vector with a NaN or an infinity is INVALID (bnn_decide()):
+ * it is never deferred (no DNN answer exists for it either), and it is REPORTed with decision
+ * BNN_INVALID so the host log holds it. The generated example src/main.c and the QEMU simulation driver
  * (firmware/test/bnn_defer_main.c, used by `bnnembed simulate`) both call it, so a simulated run
  * executes the same decide/defer/retry path a flashed board does. Byte I/O comes from a
  * bnn_io.h port. Portable C99, no malloc, model-agnostic (the model and every buffer are passed in).
@@ -27,17 +29,20 @@ extern "C" {
 typedef enum {
     BNN_SOURCE_BNN = 0,  /**< the device's bounds answered */
     BNN_SOURCE_DNN = 1,  /**< the bounds left it UNKNOWN; the host DNN answered */
-    BNN_SOURCE_NONE = 2  /**< UNKNOWN and the host gave no answer (no reply after every retry, or a NACK) */
+    BNN_SOURCE_NONE = 2  /**< nobody answered: UNKNOWN without a host answer (no reply after every
+                              retry, or a NACK), or an INVALID input */
 } bnn_source_t;
 
 /** Final decision value when nobody answered. */
 #define BNN_FINAL_UNDECIDED 2u
+/** Final decision value for an input with a non-finite feature (equals BNN_INVALID). */
+#define BNN_FINAL_INVALID 3u
 
 /** What bnn_app_handle() ended with for one input. */
 typedef struct {
-    bnn_decision_t bound; /**< the bounds' decision (BNN_YES, BNN_NO or BNN_UNKNOWN) */
-    bnn_scores_t scores;  /**< both bound scores */
-    uint8_t final;        /**< 0 NO, 1 YES, BNN_FINAL_UNDECIDED */
+    bnn_decision_t bound; /**< the bounds' decision (BNN_YES, BNN_NO, BNN_UNKNOWN), or BNN_INVALID */
+    bnn_scores_t scores;  /**< both bound scores (BNN_SCORE_NONE for BNN_INVALID) */
+    uint8_t final;        /**< 0 NO, 1 YES, BNN_FINAL_UNDECIDED, BNN_FINAL_INVALID */
     uint8_t source;       /**< a bnn_source_t */
     int8_t link_status;   /**< bnn_link_status of the DEFER or REPORT sent, -1 if nothing was sent */
 } bnn_app_result;
@@ -65,13 +70,17 @@ void bnn_app_init(bnn_app *app, const bnn_model_t *model, uint32_t session, uint
                   uint8_t *tx, size_t tx_cap, uint8_t *rx, size_t rx_cap);
 
 /**
- * Decide raw float features (float-encoding models); defer UNKNOWN to the host.
+ * Decide raw float features (float-encoding models); defer UNKNOWN to the host. A vector with a
+ * NaN or an infinity ends BNN_FINAL_INVALID, source BNN_SOURCE_NONE, with no DEFER (a REPORT
+ * with decision BNN_INVALID when reporting is on).
  * @return the final decision, its source and the link status.
  */
 bnn_app_result bnn_app_handle(bnn_app *app, const float *features);
 
 /**
  * Decide int16 features (int16-encoding models, column c = floor(x_c * 2^feature_shift[c])).
+ * Every int16 is a number, so this never ends INVALID: a non-finite reading must be caught where
+ * it is converted to int16 (on the host: bnnembed.codegen.quantize_int16 refuses it).
  * A deferral sends the dequantized values x_c = q_c * 2^-shift[c] (what the device knows of the
  * input) through app->defer_buf, which must hold n_features floats.
  */

@@ -258,7 +258,7 @@ bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg)
         }
         msg->model_tag = get_u32(body);
         msg->decision = body[4];
-        if (msg->decision > 1u) {
+        if (msg->decision > 1u && msg->decision != BNN_PROTO_DECISION_INVALID) {
             return BNN_PROTO_E_VALUE;
         }
         return parse_features(body, body_len, 7u, get_u16(body + 5), msg);

@@ -48,6 +48,18 @@ typedef enum {
     BNN_MSG_NACK = 0x83      /**< host -> device: the request is refused for good */
 } bnn_msg_type;
 
+/** Decision value of a REPORT for an input with a non-finite feature (BNN_INVALID in bnn.h). A
+ *  REPORT carries 0 NO, 1 YES or this; a DECISION only 0 or 1. */
+#define BNN_PROTO_DECISION_INVALID 3u
+
+/** NACK reasons; values shared with bnnembed.protocol.NackReason. */
+typedef enum {
+    BNN_NACK_MODEL_MISMATCH = 1, /**< the device runs another model than the host's artifact */
+    BNN_NACK_FEATURE_COUNT = 2,  /**< the feature vector's length is not the model's */
+    BNN_NACK_HOST_ERROR = 3,     /**< the DNN failed on this input */
+    BNN_NACK_INVALID_INPUT = 4   /**< a DEFER with a NaN or infinite feature: no DNN answer exists */
+} bnn_nack_reason;
+
 /** Why a frame was dropped; the order matches bnnembed.protocol.DROP_REASONS. */
 typedef enum {
     BNN_PROTO_OK = 0,     /**< a well-formed frame */
@@ -58,7 +70,8 @@ typedef enum {
     BNN_PROTO_E_VERSION,  /**< another protocol version */
     BNN_PROTO_E_TYPE,     /**< unknown message type */
     BNN_PROTO_E_LENGTH,   /**< body length does not match the type */
-    BNN_PROTO_E_VALUE,    /**< a field out of range (decision > 1, feature count 0 or too big) */
+    BNN_PROTO_E_VALUE,    /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1
+                               or 3, feature count 0 or too big) */
     BNN_PROTO_N_STATUS
 } bnn_proto_status;
 
@@ -68,11 +81,11 @@ typedef struct {
     uint32_t session;        /**< device boot session */
     uint32_t seq;            /**< request number (a reply carries its request's) */
     uint32_t model_tag;      /**< DEFER/REPORT: first 32 bits of the model hash */
-    uint8_t decision;        /**< REPORT/DECISION: 0 = NO, 1 = YES */
+    uint8_t decision;        /**< REPORT: 0 = NO, 1 = YES, 3 = INVALID; DECISION: 0 = NO, 1 = YES */
     uint16_t n_features;     /**< DEFER/REPORT: feature count */
     const uint8_t *features; /**< DEFER/REPORT: n_features float32 little-endian */
     uint32_t req_crc;        /**< replies: CRC of the request answered */
-    uint8_t reason;          /**< NACK: a reason code (see docs/protocol.md) */
+    uint8_t reason;          /**< NACK: a reason code (a bnn_nack_reason, see docs/protocol.md) */
 } bnn_msg;
 
 /** CRC-32/IEEE of @p n bytes (reflected, polynomial 0xEDB88320, init/xorout 0xFFFFFFFF). */
@@ -140,7 +153,7 @@ int bnn_proto_rx_push(bnn_proto_rx *rx, uint8_t byte, bnn_msg *msg);
 typedef enum {
     BNN_LINK_OK = 0,   /**< answered (decision or acknowledgement) */
     BNN_LINK_NO_REPLY, /**< no valid reply after every attempt: the input stays undecided */
-    BNN_LINK_REFUSED,  /**< the host sent a NACK (model or feature count mismatch) */
+    BNN_LINK_REFUSED,  /**< the host sent a NACK (link->last_reason says why) */
     BNN_LINK_TOO_BIG   /**< the request does not fit the transmit buffer */
 } bnn_link_status;
 
@@ -185,7 +198,8 @@ void bnn_link_init(bnn_link *link, uint32_t session, uint32_t model_tag, uint8_t
  */
 bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8_t *decision);
 
-/** Report a decision (0 = NO, 1 = YES) the device made itself, so the host log is complete. */
+/** Report a decision the device made itself (0 = NO, 1 = YES, BNN_PROTO_DECISION_INVALID), so
+ *  the host log is complete. */
 bnn_link_status bnn_link_report(bnn_link *link, const float *x, uint16_t n, uint8_t decision);
 
 #ifdef __cplusplus

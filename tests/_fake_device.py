@@ -45,6 +45,28 @@ class FakeDevice:
     def close(self) -> None:
         self._drop()
 
+    # the transport (a TCP socket here; tests/test_host_reliability.py has a pty one)
+
+    def _connected(self) -> bool:
+        return self.sock is not None
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self._drop()
+
+    def _recv(self, timeout: float) -> bytes | None:
+        """Bytes; b"" on timeout; None when the link is gone."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except socket.timeout:
+            return b""
+        except OSError:
+            return None
+        return data or None
+
     def request(self, msg_cls, x, decision=None):
         """Returns ("ok", reply) | ("refused", reason) | ("no_reply", None)."""
         self.seq += 1
@@ -62,24 +84,16 @@ class FakeDevice:
                 self.stats["retries"] += 1
             deadline = time.monotonic() + self.timeout
             if self._connect():
-                try:
-                    self.sock.sendall(P.frame(payload))
-                except OSError:
-                    self._drop()
+                self._send(P.frame(payload))
             while time.monotonic() < deadline:
-                if self.sock is None:
+                if not self._connected():
                     time.sleep(0.02)
                     self._connect()
                     continue
-                self.sock.settimeout(max(0.001, deadline - time.monotonic()))
-                try:
-                    data = self.sock.recv(4096)
-                except socket.timeout:
-                    break
-                except OSError:
-                    self._drop()
-                    continue
-                if not data:
+                data = self._recv(max(0.001, deadline - time.monotonic()))
+                if data == b"":
+                    break  # timed out
+                if data is None:
                     self._drop()
                     continue
                 for _, reply in self.reader.feed(data):

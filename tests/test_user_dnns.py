@@ -191,7 +191,7 @@ def trained(files):
     return get
 
 
-BUILD_FLAGS = ["--hidden", "32,16", "--epochs", "5", "--augment", "2", "--no-baseline", "--seed", "1"]
+BUILD_FLAGS = ["--hidden", "32,16", "--epochs", "8", "--augment", "4", "--no-baseline", "--seed", "1", "--alpha", "0.1"]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -235,7 +235,8 @@ def test_artifact_records_what_yes_means(user, files):
     if want == "classes":
         assert set(d["positive_columns"]) == user.positive
     assert d["input_shape"] == ([1, 8, 8] if user.kind == "cnn10_ts" else [64])
-    assert art.metrics["settings"]["alpha"] == art.metrics["alpha"]
+    assert art.metrics["settings"]["alpha"] == art.metrics["alpha"] == 0.1
+    assert art.metrics["coverage"] > 0.5  # the bounds answer: every command below has decided rows to work on
     # the loaded DNN decides exactly as the model file does
     X = files["X_test"]
     assert np.array_equal(art.load_dnn().says_yes(X), user.yes(X))
@@ -250,7 +251,7 @@ def test_eval(user, files, labelled, capsys):
     decided = dec != int(Decision.UNKNOWN)
     dnn = user.yes(X)
     assert m["rows"] == len(X)
-    assert m["decided"] == int(decided.sum())
+    assert m["decided"] == int(decided.sum()) > 0
     assert m["disagreements"] == int(((dec == int(Decision.YES)) != dnn)[decided].sum())
     if labelled:
         truth = (files["y_test"] >= 5) if user.labels01 else np.isin(files["y_test"], sorted(user.positive))
@@ -315,7 +316,7 @@ def test_simulate_defers_to_the_dnn_and_logs(user, files, labelled, tmp_path, ca
     dec = load_artifact(user.art).decide(X)
     dnn = user.yes(X)
     unknown = dec == int(Decision.UNKNOWN)
-    assert summary["deferred"] == int(unknown.sum()) and summary["undecided"] == 0
+    assert summary["deferred"] == int(unknown.sum()) > 0 and summary["undecided"] == 0
     for r, d, y, u in zip(rows, dec, dnn, unknown):
         assert r["bound"] == Decision(int(d)).label
         assert r["final"] == ("yes" if y else "no") if u else r["final"] == Decision(int(d)).label

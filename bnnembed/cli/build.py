@@ -198,13 +198,16 @@ def run_predict(args) -> int:
     ds = load_rows(args, art)
     pred = predict(art, ds, args.engine, args.machine)
     write_predictions_csv(pred, args.out)
-    summary = {"rows": int(len(pred.final)), "decided_by_bnn": int((~pred.source_dnn).sum()),
-               "deferred_to_dnn": int(pred.source_dnn.sum()), "engine": args.engine, "out": args.out}
+    summary = {"rows": int(len(pred.final)), "decided_by_bnn": int((~pred.source_dnn & ~pred.invalid).sum()),
+               "deferred_to_dnn": int(pred.source_dnn.sum()), "invalid": int(pred.invalid.sum()),
+               "engine": args.engine, "out": args.out}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{summary['rows']} rows: {summary['decided_by_bnn']} decided by the bounds ({args.engine}), "
-              f"{summary['deferred_to_dnn']} deferred to the DNN -> {args.out}")
+              f"{summary['deferred_to_dnn']} deferred to the DNN"
+              + (f", {summary['invalid']} invalid (non-finite features)" if summary["invalid"] else "")
+              + f" -> {args.out}")
     return 0
 
 

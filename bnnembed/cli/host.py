@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from .args import count, out_file
+from .args import count, out_file, positive_float
 from .build import add_rows_args
 
 
@@ -17,7 +17,9 @@ def register(sub) -> None:
         "host", help="answer a device's deferrals with the DNN and log every request",
         description="Serve the deferral protocol (docs/protocol.md) for the artifact in DIR: run the DNN for "
         "every input the device defers, reply, and append every request and reply to the SQLite decision "
-        "log (DIR/decisions.sqlite unless --log). Runs until interrupted (or --max-seconds).",
+        "log (DIR/decisions.sqlite unless --log). With --tcp every device connection is served at once; "
+        "a serial port that goes away (a board resetting) is reopened with back-off and the gap logged. "
+        "Runs until interrupted, SIGTERM or --max-seconds, and prints its statistics as one JSON line.",
     )
     p.add_argument("artifact", metavar="DIR", help="artifact directory (from 'bnnembed build')")
     link = p.add_mutually_exclusive_group(required=True)
@@ -30,7 +32,12 @@ def register(sub) -> None:
                       help="connect to a device bridge listening on HOST:PORT (e.g. QEMU with server=on)")
     p.add_argument("--baud", type=count(1), default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
-    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max-seconds", type=positive_float, default=None,
+                   help="stop after this many seconds (the summary line is printed on every exit)")
+    p.add_argument("--idle-timeout", type=positive_float, default=120.0, metavar="S",
+                   help="close a connection that sends nothing for S seconds (default 120; the device reconnects)")
+    p.add_argument("--max-devices", type=count(1), default=32, metavar="N",
+                   help="devices served at once with --tcp (default 32; more are refused and counted)")
     p.set_defaults(func=run_host)
 
     p = sub.add_parser("log", help="show the host's decision log",
@@ -71,7 +78,7 @@ def run_host(args) -> int:
     with DecisionLog(log_path) as log:
         core = HostCore(art, log)
         stop = threading.Event()
-        service = HostService(core, endpoint, stop)
+        service = HostService(core, endpoint, stop, idle_timeout=args.idle_timeout, max_connections=args.max_devices)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         if args.max_seconds is not None:
             timer = threading.Timer(args.max_seconds, stop.set)
@@ -138,5 +145,6 @@ def run_simulate(args) -> int:
         s = result.summary
         print(f"{s['rows']} rows on {s['machine']}: {s['decided_on_device']} decided on the device, "
               f"{s['deferred']} deferred ({s['answered_by_host']} answered by the host DNN, "
-              f"{s['undecided']} undecided); wrote {args.out}")
+              f"{s['undecided']} undecided)" + (f", {s['invalid']} invalid (non-finite features)" if s.get("invalid") else "")
+              + f"; wrote {args.out}")
     return 0

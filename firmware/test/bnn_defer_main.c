@@ -11,9 +11,10 @@
  *
  *     R <row> <bound decision> <link status> <final> <round trip us>
  *
- * bound decision: 0 NO, 1 YES, 2 UNKNOWN (bnn_decide); link status: a bnn_link_status of the
- * DEFER (UNKNOWN rows) or REPORT (decided rows, when BNN_SIM_REPORT is 1), -1 if nothing was sent;
- * final: 0 NO, 1 YES, 2 undecided; round trip: microseconds of the link call (0 if none).
+ * bound decision: 0 NO, 1 YES, 2 UNKNOWN, 3 INVALID (bnn_decide); link status: a bnn_link_status
+ * of the DEFER (UNKNOWN rows) or REPORT (decided and INVALID rows, when BNN_SIM_REPORT is 1), -1 if
+ * nothing was sent; final: 0 NO, 1 YES, 2 undecided, 3 invalid; round trip: microseconds of the
+ * link call (0 if none).
  * Then `L <requests> <retries> <no_reply> <refused> <stale> <rx frames ok> <rx dropped>` and the
  * sentinel `BNN-SIM-DONE rows=<n>`.
  *

@@ -10,7 +10,9 @@
  *     R <row> <decision> <upper score> <lower score> <encode count> <bounds count>
  *
  * where the counts are the target's instruction counter (see test_counter()) around the
- * encoder and around both bounds. It then prints `C <calibration count> <loop instructions>`
+ * encoder and around both bounds. A float row with a NaN or an infinity is decided as bnn_decide()
+ * decides it: BNN_INVALID, scores BNN_SCORE_NONE, without encoding or running the bounds (the
+ * finiteness check is counted with the encoder). It then prints `C <calibration count> <loop instructions>`
  * and ends with the sentinel line `BNN-TEST-DONE rows=<n>`, which the runner requires.
  */
 #include <stdint.h>
@@ -116,19 +118,28 @@ int main(void)
            BNN_HAVE_COUNTER);
     for (row = 0; row < header[0]; ++row) {
         bnn_scores_t scores;
-        bnn_decision_t decision;
+        bnn_decision_t decision = BNN_INVALID;
+        int finite = 1;
         if (fread(test_row, sizeof test_row, 1, in) != 1) {
             printf("BNN-TEST-ERROR short read at row %lu\n", (unsigned long)row);
             return 5;
         }
         t0 = test_counter();
 #ifdef BNN_ENCODING_FLOAT
-        bnn_encode(bnn_model.encoder, test_row, test_bits);
+        finite = bnn_features_finite(bnn_model.encoder, test_row);
+        if (finite) {
+            bnn_encode(bnn_model.encoder, test_row, test_bits);
+        }
 #else
-        bnn_encode_q16(bnn_model.encoder, test_row, test_bits);
+        bnn_encode_q16(bnn_model.encoder, test_row, test_bits); /* an int16 is always a number */
 #endif
         t1 = test_counter();
-        decision = bnn_decide_bits(&bnn_model, test_bits, &scores);
+        if (finite) {
+            decision = bnn_decide_bits(&bnn_model, test_bits, &scores);
+        } else {
+            scores.upper = BNN_SCORE_NONE;
+            scores.lower = BNN_SCORE_NONE;
+        }
         t2 = test_counter();
         printf("R %lu %d %ld %ld %lu %lu\n", (unsigned long)row, (int)decision, (long)scores.upper,
                (long)scores.lower, (unsigned long)test_elapsed(t0, t1),

@@ -16,6 +16,7 @@
  *   yes|no <u> <l>       the device's bounds decided (reported to the host when BNN_APP_REPORT is 1)
  *   yes|no <u> <l> dnn   the bounds said unknown; the host DNN decided over the link
  *   unknown <u> <l>      the bounds said unknown and the host gave no answer after every retry
+ *   invalid -1 -1        a feature was NaN or infinite: nobody answers it (reported, never deferred)
  *
  * Link (bnn_io.h, a second UART on a board): the deferral protocol of docs/protocol.md, served on
  * the PC by `bnnembed host DIR --serial PORT`. The decide -> defer -> final logic is
