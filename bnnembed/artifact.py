@@ -204,8 +204,8 @@ def read_manifest(path: str) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{mpath}: not a bnnembed artifact manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
-        raise ArtifactError(f"{mpath}: format_version missing; rebuild the artifact")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ArtifactError(f"{mpath}: format_version {version!r} is missing or invalid; rebuild the artifact")
     if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path}: artifact format {version} is newer than this bnnembed reads ({FORMAT_VERSION}); "

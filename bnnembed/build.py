@@ -137,6 +137,8 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
 def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool,
                     extra_inputs: np.ndarray | None) -> BuildResult:
     t0 = time.time()
+    if dnn_path is not None and not os.path.isfile(dnn_path):
+        raise BnnError(f"--dnn {dnn_path}: no such file")
     _check_trainable(ds)
     notes: list[str] = []
     os.makedirs(out, exist_ok=True)

@@ -365,9 +365,12 @@ def test_verify_row(user, files, capsys):
 
 
 @pytest.mark.slow
-def test_certify_counterexamples_replay_through_the_dnn(user, files, tmp_path, capsys):
+@pytest.mark.parametrize("labelled", [False, True], ids=["nolabels", "labels"])
+def test_certify_counterexamples_replay_through_the_dnn(user, files, labelled, tmp_path, capsys):
+    if labelled and user.kind != "cnn10":
+        pytest.skip("labelled rows are certified on the class-score CNN; the others take the unlabelled file")
     out = str(tmp_path / "cert.jsonl")
-    assert main(["certify", user.art, "--data", _test_file(files, user, False), "--rows", "0-29", "--limit", "3",
+    assert main(["certify", user.art, "--data", _test_file(files, user, labelled), "--rows", "0-29", "--limit", "3",
                  "--time-limit", "20", "--explain-seconds", "3", "--extend-time", "5", "--out", out, "--json",
                  "--no-metrics"]) == 0
     totals = _json_out(capsys)
