@@ -142,8 +142,15 @@ class DecisionLog:
             version = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise BnnError(f"{path}: not a readable decision log ({exc}); move it away and start again") from None
-        if version is None or int(version[0]) > SCHEMA_VERSION:
-            raise BnnError(f"{path}: decision log schema {version} is not one this bnnembed reads; upgrade bnnembed")
+        shown = None if version is None else version[0]
+        try:
+            number = int(shown)
+        except (TypeError, ValueError):
+            raise BnnError(f"{path}: not a bnnembed decision log (schema version {shown!r}); move it away and "
+                           "start again") from None
+        if number > SCHEMA_VERSION:
+            raise BnnError(f"{path}: decision log schema {number} is newer than this bnnembed reads "
+                           f"({SCHEMA_VERSION}); upgrade bnnembed")
 
     def close(self) -> None:
         self.db.close()

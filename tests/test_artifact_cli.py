@@ -32,19 +32,66 @@ def test_artifact_contents(bc_artifact):
         assert z["upper_l0_weights"].dtype == np.uint32 and z["upper_l0_thresholds"].dtype == np.int32
 
 
+def _dnn_yes_direct(art, X) -> np.ndarray:
+    """The artifact's DNN run straight through onnxruntime (not bnnembed.dnn): the default DNN is
+    one logit, yes iff > 0."""
+    import onnxruntime as ort
+
+    d = art.manifest["dnn"]
+    assert d["file"].endswith(".onnx") and d["output"] == "logit", d
+    sess = ort.InferenceSession(os.path.join(art.path, d["file"]), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(X, dtype=np.float32)})[0]
+    assert out.shape in ((len(X), 1), (len(X),)), out.shape
+    return out.reshape(len(X)) > 0
+
+
+def _expected_metrics(dec: np.ndarray, dnn_yes: np.ndarray) -> dict:
+    """Coverage, decided and disagreements counted here, from decisions and DNN answers."""
+    n = len(dec)
+    yes, no = dec == int(Decision.YES), dec == int(Decision.NO)
+    decided = int(yes.sum() + no.sum())
+    wrong = int((yes & ~dnn_yes).sum() + (no & dnn_yes).sum())
+    return {"rows": n, "decided": decided, "coverage": decided / n, "coverage_yes": int(yes.sum()) / n,
+            "coverage_no": int(no.sum()) / n, "disagreements": wrong,
+            "disagreement_rate": wrong / decided if decided else 0.0}
+
+
+def _check_clopper_pearson(bound: float, k: int, n: int, delta: float) -> None:
+    """The one-sided upper bound p solves P(Binomial(n, p) <= k) = delta (1 when k == n)."""
+    from scipy.stats import binom
+
+    if k >= n:
+        assert bound == 1.0
+    else:
+        assert 0 < bound < 1 and binom.cdf(k, n, bound) == pytest.approx(delta, rel=1e-6)
+
+
 def test_metrics_recomputed_from_artifact_match(bc_artifact):
-    """The test-split metrics in metrics.json follow from the stored bounds, split and DNN."""
+    """The test-split metrics in metrics.json, recomputed here without bnnembed's metrics code:
+    the stored bounds decide the rows of split.npz's test indices, the DNN runs directly through
+    onnxruntime, and coverage / decided / disagreements are counted by hand; they equal the
+    recorded figures exactly."""
     from bnnembed.data import load_data
-    from bnnembed.metrics import decision_metrics
 
     art = load_artifact(bc_artifact)
     ds = load_data("breast_cancer")
     with np.load(os.path.join(bc_artifact, "split.npz")) as z:
-        test = z["test"]
-    dnn_yes = art.load_dnn().says_yes(ds.X[test])
-    m = decision_metrics(art.decide(ds.X[test]), dnn_yes, art.metrics["delta"])
-    for key in ("coverage", "decided", "disagreements", "disagreement_bound"):
-        assert m[key] == pytest.approx(art.metrics[key])
+        split = {k: z[k] for k in z.files}
+    test = split["test"]
+    assert len(test) == art.metrics["split"]["test"] == 143
+    assert not set(test.tolist()) & (set(split["train"].tolist()) | set(split["calibration"].tolist()))
+    X = ds.X[test]
+    dec = art.decide(X)
+    dnn_yes = _dnn_yes_direct(art, X)
+    want = _expected_metrics(dec, dnn_yes)
+    assert want["decided"] > 0 and want["decided"] < len(test), want  # both decided and deferred rows
+    m = art.metrics
+    for key, value in want.items():
+        assert m[key] == value, (key, m[key], value)
+    _check_clopper_pearson(m["disagreement_bound"], want["disagreements"], want["decided"], m["delta"])
+    final = np.where(dec == int(Decision.UNKNOWN), dnn_yes, dec == int(Decision.YES))
+    assert m["cascade_agreement"] == int((final == dnn_yes).sum()) / len(test)
+    assert m["dnn_accuracy"] == int((dnn_yes == np.isin(ds.y[test], ds.positive)).sum()) / len(test)
 
 
 def _copy(src, tmp_path):
@@ -106,7 +153,12 @@ def test_predict_csv_and_eval(bc_artifact, tmp_path, capsys):
             assert r["source"] == "bnn" and r["final"] == r["bound"]
     assert main(["eval", bc_artifact, "--data", "breast_cancer", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
-    assert m["rows"] == 569 and 0 <= m["coverage"] <= 1
+    want = _expected_metrics(dec, _dnn_yes_direct(art, ds.X))
+    assert want["rows"] == 569 and 0 < want["decided"] < 569
+    for key, value in want.items():
+        assert m[key] == value, (key, m[key], value)
+    _check_clopper_pearson(m["disagreement_bound"], want["disagreements"], want["decided"], m["delta"])
+    assert sum(r["source"] == "bnn" for r in rows) == want["decided"] == summary["decided_by_bnn"]
 
 
 def test_wrong_columns_are_refused(bc_artifact, tmp_path, capsys):

@@ -21,15 +21,42 @@ pytestmark = pytest.mark.qemu
 ROWS = 300
 
 
+def dnn_yes_direct(art, X) -> np.ndarray:
+    """The artifact's DNN run straight through onnxruntime (not bnnembed's DNN wrapper or the
+    host): one logit, yes iff > 0."""
+    import onnxruntime as ort
+
+    d = art.manifest["dnn"]
+    assert d["file"].endswith(".onnx") and d.get("output", "logit") == "logit", d
+    sess = ort.InferenceSession(os.path.join(art.path, d["file"]), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(X, dtype=np.float32)})[0]
+    return out.reshape(len(X)) > 0
+
+
+def check_deferrals(art, X, csv_path) -> int:
+    """The rows the device deferred are exactly numpy's UNKNOWN rows (and there are some), and
+    each one ends with the DNN's answer, the DNN run here directly. Returns how many."""
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["row"]) for r in rows] == list(range(len(X)))
+    unknown = art.decide(X) == Decision.UNKNOWN
+    n_unknown = int(unknown.sum())
+    assert n_unknown > 0, "the rows must leave some inputs UNKNOWN, or no deferral is tested"
+    deferred = [int(r["row"]) for r in rows if r["source"] == "dnn"]
+    assert len(deferred) == n_unknown and deferred == np.flatnonzero(unknown).tolist()
+    dnn = dnn_yes_direct(art, X)
+    for i in deferred:
+        assert rows[i]["final"] == ("yes" if dnn[i] else "no"), f"row {i}: deferred, not the DNN's answer"
+    return n_unknown
 
 
 def check_run(art, X, csv_path, log_path, summary):
     """Every row one final decision; decided = bounds, deferred = DNN; the log has each request once."""
     with open(csv_path) as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["row"]) for r in rows] == list(range(len(X)))
+    n_deferred = check_deferrals(art, X, csv_path)
     ref = art.decide(X)
-    dnn = art.load_dnn().says_yes(X)
+    dnn = dnn_yes_direct(art, X)
     unknown = ref == Decision.UNKNOWN
     assert [r["bound"] for r in rows] == [Decision(int(d)).label for d in ref]  # device bounds == numpy
     for r, d, u, y in zip(rows, ref, unknown, dnn):
@@ -42,13 +69,17 @@ def check_run(art, X, csv_path, log_path, summary):
     assert len(recs) == len(X)  # deferrals and reports, each exactly once
     assert [r.seq for r in recs] == list(range(1, len(X) + 1))
     defers = [r for r in recs if r.kind == "defer"]
-    assert len(defers) == int(unknown.sum())
+    assert len(defers) == n_deferred
     for r in recs:
         i = r.seq - 1
         assert np.array_equal(r.features, X[i])
         assert r.kind == ("defer" if unknown[i] else "report")
         assert r.reference_decision == ref[i] and r.dnn_decision == int(dnn[i])
-    return int(unknown.sum())
+        if r.kind == "defer":
+            assert r.reply_value == int(dnn[i])
+        else:
+            assert r.device_decision == ref[i]
+    return n_deferred
 
 
 @pytest.mark.parametrize("machine", ["mps2-an386", "mps2-an385"])
@@ -84,7 +115,8 @@ def test_simulate_fixture_model_many_deferrals(tmp_path, capsys):
     res = simulate(art.path, machine="mps2-an386", data="digits", rows=ROWS, out=out, log_path=log,
                    link=LinkSettings(report=False))
     s = res.summary
-    assert s["deferred"] > ROWS // 4 and s["undecided"] == 0 and s["deferred_agree_with_dnn"] == s["deferred"]
+    deferred = check_deferrals(art, X, out)
+    assert s["deferred"] == deferred > ROWS // 4 and s["undecided"] == 0 and s["deferred_agree_with_dnn"] == s["deferred"]
     assert s["log_records"] == s["deferred"] == s["log_deferrals"]
     with capsys.disabled():
         print(f"\n[fixture, deferrals only] deferred={s['deferred']} rtt_median_ms={s['deferral_round_trip_ms_median']} "
