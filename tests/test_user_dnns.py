@@ -345,7 +345,7 @@ def test_explain_row(user, files, labelled, capsys):
 def test_explain_all_without_labels(user, files, tmp_path, capsys):
     out = str(tmp_path / "all.jsonl")
     assert main(["explain", user.art, "--data", str(files["dir"] / "small_nolabel.csv"), "--all", "--out", out,
-                 "--seconds", "5"]) == 0
+                 "--seconds", "1"]) == 0
     lines = [json.loads(line) for line in open(out)]
     dec = load_artifact(user.art).decide(files["X_test"][:5])
     assert [line["row"] for line in lines] == list(range(5))
