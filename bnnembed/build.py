@@ -141,17 +141,20 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         raise BnnError(f"--dnn {dnn_path}: no such file")
     _check_trainable(ds)
     notes: list[str] = []
-    os.makedirs(out, exist_ok=True)
     split = split_rows(ds, cfg)
     tr, ca, te = (ds.subset(split[k]) for k in ("train", "calibration", "test"))
 
     # --- the DNN -------------------------------------------------------------------------
     if dnn_path is None:
         dnn_file = "dnn.onnx"
+        os.makedirs(out, exist_ok=True)
         train_default_dnn(tr.X, tr.y_yes(), os.path.join(out, dnn_file), seed=cfg.seed)
         dnn_kind = "default"
     else:
         dnn_file = "dnn" + os.path.splitext(dnn_path)[1]
+        # read the user's file first, so that a DNN that cannot be used is named as given
+        load_dnn(dnn_path, ds.X.shape[1], ds.positive, ds.y, image_shape=ds.image_shape)
+        os.makedirs(out, exist_ok=True)
         if os.path.abspath(dnn_path) != os.path.abspath(os.path.join(out, dnn_file)):
             shutil.copyfile(dnn_path, os.path.join(out, dnn_file))
         dnn_kind = "user"

@@ -272,6 +272,9 @@ def _labels_from_text(values: list[str]) -> np.ndarray:
 
 def _load_npz(path: str) -> Dataset:
     _check_file(path)
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"PK":  # an .npz is a zip archive
+            raise BnnError(f"{path}: not an .npz file (numpy.savez writes one: np.savez(path, X=X, y=y))")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "X" not in z.files:

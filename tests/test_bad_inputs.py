@@ -79,7 +79,7 @@ CASES = [
     ("build: folder named .csv", "build --data {folder.csv} --out {dir}/o5", "is a folder"),
     ("build: empty .npz", "build --data {zero.npz} --out {dir}/o6", "empty file"),
     ("build: .npz of strings", "build --data {strings.npz} --out {dir}/o7", "not numbers"),
-    ("build: corrupted .npz", "build --data {garbage.npz} --out {dir}/o8", "not a readable .npz"),
+    ("build: corrupted .npz", "build --data {garbage.npz} --out {dir}/o8", "not an .npz file"),
     ("build: unknown source", "build --data data.xyz --out {dir}/o9", "unknown data source"),
     ("build: --out is a file", "build --data breast_cancer --out {a-file}", "is an existing file"),
     ("build: missing DNN", "build --data breast_cancer --dnn {dir}/none.onnx --out {dir}/o10", "no such file"),
@@ -151,3 +151,5 @@ def test_user_mistake_is_one_line(env, case, argv, says, capsys):
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
     assert says in err, err
     assert seconds < 20, f"{case}: the mistake was found only after {seconds:.1f} s of work"
+    if args[0] == "build" and "is an existing file" not in says:  # a refused build leaves nothing behind
+        assert not os.path.exists(args[args.index("--out") + 1])
