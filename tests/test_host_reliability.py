@@ -88,7 +88,7 @@ class PtyDevice(FakeDevice):
             return b""
 
 
-def test_serial_port_vanishing_three_times(art, tmp_path):
+def test_serial_port_vanishing_three_times(art, tmp_path, capsys):
     X = load_data("breast_cancer").X[:240]
     ref, dnn = art.decide(X), art.load_dnn().says_yes(X).astype(int)
     link = str(tmp_path / "ttyDEVICE")
@@ -120,6 +120,9 @@ def test_serial_port_vanishing_three_times(art, tmp_path):
     with DecisionLog(log_path, readonly=True) as log:
         kinds = [e["kind"] for e in log.events()]
     assert kinds.count("lost") == 3 and kinds.count("back") == 3
+    with capsys.disabled():
+        print(f"\n[serial, port gone 3 times] audit={counts} deferrals answered per segment={answered_after} "
+              f"gaps={stats['link_gap_seconds']:.2f} s in all")
 
 
 def test_serial_port_missing_at_start_is_one_line(art, tmp_path, capsys):
