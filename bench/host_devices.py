@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("--devices", default="1,4", help="device counts to run (default 1,4)")
     ap.add_argument("--timeout", type=float, default=0.05, help="device reply timeout in seconds (default 0.05)")
     ap.add_argument("--attempts", type=int, default=80, help="device attempts per request (default 80)")
+    ap.add_argument("--restart-after", type=float, default=3.0,
+                    help="with several devices, stop and restart the host after S seconds (0: never; default 3)")
     ap.add_argument("--out", default=os.path.join(HERE, "host_devices.json"))
     args = ap.parse_args()
     results = []
@@ -39,7 +41,7 @@ def main() -> int:
         art = make_host_artifact(os.path.join(tmp, "bc"), source="breast_cancer")
         for n in (int(v) for v in args.devices.split(",")):
             run = run_devices(art, n, args.rows, args.flip, os.path.join(tmp, f"log{n}.sqlite"),
-                              restart_after=3.0 if n > 1 else None, timeout=args.timeout, attempts=args.attempts)
+                              restart_after=args.restart_after if n > 1 and args.restart_after > 0 else None, timeout=args.timeout, attempts=args.attempts)
             row = {"devices": n, "rows_per_device": args.rows, "flip_rate": args.flip,
                    "host_restarted": run["restarted"], "seconds": round(run["seconds"], 1),
                    "requests_per_second": round(run["requests_per_second"], 1),
