@@ -80,6 +80,22 @@ def attack_box(dnn, net, lo, hi, claim, n_random=2000, n_pgd=64, steps=40, seed=
     return X[bad]
 
 
+class OrtDnn:
+    """A one-logit ONNX DNN run by the test's own onnxruntime session: yes iff the logit is > 0
+    (independent of bnnembed.dnn, which the certifier itself uses for its replays)."""
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime as ort
+
+        self.sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+
+    def __call__(self, X) -> np.ndarray:
+        out = self.sess.run(None, {self.name: np.ascontiguousarray(X, dtype=np.float32)})[0]
+        assert out.shape == (len(X), 1)
+        return out[:, 0] > 0
+
+
 # --------------------------------------------------------------------------------------------
 # ONNX reader
 # --------------------------------------------------------------------------------------------
@@ -153,19 +169,28 @@ def test_verify_box_certificates_survive_attacks_and_refutations_replay(bc_dnn):
 
 
 def test_milp_alone_certifies_and_refutes(bc_dnn):
-    """Without IBP shortcuts or the attack, the MILP decides; its counterexamples replay."""
-    ds, net, dnn, _ = bc_dnn
+    """Without IBP shortcuts or the attack, the MILP decides both ways: boxes of 5% and 15% of
+    the data range around rows 0-2 give MILP certificates, the whole range MILP refutations.
+    Each certificate is checked on 2,000 uniform points of its box by onnxruntime; each
+    counterexample lies in its box and replays in onnxruntime."""
+    ds, net, dnn, path = bc_dnn
+    ort_yes = OrtDnn(path)
     cfg = VerifyConfig(time_limit=20, attack_points=0, attack_steps=0, tighten=False)
     statuses = []
-    for x, lo, hi in _boxes(ds, (0.15, 1.0), 3):
-        claim = "yes" if dnn.says_yes(x[None, :].astype(np.float32))[0] else "no"
+    for i, (x, lo, hi) in enumerate(_boxes(ds, (0.05, 0.15, 1.0), 3)):
+        claim = "yes" if ort_yes(x[None, :])[0] else "no"
         r = verify_box(net, dnn, lo, hi, claim, cfg)
         statuses.append((r.method, r.status))
         if r.status == Status.REFUTED:
-            assert bool(dnn.says_yes(r.counterexample[None, :])[0]) != (claim == "yes")
+            c = r.counterexample
+            assert np.all(c >= lo.astype(np.float32)) and np.all(c <= hi.astype(np.float32))
+            assert bool(ort_yes(c[None, :])[0]) != (claim == "yes")
         if r.status == Status.CERTIFIED:
-            assert len(attack_box(dnn, net, lo, hi, claim, n_random=500, n_pgd=16)) == 0
-    assert ("milp", Status.REFUTED) in statuses
+            P = (lo + np.random.default_rng(i).random((2000, len(lo))) * (hi - lo)).astype(np.float32)
+            P = np.clip(P, lo.astype(np.float32), hi.astype(np.float32))
+            assert np.all(ort_yes(P) == (claim == "yes")), (i, r.method)
+            assert len(attack_box(dnn, net, lo, hi, claim, n_random=0, n_pgd=16)) == 0, (i, r.method)
+    assert ("milp", Status.CERTIFIED) in statuses and ("milp", Status.REFUTED) in statuses, statuses
 
 
 def test_verify_box_multiclass(tmp_path):
@@ -278,24 +303,72 @@ def test_explanation_box_is_the_interval_region():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory):
-    """A small artifact built in-process: default-DNN architecture, 3-bit thermometer, 16 hidden."""
+def _train_sparse_dnn(X, yes, path, columns, hidden=(16, 8), epochs=60, seed=0):
+    """The default DNN's architecture (standardisation baked in, ReLU MLP), but the first layer
+    only sees ``columns``: a DNN whose decision the bounds can pin down with a few features, so
+    that some abductive explanations of the bounds are also sound explanations of the DNN."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    X = np.asarray(X, np.float32)
+    n, f = X.shape
+    mean, std = X.mean(0), X.std(0)
+    std[std < 1e-6] = 1.0
+    mask = torch.zeros(hidden[0], f)
+    mask[:, list(columns)] = 1.0
+
+    class Standardized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.from_numpy(mean))
+            self.register_buffer("inv_std", torch.from_numpy(1.0 / std))
+            layers, width = [], f
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            layers.append(nn.Linear(width, 1))
+            self.mlp = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.mlp((x - self.mean) * self.inv_std)
+
+    model = Standardized()
+    with torch.no_grad():
+        model.mlp[0].weight.mul_(mask)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    xt, yt = torch.from_numpy(X), torch.from_numpy(np.asarray(yes, np.float32))[:, None]
+    loss_fn = nn.BCEWithLogitsLoss()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, 64):
+            idx = perm[i: i + 64]
+            opt.zero_grad()
+            loss_fn(model(xt[idx]), yt[idx]).backward()
+            model.mlp[0].weight.grad.mul_(mask)
+            opt.step()
+    model.eval()
+    torch.onnx.export(model, (xt[:2],), path, input_names=["features"], output_names=["logit"],
+                      dynamic_axes={"features": {0: "batch"}, "logit": {0: "batch"}}, dynamo=False)
+
+
+def _build_tiny(out: str, train_dnn) -> str:
+    """A small artifact built in-process on breast_cancer: 3-bit thermometer, 16-hidden bounds
+    distilled from the DNN that ``train_dnn(X, yes, path)`` writes, calibrated on their own split."""
     from bnnembed.artifact import write_artifact
     from bnnembed.cnf import write_cnf
     from bnnembed.data import load_data
-    from bnnembed.dnn import load_dnn, train_default_dnn
+    from bnnembed.dnn import load_dnn
     from bnnembed.encoding import fit_thermometer
     from bnnembed.train import TrainConfig, fold_batchnorm, train_bound
 
     ds = load_data("breast_cancer")
-    out = str(tmp_path_factory.mktemp("art"))
     rng = np.random.default_rng(0)
     idx = rng.permutation(ds.n_rows)
     n = ds.n_rows
     split = {"train": idx[: n // 2], "calibration": idx[n // 2: 3 * n // 4], "test": idx[3 * n // 4:]}
-    train_default_dnn(ds.X[split["train"]], ds.y_yes()[split["train"]], os.path.join(out, "dnn.onnx"),
-                      hidden=(16, 8), epochs=15)
+    train_dnn(ds.X[split["train"]], ds.y_yes()[split["train"]], os.path.join(out, "dnn.onnx"))
     dnn = load_dnn(os.path.join(out, "dnn.onnx"), ds.X.shape[1])
     yes = dnn.says_yes(ds.X)
     enc, _ = fit_thermometer(ds.X[split["train"]], 3)
@@ -325,75 +398,199 @@ def tiny_artifact(tmp_path_factory):
     return out
 
 
-def test_cli_certify_explanations(tiny_artifact, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory):
+    """A small artifact built in-process: default-DNN architecture, 3-bit thermometer, 16 hidden."""
+    from bnnembed.dnn import train_default_dnn
+
+    return _build_tiny(str(tmp_path_factory.mktemp("art")),
+                       lambda X, y, path: train_default_dnn(X, y, path, hidden=(16, 8), epochs=15))
+
+
+#: "worst radius" and "worst concave points": the DNN of ``sparse_artifact`` reads only these
+SPARSE_COLUMNS = (20, 27)
+#: rows of ``sparse_artifact`` whose outcomes cover every path of the explanation certificate:
+#: 1, 29, 34 certified; 40 refuted with a refuted cell; 87 refuted, cell certified, certified
+#: after pinning one more feature; 3 undecided (UNKNOWN, skipped). Each explains in < 1 s.
+SPARSE_ROWS = "1,3,29,34,40,87"
+
+
+@pytest.fixture(scope="module")
+def sparse_artifact(tmp_path_factory):
+    """Like ``tiny_artifact``, but the DNN's first layer sees two features only: on the default
+    DNN no abductive explanation of these small bounds is sound for the DNN (every one is refuted),
+    on this one some are, so the certificates themselves can be attacked."""
+    return _build_tiny(str(tmp_path_factory.mktemp("sparse")),
+                       lambda X, y, path: _train_sparse_dnn(X, y, path, SPARSE_COLUMNS))
+
+
+def _record_box(rec: dict, lo: np.ndarray, hi: np.ndarray, x: np.ndarray):
+    """The explanation's box read from the record's own intervals (not from explanation_box):
+    pinned features inside [lo, hi) of their level (``None``: unbounded on that side), every other
+    feature over the domain widened to contain the input. Returns (lo, hi, hi_open)."""
+    blo = np.minimum(np.asarray(lo, np.float64), x)
+    bhi = np.maximum(np.asarray(hi, np.float64), x)
+    hopen = np.zeros(len(blo), dtype=bool)
+    for f in rec["features"]:
+        c = int(f["column"])
+        if f["lo"] is not None:
+            blo[c] = max(blo[c], f["lo"])
+        if f["hi"] is not None and f["hi"] <= bhi[c]:
+            bhi[c], hopen[c] = f["hi"], True
+    return blo, bhi, hopen
+
+
+def _sample_box(blo, bhi, hopen, n, seed):
+    """``n`` float32 points of the box, uniformly, open upper sides kept strictly below (float32)."""
+    rng = np.random.default_rng(seed)
+    P = (blo + rng.random((n, len(blo))) * (bhi - blo)).astype(np.float32)
+    top = np.where(hopen, np.nextafter(bhi.astype(np.float32), np.float32(-np.inf)), bhi.astype(np.float32))
+    return np.clip(P, blo.astype(np.float32), top)
+
+
+#: (fixture, rows, paths that must run): on the sparse DNN every path of the check below runs; on
+#: the default DNN these rows' explanations are all refuted (rows 30 and 76 explain in 0.1 s and are
+#: the first a verifier certifying too much gets wrong, so they keep false certificates in view)
+CERTIFY_CASES = [
+    ("sparse_artifact", SPARSE_ROWS, ("certified", "refuted", "extended_certified", "cell_refuted")),
+    ("tiny_artifact", "3,30,76,87", ("refuted", "extended_certified", "cell_refuted")),
+]
+
+
+@pytest.mark.parametrize("fixture,rows,must_run", CERTIFY_CASES, ids=[c[0] for c in CERTIFY_CASES])
+def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, capsys):
+    """Certified explanations are attacked (2,000 uniform points through onnxruntime, then PGD on a
+    torch copy of the DNN); refuted ones replay; the rows are chosen so both occur, plus an
+    extension that ends certified, and each branch is counted so it cannot silently not run."""
     from bnnembed.artifact import load_artifact
     from bnnembed.cli import main
+    from bnnembed.certify.explanations import pinned_of
     from bnnembed.certify.pipeline import domain_box
-
-    out = str(tmp_path / "cert.jsonl")
-    rc = main(["certify", tiny_artifact, "--data", "breast_cancer", "--limit", "5", "--time-limit", "10", "--extend-time", "5",
-               "--out", out, "--json"])
-    assert rc == 0
-    totals = json.loads(capsys.readouterr().out)
-    for k in ("rows", "certified", "refuted", "timeout"):
-        assert k in totals
-    assert totals["decided"] == totals["certified"] + totals["refuted"] + totals["timeout"] + totals["spurious"]
-    assert totals["decided"] > 0
-    lines = [json.loads(line) for line in open(out)]
-    assert len(lines) == totals["decided"]
-    art = load_artifact(tiny_artifact)  # hashes still valid after metrics.json was rewritten
-    assert art.metrics["certification"]["explanations"]["decided"] == totals["decided"]
-    dnn = art.load_dnn()
-    net = read_onnx(art.file("dnn.onnx"))
     from bnnembed.data import load_data
 
+    artifact = request.getfixturevalue(fixture)
+    out = str(tmp_path / "cert.jsonl")
+    rc = main(["certify", artifact, "--data", "breast_cancer", "--rows", rows, "--time-limit", "10",
+               "--extend-time", "3", "--out", out, "--json"])
+    assert rc == 0
+    totals = json.loads(capsys.readouterr().out)
+    lines = [json.loads(line) for line in open(out)]
+    assert len(lines) == totals["decided"]
+    assert totals["rows"] == len(rows.split(","))
+    for k in ("certified", "refuted", "timeout", "spurious"):
+        assert totals[k] == sum(r["status"] == k for r in lines), k
+    assert totals["decided"] == totals["certified"] + totals["refuted"] + totals["timeout"] + totals["spurious"]
+    art = load_artifact(artifact)  # hashes still valid after metrics.json was rewritten
+    assert art.metrics["certification"]["explanations"]["decided"] == totals["decided"]
+    assert art.metrics["certification"]["explanations"]["certified"] == totals["certified"]
+    dnn = art.load_dnn()
+    ort_yes = OrtDnn(art.file("dnn.onnx"))  # the test's own onnxruntime session on the exported graph
+    net = read_onnx(art.file("dnn.onnx"))
     ds = load_data("breast_cancer")
+    decided = art.decide(ds.X)
     lo, hi, _ = domain_box(art, ds)
+    kept = {int(c): f for f, c in enumerate(art.encoder.feature_index)}
+    ran = {"certified": 0, "refuted": 0, "extended_certified": 0, "cell_refuted": 0}
     for rec in lines:
         assert {"row", "status", "features"} <= set(rec)
         for f in rec["features"]:
             assert {"feature", "lo", "hi"} <= set(f)
-        x = ds.X[rec["row"]]
+        x = ds.X[rec["row"]].astype(np.float64)
+        assert rec["decision"] == {1: "yes", 0: "no"}[int(decided[rec["row"]])]
+        net_b = art.upper if rec["decision"] == "yes" else art.lower
         if rec["status"] == Status.CERTIFIED:
-            # independent check: sample the explanation's box, look for a DNN contradiction
-            from bnnembed.certify.explanations import pinned_of
-
-            pinned = pinned_of(art.encoder, rec)
-            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x)
-            bad = attack_box(dnn, net, blo, np.where(hopen, np.nextafter(bhi, -np.inf), bhi), rec["decision"],
-                             n_random=300, n_pgd=16, steps=20)
-            assert len(bad) == 0
-        if rec["status"] == Status.REFUTED:
-            c = np.array(rec["verification"]["counterexample"], dtype=np.float32)
-            assert bool(dnn.says_yes(c[None, :])[0]) != (rec["decision"] == "yes")
-            # the counterexample meets the explanation: the bound still answers there
-            bits = art.encode(c[None, :])
-            net_b = art.upper if rec["decision"] == "yes" else art.lower
-            assert bound_scores(net_b, bits)[0] >= net_b.tau
-        # the input's cell lies inside every explanation box: a certified box means a certified
-        # cell, and a refuted cell means no extension can be certified
-        if rec["status"] == Status.CERTIFIED:
+            ran["certified"] += 1
+            # the box from the record's own intervals is the library's explanation box
+            blo, bhi, hopen = _record_box(rec, lo, hi, x)
+            elo, ehi, eopen = explanation_box(art.encoder, pinned_of(art.encoder, rec), lo, hi, x)
+            assert np.array_equal(blo, elo) and np.array_equal(bhi, ehi) and np.array_equal(hopen, eopen)
+            P = _sample_box(blo, bhi, hopen, 2000, seed=rec["row"])
+            # the explanation is sufficient for the bound: it answers on every point of the box ...
+            assert np.all(bound_scores(net_b, art.encode(P)) >= net_b.tau)
+            # ... and the certificate says the DNN (onnxruntime) agrees on all of them
+            assert np.all(ort_yes(P) == (rec["decision"] == "yes")), rec["row"]
+            bad = attack_box(dnn, net, blo, np.where(hopen, _f32_below(bhi), bhi), rec["decision"],
+                             n_random=500, n_pgd=16, steps=20)
+            assert len(bad) == 0, rec["row"]
+            # the input's cell lies inside every explanation box: a certified box means a certified cell
             assert rec["cell"] == Status.CERTIFIED
+        elif rec["status"] == Status.REFUTED:
+            ran["refuted"] += 1
+            c = np.array(rec["verification"]["counterexample"], dtype=np.float32)
+            assert bool(ort_yes(c[None, :])[0]) != (rec["decision"] == "yes")
+            # the counterexample meets the explanation: inside its box, and the bound still answers
+            blo, bhi, hopen = _record_box(rec, lo, hi, x)
+            assert np.all(c >= blo.astype(np.float32)) and np.all(c <= bhi.astype(np.float32))
+            assert not np.any(hopen & (c >= bhi.astype(np.float32)))
+            assert bound_scores(net_b, art.encode(c[None, :]))[0] >= net_b.tau
+        ext = rec.get("extended")
+        if ext is not None and ext["status"] == Status.CERTIFIED:
+            ran["extended_certified"] += 1
+            levels = art.encoder.levels(art.encode(x[None, :].astype(np.float32)))[0]
+            pinned = pinned_of(art.encoder, rec) + [(kept[c], int(levels[kept[c]])) for c in ext["added"]]
+            assert ext["size"] == len(pinned)
+            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x)
+            P = _sample_box(blo, bhi, hopen, 2000, seed=1000 + rec["row"])
+            assert np.all(ort_yes(P) == (rec["decision"] == "yes")), rec["row"]
+        # a refuted cell means no extension can be certified
         if rec.get("cell") == Status.REFUTED:
-            assert rec.get("extended", {}).get("status") != Status.CERTIFIED
+            ran["cell_refuted"] += 1
+            assert ext is None or ext["status"] != Status.CERTIFIED
+    # every path above that these rows exercise ran at least once (the rows were chosen for it)
+    assert all(ran[k] > 0 for k in must_run), ran
+    assert totals["certified"] == ran["certified"] and totals["refuted"] == ran["refuted"]
+    assert totals["cell_refuted"] == ran["cell_refuted"]
+    assert totals["certified_after_extension"] == totals["certified"] + ran["extended_certified"]
     assert totals["cell_certified"] + totals["cell_refuted"] <= totals["decided"]
     # the certified share is shown next to the statistical figures by 'eval'
     capsys.readouterr()
-    assert main(["eval", tiny_artifact, "--data", "breast_cancer"]) == 0
-    assert "certified explanations" in capsys.readouterr().out
+    assert main(["eval", artifact, "--data", "breast_cancer"]) == 0
+    d, c = totals["decided"], totals["certified"]
+    assert f"certified explanations (last 'certify'): {c} of {d} decided rows ({c / d:.1%})" in capsys.readouterr().out
 
 
-def test_cli_certify_text_and_errors(tiny_artifact, capsys):
+def _f32_below(v):
+    """The largest float32 below each (float32) value, as float64."""
+    return np.nextafter(np.asarray(v).astype(np.float32), np.float32(-np.inf)).astype(np.float64)
+
+
+def test_cli_certify_text_and_errors(sparse_artifact, tmp_path, capsys):
+    """The text totals print the numbers of the rows actually certified: every count, share and
+    median is recomputed from the per-row records (--out) and found in the printed lines."""
+    import re
+    import statistics
+
     from bnnembed.cli import main
 
-    rc = main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", "0-2", "--time-limit", "5", "--no-extend",
-               "--no-metrics"])
+    out = tmp_path / "rows.jsonl"
+    rows = "1,3,29,40"  # 3 certified-or-refuted decided rows and one undecided (see SPARSE_ROWS)
+    rc = main(["certify", sparse_artifact, "--data", "breast_cancer", "--rows", rows, "--time-limit", "5",
+               "--no-extend", "--no-metrics", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "certified" in text and "refuted" in text
-    assert main(["certify", tiny_artifact, "--data", "digits"]) == 2
-    assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", "x"]) == 2
-    assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--range", "nope=1:2"]) == 2
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    n_rows, d = len(rows.split(",")), len(recs)
+    count = {k: sum(r["status"] == k for r in recs) for k in ("certified", "refuted", "timeout", "spurious")}
+    assert count["certified"] > 0 and count["refuted"] > 0, count  # both lines carry real numbers
+    assert f"{n_rows} rows, {d} decided;" in text
+    for k, v in count.items():
+        m = re.search(rf"^  {k} +(\d+) +([\d.]+)%$", text, re.M)
+        assert m, (k, text)
+        assert int(m.group(1)) == v and float(m.group(2)) == round(100 * v / d, 1), (k, m.group(0))
+    cell_c = sum(r.get("cell") == Status.CERTIFIED for r in recs)
+    cell_r = sum(r.get("cell") == Status.REFUTED for r in recs)
+    assert f"whole cell one way on {cell_c} ({cell_c / d:.1%}); on {cell_r} it does not" in text
+    # --no-extend: nothing is certified by pinning more features than the explanation
+    assert f"certified after pinning more features: {count['certified']} ({count['certified'] / d:.1%})" in text
+    cert_secs = [r["seconds"] for r in recs if r["status"] == Status.CERTIFIED]
+    m = re.search(r"median time per certificate: ([\d.]+) s, median explanation size ([\d.]+) features", text)
+    assert m, text
+    assert abs(float(m.group(1)) - statistics.median(cert_secs)) <= 0.0006  # records keep 4 decimals, text 3
+    assert float(m.group(2)) == statistics.median(r["size"] for r in recs)
+    # mistakes are one-line errors
+    assert main(["certify", sparse_artifact, "--data", "digits"]) == 2
+    assert main(["certify", sparse_artifact, "--data", "breast_cancer", "--rows", "x"]) == 2
+    assert main(["certify", sparse_artifact, "--data", "breast_cancer", "--range", "nope=1:2"]) == 2
 
 
 @pytest.mark.slow

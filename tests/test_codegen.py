@@ -303,7 +303,13 @@ def test_golden_files(name):
             "platformio.ini": files["platformio.ini"], "main.c": files["src/main.c"]}[name]
     text = text.replace(__version__, "<version>")
     path = GOLDEN / name
-    if os.environ.get("BNNEMBED_UPDATE_GOLDEN") == "1" or not path.exists():
+    if os.environ.get("BNNEMBED_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert text == path.read_text()
+    if not path.exists():
+        # a missing golden file is a failure, never silently written: a deleted or renamed
+        # golden would otherwise make this test pass with whatever the generator prints today
+        pytest.fail(f"golden file {path} is missing; after checking the generated output, create it with "
+                    "BNNEMBED_UPDATE_GOLDEN=1 python -m pytest tests/test_codegen.py -k test_golden_files")
+    assert text == path.read_text(), (f"{name} differs from {path}; if the change is intended, rewrite the "
+                                      f"golden files with BNNEMBED_UPDATE_GOLDEN=1")

@@ -106,17 +106,51 @@ def test_report_is_logged_with_dnn_and_reference(core, rows):
     assert (rec.kind, rec.device_decision, rec.reference_decision, rec.dnn_decision) == ("report", ref[i], ref[i], dnn[i])
 
 
-def test_corrupted_frames_are_dropped_and_counted(core, rows):
-    X, _, _ = rows
+def test_corrupted_frames_are_dropped_and_counted(core, art, rows, tmp_path):
+    """Through the core's own entry point (HostCore.feed, what every connection calls): the very
+    frames that get a reply and a log record each when intact get neither when corrupted, and
+    every corrupted frame is counted under the reason it failed."""
+    X, _, dnn = rows
+    frames = [P.encode_frame(_defer(core, 9, k + 1, X[k % 50])) for k in range(200)]
+    # control: the same frames, intact, on a second core: one DECISION each, one record each
+    with DecisionLog(str(tmp_path / "control.sqlite")) as log:
+        control = HostCore(art, log)
+        for k, wire in enumerate(frames):
+            reply = _only_reply(control, wire)
+            assert isinstance(reply, P.DecisionReply) and (reply.seq, reply.decision) == (k + 1, dnn[k % 50])
+        assert len(control.log.records()) == 200
+        st = control.stats()
+        assert st["frames_ok"] == 200 and st["frames_dropped"] == 0 and st["new_defers"] == 200
+
     rng = np.random.default_rng(0)
-    for k in range(200):
-        wire = bytearray(P.encode_frame(_defer(core, 9, k + 1, X[k % 50])))
+    # 1. one bit flipped in the payload, re-framed: well-formed COBS of the right length whose
+    #    CRC-32 no longer matches (CRC-32 detects every single-bit error): exactly one "crc" drop
+    for k, wire in enumerate(frames[:100]):
+        payload = bytearray(P.cobs_decode(wire[1:-1]))
+        i = int(rng.integers(0, len(payload)))
+        payload[i] ^= 1 << int(rng.integers(8))
+        assert core.feed(P.frame(bytes(payload))) == b"", k
+    st = core.stats()
+    assert st["dropped"] == {**{r: 0 for r in P.DROP_REASONS}, "crc": 100}
+    assert st["frames_dropped"] == 100 and st["frames_ok"] == 0
+    # 2. one bit flipped on the wire (a COBS code byte, a data byte; a flip that makes 0x00
+    #    splits the frame): at least one drop per frame, whatever the reason, each one counted
+    for k, wire in enumerate(frames[100:]):
+        wire = bytearray(wire)
         i = int(rng.integers(1, len(wire) - 1))
         wire[i] ^= 1 << int(rng.integers(8))
-        for _, msg in core.reader.feed(bytes(wire)):
-            pytest.fail(f"a corrupted frame was accepted: {msg}")
-    # a flipped bit that makes a 0x00 splits a frame in two: at least one drop per frame
-    assert core.reader.frames_dropped >= 200 and core.log.records() == []
+        before = core.stats()["frames_dropped"]
+        assert core.feed(bytes(wire)) == b"", k
+        assert core.stats()["frames_dropped"] > before, k
+    st = core.stats()
+    assert st["frames_ok"] == 0 and st["frames_dropped"] == sum(st["dropped"].values()) >= 200
+    assert st["dropped"]["cobs"] > 0 or st["dropped"]["short"] > 0  # wire flips break more than the CRC
+    # nothing reached the DNN or the log, and no reply went out
+    assert core.log.records() == [] and st.get("requests", 0) == 0 and st.get("replies", 0) == 0
+    # the stream is not poisoned: an intact frame right after the garbage is answered and logged
+    reply = _only_reply(core, frames[0])
+    assert isinstance(reply, P.DecisionReply) and reply.decision == dnn[0]
+    assert len(core.log.records()) == 1
 
 
 def _run_device(dev_defer, dev_report, X, ref):

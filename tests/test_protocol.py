@@ -154,11 +154,29 @@ def _random_message(rng: random.Random):
 
 
 def test_malformed_payloads_same_verdict_in_python_and_c(cproto):
-    """20,000 mutated payloads: Python and C drop each for the same reason, or both accept it."""
+    """20,000 mutated payloads, with an intact payload after every fourth: Python and C drop each
+    mutated one for the same reason, or both accept it; both accept every intact one, with the
+    fields it was built from."""
     rng = random.Random(1234)
-    accepted = 0
-    for _ in range(20_000):
-        payload = _mutations(rng, P.encode_payload(_random_message(rng)))
+    accepted = intact = 0
+    for k in range(20_000):
+        msg = _random_message(rng)
+        payload = P.encode_payload(msg)
+        if k % 4 == 3:  # intact: both parsers must accept it, field by field
+            intact += 1
+            back = P.decode_payload(payload)
+            assert back == msg and P.encode_payload(back) == payload
+            status, f = cproto.parse(payload)
+            assert STATUS[status] is None, (STATUS[status], payload.hex())
+            assert f[:3] == [int(msg.TYPE), msg.session, msg.seq], payload.hex()
+            if isinstance(msg, (P.Defer, P.Report)):
+                assert f[3] == msg.model_tag and f[5] == msg.features.size
+                assert f[4] == (msg.decision if isinstance(msg, P.Report) else 0)
+            else:
+                assert f[6] == msg.req_crc
+                assert f[7 if isinstance(msg, P.Nack) else 4] == getattr(msg, "reason", getattr(msg, "decision", 0))
+            continue
+        payload = _mutations(rng, payload)
         try:
             P.decode_payload(payload)
             reason = None
@@ -167,7 +185,7 @@ def test_malformed_payloads_same_verdict_in_python_and_c(cproto):
         status, _ = cproto.parse(payload)
         assert STATUS[status] == reason, payload.hex()
         accepted += reason is None
-    assert accepted > 0
+    assert accepted > 0 and intact == 5_000
 
 
 # -------------------------------------------------------------------- stream reader
@@ -195,28 +213,33 @@ def test_frame_reader_drops_oversize_without_buffering_it():
 @settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.binary(max_size=64), st.sampled_from([b"\x00"])), max_size=8), st.randoms())
 def test_host_parser_fuzz(chunks, rnd):
-    """Random byte streams mixed with valid frames: never a crash, and only valid frames come out."""
+    """Random byte streams mixed with valid frames: never a crash, every valid frame comes out
+    (in stream order, byte for byte) and nothing else does."""
     valid = [_random_message(rnd) for _ in range(rnd.randint(0, 3))]
-    pieces = list(chunks) + [P.encode_frame(m) for m in valid]
+    pieces = [("junk", c) for c in chunks] + [("frame", P.encode_frame(m)) for m in valid]
     rnd.shuffle(pieces)
-    stream = b"\x00".join(pieces)
-    out = P.FrameReader().feed(stream + b"\x00")
-    sent = {P.encode_payload(m) for m in valid}
-    for payload, msg in out:
-        # whatever comes out is well-formed and round-trips; a random chunk may by chance be a
-        # valid frame only with a matching CRC-32 (probability 2^-32)
-        assert P.encode_payload(msg) == payload
-        assert payload in sent or P.crc32(payload[:-4]) == P.payload_crc(payload)
+    stream = b"\x00".join(p for _, p in pieces)
+    sent = [P.decode_payload(P.cobs_decode(p.strip(b"\x00"))) for kind, p in pieces if kind == "frame"]
+    sent_payloads = [P.encode_payload(m) for m in sent]
+    reader = P.FrameReader()
+    out = reader.feed(stream + b"\x00")
+    # a random chunk is a valid frame only with a matching CRC-32 (odds 2^-32), so any extra frame fails
+    assert [payload for payload, _ in out] == sent_payloads
+    for (payload, msg), m in zip(out, sent):
+        assert msg == m and P.encode_payload(msg) == payload
+    assert reader.frames_ok == len(valid)
 
 
 def test_host_parser_fuzz_mutated_frames():
-    """50,000 frames mutated on the wire, streamed back to back: no misread, every drop counted."""
+    """50,000 frames, 80% mutated on the wire, streamed back to back: every intact frame between
+    them is accepted, no mutated frame is misread as another message, every drop is counted."""
     rng = random.Random(99)
     reader = P.FrameReader()
-    sent = accepted = 0
+    sent = accepted = intact = intact_accepted = 0
     for _ in range(50_000):
         msg = _random_message(rng)
-        wire = bytearray(P.encode_frame(msg))
+        payload = P.encode_payload(msg)
+        wire = bytearray(P.frame(payload))
         mutated = rng.random() < 0.8
         if mutated:
             for _ in range(rng.randint(1, 3)):
@@ -229,12 +252,20 @@ def test_host_parser_fuzz_mutated_frames():
                 else:
                     wire.insert(i, rng.randrange(256))
         sent += 1
-        for payload, got in reader.feed(bytes(wire) + b"\x00"):
+        intact += not mutated
+        got = reader.feed(bytes(wire) + b"\x00")
+        for p, m in got:
             accepted += 1
-            assert P.encode_payload(got) == payload
-            assert got == msg, "a corrupted frame was accepted as a different message"
+            assert P.encode_payload(m) == p
+            assert p == payload, "a corrupted frame was accepted as a different message"
+        if not mutated:
+            # the frame's own leading delimiter ends whatever the garbage before it left behind
+            assert len(got) == 1, "an intact frame after a mutated one was lost"
+            intact_accepted += 1
+    assert intact_accepted == intact > 9_000
     assert accepted + reader.frames_dropped >= sent * 0.9
     assert reader.frames_dropped > 30_000
+    assert reader.frames_ok == accepted
 
 
 # -------------------------------------------------------------- C sanitizer fuzz
