@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from bnnembed import protocol as P
+from bnnembed.link import protocol as P
 from bnnembed.artifact import load_artifact
-from bnnembed.host import TcpListen, start_host
+from bnnembed.link.host import TcpListen, start_host
 
 
 def main() -> None:

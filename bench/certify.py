@@ -18,14 +18,14 @@ import json
 import time
 
 from bnnembed.artifact import load_artifact
-from bnnembed.certify.dnn_milp import VerifyConfig
-from bnnembed.certify.domain import DomainConfig
-from bnnembed.certify.explanations import CertifyConfig, certify_rows, summarize
-from bnnembed.certify.pipeline import default_rows, domain_box, run_domain
-from bnnembed.cnf import read_cnf_meta, write_cnf
-from bnnembed.data import load_data
+from bnnembed.logic.certify.dnn_milp import VerifyConfig
+from bnnembed.logic.certify.domain import DomainConfig
+from bnnembed.logic.certify.explanations import CertifyConfig, certify_rows, summarize
+from bnnembed.logic.certify.pipeline import default_rows, domain_box, run_domain
+from bnnembed.render.cnf import read_cnf_meta, write_cnf
+from bnnembed.learn.data import load_data
 from bnnembed.errors import BnnError
-from bnnembed.explain import Explainer
+from bnnembed.logic.explain import Explainer
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Compare the cardinality encodings of bnnembed.cnf on a trained bound: size and solve time.
+"""Compare the cardinality encodings of bnnembed.render.cnf on a trained bound: size and solve time.
 
     .venv/bin/python bench/cnf_encodings.py run DIR SRC --name NAME [--encodings adder,...]
         [--solvers g4,cd195] [--queries 20] [--timeout 20] [--max-build 30e6]
@@ -41,9 +41,9 @@ import numpy as np
 from pysat.solvers import Solver
 
 from bnnembed.artifact import SPLIT, load_artifact
-from bnnembed.cnf import CardEncoding, encode_bound, rows_by_length
-from bnnembed.data import load_data
-from bnnembed.intmodel import bound_answers
+from bnnembed.render.cnf import CardEncoding, encode_bound, rows_by_length
+from bnnembed.learn.data import load_data
+from bnnembed.model.intmodel import bound_answers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "cnf_encodings.json"

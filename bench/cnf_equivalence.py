@@ -4,7 +4,7 @@
 
 Checks ``N`` inputs per bound (default 10,000): the first ``K`` rows of SRC (default: as many as
 there are, up to N) encoded by the artifact's thermometer, then random valid thermometer codes
-(seed 0). For every input, :func:`bnnembed.cnf.cnf_decisions` fixes the input bits in the CNF read
+(seed 0). For every input, :func:`bnnembed.render.cnf.cnf_decisions` fixes the input bits in the CNF read
 back from ``cnf_upper.cnf`` / ``cnf_lower.cnf`` and establishes what the CNF forces the decision
 literal to be (unit propagation over 1,024 inputs at a time, one bit each, accepted only when
 every variable gets a value without conflict and every clause is satisfied, so the CNF has exactly
@@ -23,9 +23,9 @@ import time
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.cnf import CNF_JSON, clause_matrix, cnf_decisions, encode_bound, read_dimacs
-from bnnembed.data import load_data
-from bnnembed.intmodel import bound_answers
+from bnnembed.render.cnf import CNF_JSON, clause_matrix, cnf_decisions, encode_bound, read_dimacs
+from bnnembed.learn.data import load_data
+from bnnembed.model.intmodel import bound_answers
 
 
 def random_codes(encoder, m: int, seed: int) -> np.ndarray:

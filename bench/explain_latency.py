@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from bnnembed.artifact import load_artifact
-from bnnembed.data import load_data
-from bnnembed.explain import Explainer, Oracle, Scope, target_for
-from bnnembed.explain.oracle import ranges_fixed
+from bnnembed.learn.data import load_data
+from bnnembed.logic.explain import Explainer, Oracle, Scope, target_for
+from bnnembed.logic.explain.oracle import ranges_fixed
 
 
 def sat_call(oracle: Oracle, ranges, target, seconds: float):

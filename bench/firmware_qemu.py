@@ -16,9 +16,9 @@ import json
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.codegen import Encoding
-from bnnembed.data import load_data
-from bnnembed.qemu import BuildOptions, check_against_numpy, qemu_machines
+from bnnembed.render.c import Encoding
+from bnnembed.learn.data import load_data
+from bnnembed.device.qemu import BuildOptions, check_against_numpy, qemu_machines
 
 
 def boundary_rows(encoder, X: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

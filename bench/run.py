@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.codegen import PopcountStrategy, binary_macs
-from bnnembed.data import load_data
-from bnnembed.intmodel import bound_scores, combine
-from bnnembed.qemu import (
+from bnnembed.render.c import PopcountStrategy, binary_macs
+from bnnembed.learn.data import load_data
+from bnnembed.model.intmodel import bound_scores, combine
+from bnnembed.device.qemu import (
     TOOLCHAINS,
     BuildOptions,
     _parse,
@@ -46,7 +46,7 @@ from bnnembed.qemu import (
     require_tool,
     write_rows,
 )
-from bnnembed.codegen import Encoding
+from bnnembed.render.c import Encoding
 
 HERE = Path(__file__).resolve().parent
 # machine -> the kernel its boards use (boards/*.toml "popcount")
@@ -110,7 +110,7 @@ def bnn_device(art, machine: str, X: np.ndarray, strategy: PopcountStrategy) -> 
 
 
 def dnn_layers(art):
-    from bnnembed.certify import read_onnx
+    from bnnembed.logic.certify import read_onnx
 
     net = read_onnx(art.file(art.manifest["dnn"]["file"]))
     if net.n_out != 1:
@@ -277,7 +277,7 @@ def torch_bounds(art):
     def net(bound):
         mods = []
         for i, layer in enumerate(bound.layers):
-            from bnnembed.packing import unpack_bits
+            from bnnembed.model.packing import unpack_bits
 
             wb = unpack_bits(layer.weights, layer.n_in).astype(np.float32)
             lin = torch.nn.Linear(layer.n_in, layer.n_out)

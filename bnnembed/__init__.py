@@ -7,7 +7,7 @@ pieces the CLI is built from. See README.md and docs/ for the flow.
 __version__ = "0.1.0"
 
 from .errors import ArtifactError, BnnError  # noqa: E402
-from .intmodel import BoundNet, Decision, IntLayer  # noqa: E402
+from .model.intmodel import BoundNet, Decision, IntLayer  # noqa: E402
 
 __all__ = ["__version__", "ArtifactError", "BnnError", "BoundNet", "Decision", "IntLayer", "load_artifact"]
 

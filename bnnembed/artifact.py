@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
-from .encoding import Thermometer
+from .model.encoding import Thermometer
 from .errors import ArtifactError
-from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
+from .model.intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
 
 FORMAT = "bnnembed-artifact"
 FORMAT_VERSION = 2  # 2: dnn.output is a convention name, dnn.input_shape, settings
@@ -95,7 +95,7 @@ class Artifact:
         return self.encoder.encode(X)
 
     def decide(self, X: np.ndarray) -> np.ndarray:
-        """Decisions (:class:`~bnnembed.intmodel.Decision` codes) for raw inputs: a row with a
+        """Decisions (:class:`~bnnembed.model.intmodel.Decision` codes) for raw inputs: a row with a
         non-finite feature is INVALID without running the bounds, as on the device."""
         invalid = invalid_rows(X)
         out = np.full(invalid.shape, int(Decision.INVALID), dtype=np.int8)
@@ -105,8 +105,8 @@ class Artifact:
 
     @property
     def dnn_output(self) -> str:
-        """The DNN's output convention (:class:`~bnnembed.dnn.Output`) the build recorded."""
-        from .dnn import Output
+        """The DNN's output convention (:class:`~bnnembed.learn.dnn.Output`) the build recorded."""
+        from .learn.dnn import Output
 
         d = self.manifest["dnn"]
         if d.get("output") in Output.ALL:
@@ -117,7 +117,7 @@ class Artifact:
     def load_dnn(self):
         """The artifact's DNN, with the output convention and positive columns the build
         recorded: what "yes" means is never asked again."""
-        from .dnn import load_dnn
+        from .learn.dnn import load_dnn
 
         d = self.manifest["dnn"]
         shape = d.get("input_shape")
@@ -140,8 +140,8 @@ class Artifact:
 
     def load_rows(self, source: str, *, label: str = "label", positive: str | None = None):
         """Rows for this artifact: columns checked, labels (if any) read with the artifact's
-        positive set (see :func:`~bnnembed.data.load_rows`)."""
-        from .data import load_rows
+        positive set (see :func:`~bnnembed.learn.data.load_rows`)."""
+        from .learn.data import load_rows
 
         return load_rows(source, self.feature_names, self.positive, label=label, positive=positive)
 

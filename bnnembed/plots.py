@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def plot_risk_coverage(curves: dict, chosen_taus: dict, alpha: float, delta: float, title: str, path: str) -> None:
     """One panel per variant: disagreement rate and its Clopper–Pearson bound against coverage.
 
-    ``curves`` maps a variant name to :func:`bnnembed.calibrate.side_curve` output; ``chosen_taus``
+    ``curves`` maps a variant name to :func:`bnnembed.learn.calibrate.side_curve` output; ``chosen_taus``
     maps the same names to the calibrated threshold (or None when nothing was certified).
     """
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4), squeeze=False)

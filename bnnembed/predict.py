@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .artifact import Artifact
-from .data import Dataset, check_columns
-from .intmodel import Decision
-from .metrics import decision_metrics
+from .learn.data import Dataset, check_columns
+from .model.intmodel import Decision
+from .learn.metrics import decision_metrics
 
 
 class Engine:
@@ -44,7 +44,7 @@ def bound_decisions(art: Artifact, X: np.ndarray, engine: str = Engine.NUMPY, ma
     """Decision codes of the bound pair for raw rows, computed by the chosen engine."""
     if engine == Engine.NUMPY:
         return art.decide(X)
-    from .qemu import run_on_qemu  # the firmware path: same generated C, run under QEMU
+    from .device.qemu import run_on_qemu  # the firmware path: same generated C, run under QEMU
 
     return np.asarray(run_on_qemu(art, machine, X).decisions)
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from bnnembed import protocol as P
+from bnnembed.link import protocol as P
 
 
 class FakeDevice:

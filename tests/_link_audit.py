@@ -18,11 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _fake_device import FakeDevice  # noqa: E402
 from _fault_proxy import FaultProxy  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
-from bnnembed.data import load_data  # noqa: E402
-from bnnembed.decision_log import DecisionLog  # noqa: E402
-from bnnembed.host import TcpListen, start_host  # noqa: E402
-from bnnembed.intmodel import Decision  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.link.decision_log import DecisionLog  # noqa: E402
+from bnnembed.link.host import TcpListen, start_host  # noqa: E402
+from bnnembed.model.intmodel import Decision  # noqa: E402
 
 
 def audit(log_path, session, X, ref, dnn, final, status):

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from bnnembed.build import BuildConfig, build_artifact
-from bnnembed.cnf import write_cnf
-from bnnembed.data import load_data
+from bnnembed.learn.build import BuildConfig, build_artifact
+from bnnembed.render.cnf import write_cnf
+from bnnembed.learn.data import load_data
 
 MNIST_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from bnnembed.artifact import load_artifact, write_artifact
-from bnnembed.data import load_data
-from bnnembed.encoding import fit_thermometer
-from bnnembed.intmodel import BoundNet, IntLayer, agreement_counts, layer_forward
-from bnnembed.packing import n_words, pack_bits
+from bnnembed.learn.data import load_data
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.model.intmodel import BoundNet, IntLayer, agreement_counts, layer_forward
+from bnnembed.model.packing import n_words, pack_bits
 
 
 def random_bound(answer: str, bits: np.ndarray, hidden: tuple[int, ...], rng) -> BoundNet:

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from firmware_fixtures import make_artifact  # noqa: E402
 
 from bnnembed.artifact import load_artifact, read_manifest, write_manifest  # noqa: E402
-from bnnembed.data import load_data  # noqa: E402
-from bnnembed.dnn import train_default_dnn  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.learn.dnn import train_default_dnn  # noqa: E402
 
 
 def make_host_artifact(path, source: str = "digits", hidden=(32, 16), seed: int = 0):

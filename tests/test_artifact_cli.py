@@ -12,7 +12,7 @@ import torch
 from bnnembed.artifact import load_artifact
 from bnnembed.cli import main
 from bnnembed.errors import ArtifactError
-from bnnembed.intmodel import Decision
+from bnnembed.model.intmodel import Decision
 
 
 def test_artifact_contents(bc_artifact):
@@ -33,7 +33,7 @@ def test_artifact_contents(bc_artifact):
 
 
 def _dnn_yes_direct(art, X) -> np.ndarray:
-    """The artifact's DNN run straight through onnxruntime (not bnnembed.dnn): the default DNN is
+    """The artifact's DNN run straight through onnxruntime (not bnnembed.learn.dnn): the default DNN is
     one logit, yes iff > 0."""
     import onnxruntime as ort
 
@@ -71,7 +71,7 @@ def test_metrics_recomputed_from_artifact_match(bc_artifact):
     the stored bounds decide the rows of split.npz's test indices, the DNN runs directly through
     onnxruntime, and coverage / decided / disagreements are counted by hand; they equal the
     recorded figures exactly."""
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     art = load_artifact(bc_artifact)
     ds = load_data("breast_cancer")
@@ -140,7 +140,7 @@ def test_predict_csv_and_eval(bc_artifact, tmp_path, capsys):
     assert len(rows) == 569 == summary["rows"]
     assert set(rows[0]) == {"row", "bound", "final", "source"}
     art = load_artifact(bc_artifact)
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     ds = load_data("breast_cancer")
     dec = art.decide(ds.X)
@@ -208,7 +208,7 @@ def test_dnn_with_unexpected_output_shape(tmp_path, capsys):
 
 def test_user_onnx_dnn_with_class_scores(tmp_path, capsys):
     """A 10-class DNN with --positive 5,...,9 follows the argmax convention."""
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     ds = load_data("digits")
     lin = torch.nn.Linear(64, 10)

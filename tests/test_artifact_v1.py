@@ -17,7 +17,7 @@ import pytest
 
 from bnnembed.artifact import load_artifact
 from bnnembed.cli import main
-from bnnembed.data import load_data
+from bnnembed.learn.data import load_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 V1 = os.path.join(HERE, "golden", "artifact_v1")

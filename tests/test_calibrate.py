@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from bnnembed.calibrate import (Centers, PairScores, calibrate, clopper_pearson_upper, decided_needed,
+from bnnembed.learn.calibrate import (Centers, PairScores, calibrate, clopper_pearson_upper, decided_needed,
                                 min_decided_for)
 
 
@@ -67,7 +67,7 @@ def test_too_small_calibration_says_how_many_points_it_needs():
 def test_coverage_at_alpha_and_median_centers():
     """The best single threshold within alpha, cut only between distinct scores; centres at the
     median score of the rows each bound should answer."""
-    from bnnembed.calibrate import coverage_at_alpha, median_centers
+    from bnnembed.learn.calibrate import coverage_at_alpha, median_centers
 
     s = np.array([9, 9, 8, 7, 7, 3])
     ok = np.array([True, True, True, False, True, True])
@@ -105,7 +105,7 @@ def test_fixed_sequence_stops_at_the_first_rejected_margin():
 
 
 def test_start_margin_is_the_most_conservative_that_could_certify():
-    from bnnembed.calibrate import start_margin
+    from bnnembed.learn.calibrate import start_margin
 
     train = _stacked([(100, 90, 0, True), (900, 60, 0, True)])
     centers = Centers(50, 50, 100)

@@ -14,13 +14,13 @@ import os
 import numpy as np
 import pytest
 
-from bnnembed.certify import Status, VerifyConfig, read_onnx, verify_box
-from bnnembed.certify._milp import MilpBuilder
-from bnnembed.certify.bound_milp import Bits, bound_rows, snap_to_bits, thermometer_rows
-from bnnembed.certify.explanations import explanation_box
+from bnnembed.logic.certify import Status, VerifyConfig, read_onnx, verify_box
+from bnnembed.logic.certify._milp import MilpBuilder
+from bnnembed.logic.certify.bound_milp import Bits, bound_rows, snap_to_bits, thermometer_rows
+from bnnembed.logic.certify.explanations import explanation_box
 from bnnembed.errors import BnnError
-from bnnembed.intmodel import BoundNet, IntLayer, bound_scores
-from bnnembed.packing import pack_bits
+from bnnembed.model.intmodel import BoundNet, IntLayer, bound_scores
+from bnnembed.model.packing import pack_bits
 
 # --------------------------------------------------------------------------------------------
 # fixtures
@@ -30,8 +30,8 @@ from bnnembed.packing import pack_bits
 @pytest.fixture(scope="module")
 def bc_dnn(tmp_path_factory):
     """The default DNN architecture (standardisation baked in) on breast_cancer, small and quick."""
-    from bnnembed.data import load_data
-    from bnnembed.dnn import load_dnn, train_default_dnn
+    from bnnembed.learn.data import load_data
+    from bnnembed.learn.dnn import load_dnn, train_default_dnn
 
     ds = load_data("breast_cancer")
     path = str(tmp_path_factory.mktemp("dnn") / "dnn.onnx")
@@ -82,7 +82,7 @@ def attack_box(dnn, net, lo, hi, claim, n_random=2000, n_pgd=64, steps=40, seed=
 
 class OrtDnn:
     """A one-logit ONNX DNN run by the test's own onnxruntime session: yes iff the logit is > 0
-    (independent of bnnembed.dnn, which the certifier itself uses for its replays)."""
+    (independent of bnnembed.learn.dnn, which the certifier itself uses for its replays)."""
 
     def __init__(self, path: str) -> None:
         import onnxruntime as ort
@@ -196,7 +196,7 @@ def test_milp_alone_certifies_and_refutes(bc_dnn):
 def test_verify_box_multiclass(tmp_path):
     import torch
 
-    from bnnembed.dnn import load_dnn
+    from bnnembed.learn.dnn import load_dnn
 
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -256,7 +256,7 @@ def test_bound_rows_force_the_numpy_score(seed):
 
 
 def test_thermometer_rows_and_snap():
-    from bnnembed.encoding import fit_thermometer
+    from bnnembed.model.encoding import fit_thermometer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3)).astype(np.float32)
@@ -279,7 +279,7 @@ def test_thermometer_rows_and_snap():
 
 
 def test_explanation_box_is_the_interval_region():
-    from bnnembed.encoding import fit_thermometer
+    from bnnembed.model.encoding import fit_thermometer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4)).astype(np.float32)
@@ -357,11 +357,11 @@ def _build_tiny(out: str, train_dnn) -> str:
     """A small artifact built in-process on breast_cancer: 3-bit thermometer, 16-hidden bounds
     distilled from the DNN that ``train_dnn(X, yes, path)`` writes, calibrated on their own split."""
     from bnnembed.artifact import write_artifact
-    from bnnembed.cnf import write_cnf
-    from bnnembed.data import load_data
-    from bnnembed.dnn import load_dnn
-    from bnnembed.encoding import fit_thermometer
-    from bnnembed.train import TrainConfig, fold_batchnorm, train_bound
+    from bnnembed.render.cnf import write_cnf
+    from bnnembed.learn.data import load_data
+    from bnnembed.learn.dnn import load_dnn
+    from bnnembed.model.encoding import fit_thermometer
+    from bnnembed.learn.train import TrainConfig, fold_batchnorm, train_bound
 
     ds = load_data("breast_cancer")
     rng = np.random.default_rng(0)
@@ -401,7 +401,7 @@ def _build_tiny(out: str, train_dnn) -> str:
 @pytest.fixture(scope="module")
 def tiny_artifact(tmp_path_factory):
     """A small artifact built in-process: default-DNN architecture, 3-bit thermometer, 16 hidden."""
-    from bnnembed.dnn import train_default_dnn
+    from bnnembed.learn.dnn import train_default_dnn
 
     return _build_tiny(str(tmp_path_factory.mktemp("art")),
                        lambda X, y, path: train_default_dnn(X, y, path, hidden=(16, 8), epochs=15))
@@ -464,9 +464,9 @@ def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, ca
     extension that ends certified, and each branch is counted so it cannot silently not run."""
     from bnnembed.artifact import load_artifact
     from bnnembed.cli import main
-    from bnnembed.certify.explanations import pinned_of
-    from bnnembed.certify.pipeline import domain_box
-    from bnnembed.data import load_data
+    from bnnembed.logic.certify.explanations import pinned_of
+    from bnnembed.logic.certify.pipeline import domain_box
+    from bnnembed.learn.data import load_data
 
     artifact = request.getfixturevalue(fixture)
     out = str(tmp_path / "cert.jsonl")
@@ -598,8 +598,8 @@ def test_domain_query_tiny(tiny_artifact):
     """Whole-domain query on a 3-feature slice: the result is certified or a replayed counterexample,
     and random sampling never contradicts a certified threshold."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.certify.domain import DomainConfig, certify_domain, data_box
-    from bnnembed.data import load_data
+    from bnnembed.logic.certify.domain import DomainConfig, certify_domain, data_box
+    from bnnembed.learn.data import load_data
 
     art = load_artifact(tiny_artifact)
     ds = load_data("breast_cancer")
@@ -631,10 +631,10 @@ def test_cell_search_score_range_and_level_box_are_sound(tiny_artifact):
     """On random level boxes, every enumerated cell's exact score lies within the box's score
     range, and raw points of the box's level_box encode to levels inside the box."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.certify.cell_search import _BoundBox, levels_of
-    from bnnembed.certify.explanations import level_box
-    from bnnembed.certify.domain import data_box
-    from bnnembed.data import load_data
+    from bnnembed.logic.certify.cell_search import _BoundBox, levels_of
+    from bnnembed.logic.certify.explanations import level_box
+    from bnnembed.logic.certify.domain import data_box
+    from bnnembed.learn.data import load_data
 
     art = load_artifact(tiny_artifact)
     enc = art.encoder
@@ -664,9 +664,9 @@ def test_cell_search_domain_tiny(tiny_artifact):
     counterexample that forced the last raise replays one below it), and 20,000 random points of
     the box never contradict the certified tau."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.certify.cell_search import CellSearchConfig, certify_domain_cells
-    from bnnembed.certify.domain import DomainConfig, data_box
-    from bnnembed.data import load_data
+    from bnnembed.logic.certify.cell_search import CellSearchConfig, certify_domain_cells
+    from bnnembed.logic.certify.domain import DomainConfig, data_box
+    from bnnembed.learn.data import load_data
 
     art = load_artifact(tiny_artifact)
     ds = load_data("breast_cancer")
@@ -697,7 +697,7 @@ def test_cli_certify_domain_cells(tiny_artifact, capsys):
     per bound the documented keys, consistent coverage figures, and the eval line."""
     from bnnembed.artifact import load_artifact
     from bnnembed.cli import main
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     ds = load_data("breast_cancer")
     x = ds.X[3]
@@ -727,7 +727,7 @@ def test_milp_tiny_coefficients_relax_instead_of_vanishing():
     """HiGHS ignores matrix entries below 1e-9; the builder relaxes such rows instead. Here the
     row y + 1e-10 x >= 1 with y <= 0.99995 is feasible only through the tiny term (x >= 5e5):
     dropping it would give a wrong "infeasible" (a false certificate)."""
-    from bnnembed.certify._milp import MilpBuilder
+    from bnnembed.logic.certify._milp import MilpBuilder
 
     b = MilpBuilder()
     x = b.add_vars(0.0, 1e6)
@@ -765,12 +765,12 @@ def test_retrain_repair_round_trip(tmp_path):
     """One retraining round: the rebuilt artifact keeps the split and settings (config_of round
     trip), carries the counterexamples as extra distillation inputs, and is re-certified."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.build import BuildConfig, build_artifact, config_of
-    from bnnembed.certify.cell_search import CellSearchConfig
-    from bnnembed.certify.domain import DomainConfig
-    from bnnembed.certify.pipeline import domain_box
-    from bnnembed.certify.repair import retrain_repair
-    from bnnembed.data import load_data
+    from bnnembed.learn.build import BuildConfig, build_artifact, config_of
+    from bnnembed.logic.certify.cell_search import CellSearchConfig
+    from bnnembed.logic.certify.domain import DomainConfig
+    from bnnembed.logic.certify.pipeline import domain_box
+    from bnnembed.logic.certify.repair import retrain_repair
+    from bnnembed.learn.data import load_data
 
     ds = load_data("breast_cancer")
     cfg = BuildConfig(hidden=(16,), epochs=6, augment=2, baseline=False, bits_per_feature=3)

@@ -11,12 +11,12 @@ import pytest
 from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact
-from bnnembed.cnf import (CardEncoding, clause_matrix, cnf_answers, cnf_decisions, encode_bound,
+from bnnembed.render.cnf import (CardEncoding, clause_matrix, cnf_answers, cnf_decisions, encode_bound,
                           read_dimacs, split_clauses, write_cnf)
-from bnnembed.data import load_data
-from bnnembed.encoding import fit_thermometer
-from bnnembed.intmodel import BoundNet, IntLayer, bound_answers, forward_trace
-from bnnembed.packing import pack_bits
+from bnnembed.learn.data import load_data
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, forward_trace
+from bnnembed.model.packing import pack_bits
 
 
 def random_net(shape, rng, answer="yes") -> BoundNet:

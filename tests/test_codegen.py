@@ -12,9 +12,9 @@ import pytest
 
 from bnnembed import Decision, __version__
 from bnnembed._resources import resource_dir
-from bnnembed.boards import get_board, load_boards
+from bnnembed.device.boards import get_board, load_boards
 from bnnembed.cli import main
-from bnnembed.codegen import (
+from bnnembed.render.c import (
     Encoding,
     PopcountStrategy,
     c_float,
@@ -25,9 +25,9 @@ from bnnembed.codegen import (
     render_model_sources,
     write_board_project,
 )
-from bnnembed.data import load_data
+from bnnembed.learn.data import load_data
 from bnnembed.errors import BnnError
-from bnnembed.qemu import check_against_numpy, numpy_reference
+from bnnembed.device.qemu import check_against_numpy, numpy_reference
 
 from firmware_fixtures import boundary_rows, make_artifact, rows_for
 
@@ -126,7 +126,7 @@ def test_host_gcc_strict_build_equals_numpy(digits_art, bc_art):
     for art, source in ((digits_art, "digits"), (bc_art, "breast_cancer")):
         X = rows_for(art, source, 1000)
         for encoding in Encoding:
-            from bnnembed.qemu import BuildOptions
+            from bnnembed.device.qemu import BuildOptions
 
             rep = check_against_numpy(art, "host", X, BuildOptions(encoding=encoding, opt="-O2",
                                                                    extra_cflags=("-pedantic",)))
@@ -137,7 +137,7 @@ def test_host_gcc_strict_build_equals_numpy(digits_art, bc_art):
 
 def test_host_builtin_kernel_equals_reference(digits_art):
     need_gcc()
-    from bnnembed.qemu import BuildOptions
+    from bnnembed.device.qemu import BuildOptions
 
     rep = check_against_numpy(digits_art, "host", load_data("digits").X[:300],
                               BuildOptions(popcount=PopcountStrategy.BUILTIN))
@@ -184,7 +184,7 @@ def test_example_main_over_serial_lines_equals_numpy(bc_art, tmp_path, encoding)
 def test_board_files():
     boards = load_boards()
     assert REQUIRED_BOARDS <= set(boards)
-    from bnnembed.qemu import MACHINES
+    from bnnembed.device.qemu import MACHINES
 
     for b in boards.values():
         assert b.model_flash_budget > 0 and b.model_ram_budget > 0
@@ -280,9 +280,9 @@ GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "firmware"
 
 def tiny_artifact():
     from bnnembed.artifact import Artifact
-    from bnnembed.encoding import Thermometer
-    from bnnembed.intmodel import BoundNet, IntLayer
-    from bnnembed.packing import pack_bits
+    from bnnembed.model.encoding import Thermometer
+    from bnnembed.model.intmodel import BoundNet, IntLayer
+    from bnnembed.model.packing import pack_bits
 
     enc = Thermometer(3, np.array([0, 2], np.int32), np.array([0, 2, 3], np.int32),
                       np.array([0.5, 1.25, -3.0], np.float32))

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from bnnembed.data import load_data, read_idx
-from bnnembed.encoding import fit_thermometer
+from bnnembed.learn.data import load_data, read_idx
+from bnnembed.model.encoding import fit_thermometer
 from bnnembed.errors import BnnError
 
 

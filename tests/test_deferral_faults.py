@@ -26,11 +26,11 @@ from _fault_proxy import FaultProxy  # noqa: E402
 from _link_audit import audit  # noqa: E402
 from host_fixtures import make_host_artifact  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
-from bnnembed.data import load_data  # noqa: E402
-from bnnembed.decision_log import DecisionLog  # noqa: E402
-from bnnembed.host import TcpListen, start_host  # noqa: E402
-from bnnembed.intmodel import Decision  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.link.decision_log import DecisionLog  # noqa: E402
+from bnnembed.link.host import TcpListen, start_host  # noqa: E402
+from bnnembed.model.intmodel import Decision  # noqa: E402
 from _tools import need_qemu_arm  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def art(tmp_path_factory):
 
 def bounds_direct(art, X) -> np.ndarray:
     """The bound pair's decisions computed here from the artifact's arrays, with unpacked bits
-    and plain sums (not bnnembed.intmodel's packed popcount): thermometer bit k of a feature is
+    and plain sums (not bnnembed.model.intmodel's packed popcount): thermometer bit k of a feature is
     float32(x) >= threshold k; a neuron fires iff its agreement count (inputs equal to its
     weight bits) reaches its threshold; YES iff only the upper bound answers, NO iff only the
     lower one, else UNKNOWN; a row with a non-finite feature is INVALID."""
@@ -172,7 +172,7 @@ class MuteHost:
     reply were lost on the way back); without, it logs nothing."""
 
     def __init__(self, art, log_path, log: bool) -> None:
-        from bnnembed.host import HostCore
+        from bnnembed.link.host import HostCore
 
         self.core = HostCore(art, DecisionLog(log_path)) if log else None
         if not log:
@@ -253,7 +253,7 @@ def test_audit_detects_a_misreported_decision(art, tmp_path):
 def test_corrupting_link_qemu(art, tmp_path, capsys):
     """The firmware under QEMU through the corrupting proxy (0.05% flips + 0.05% drops per byte)."""
     need_qemu_arm()
-    from bnnembed.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
+    from bnnembed.device.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
 
     X = load_data("digits").X[:200]
     ref, dnn = bounds_direct(art, X), dnn_direct(art, X)
@@ -316,7 +316,7 @@ def _wait_for_records(log_path: str, n: int, device: threading.Thread, timeout: 
 def test_host_killed_and_restarted_qemu(art, tmp_path, capsys):
     """`bnnembed host` is SIGKILLed in the middle of a QEMU run and restarted on the same port."""
     need_qemu_arm()
-    from bnnembed.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
+    from bnnembed.device.simulate import LinkSettings, compile_sim_firmware, run_sim_firmware
 
     X = load_data("digits").X[:300]
     ref, dnn = bounds_direct(art, X), dnn_direct(art, X)

@@ -17,9 +17,9 @@ from _tools import need_qemu_arm  # noqa: E402
 
 from bnnembed.artifact import load_artifact  # noqa: E402
 from bnnembed.cli import main  # noqa: E402
-from bnnembed.data import load_data  # noqa: E402
-from bnnembed.decision_id import decision_id  # noqa: E402
-from bnnembed.intmodel import Decision  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.model.decision_id import decision_id  # noqa: E402
+from bnnembed.model.intmodel import Decision  # noqa: E402
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 ROWS = 60

@@ -19,12 +19,12 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from host_fixtures import make_host_artifact  # noqa: E402
 
-from bnnembed.codegen import Encoding
-from bnnembed.data import load_data
-from bnnembed.decision_log import DecisionLog
-from bnnembed.intmodel import Decision
-from bnnembed.qemu import numpy_reference
-from bnnembed.simulate import compile_example_app, run_example_app
+from bnnembed.render.c import Encoding
+from bnnembed.learn.data import load_data
+from bnnembed.link.decision_log import DecisionLog
+from bnnembed.model.intmodel import Decision
+from bnnembed.device.qemu import numpy_reference
+from bnnembed.device.simulate import compile_example_app, run_example_app
 from _tools import need_qemu_arm  # noqa: E402
 
 

@@ -10,12 +10,12 @@ from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact, write_artifact
 from bnnembed.cli import main
-from bnnembed.cnf import read_dimacs, split_clauses, write_cnf
-from bnnembed.data import load_data
-from bnnembed.explain import Explainer
-from bnnembed.intmodel import BoundNet, IntLayer
-from bnnembed.encoding import fit_thermometer
-from bnnembed.packing import pack_bits
+from bnnembed.render.cnf import read_dimacs, split_clauses, write_cnf
+from bnnembed.learn.data import load_data
+from bnnembed.logic.explain import Explainer
+from bnnembed.model.intmodel import BoundNet, IntLayer
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.model.packing import pack_bits
 
 
 @pytest.fixture(scope="module")

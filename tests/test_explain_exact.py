@@ -11,15 +11,15 @@ from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact, write_artifact
 from bnnembed.cli import main
-from bnnembed.cnf import read_dimacs, split_clauses, write_cnf
-from bnnembed.data import load_data
-from bnnembed.encoding import fit_thermometer
-from bnnembed.explain import Explainer
-from bnnembed.explain.bab import BoxSearch
-from bnnembed.explain.batch import explain_all
-from bnnembed.explain.oracle import Bound
-from bnnembed.intmodel import BoundNet, Decision, IntLayer, bound_answers
-from bnnembed.packing import pack_bits
+from bnnembed.render.cnf import read_dimacs, split_clauses, write_cnf
+from bnnembed.learn.data import load_data
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.logic.explain import Explainer
+from bnnembed.logic.explain.bab import BoxSearch
+from bnnembed.logic.explain.batch import explain_all
+from bnnembed.logic.explain.oracle import Bound
+from bnnembed.model.intmodel import BoundNet, Decision, IntLayer, bound_answers
+from bnnembed.model.packing import pack_bits
 
 
 def _random_artifact(out: str, bits: int, widths=(10, 6), seed: int = 5, cnf: bool = True) -> str:

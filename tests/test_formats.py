@@ -12,7 +12,7 @@ import pytest
 
 from bnnembed.artifact import FORMAT_VERSION, load_artifact
 from bnnembed.cli import main
-from bnnembed.decision_log import SCHEMA_VERSION, DecisionLog
+from bnnembed.link.decision_log import SCHEMA_VERSION, DecisionLog
 from bnnembed.errors import ArtifactError, BnnError
 
 

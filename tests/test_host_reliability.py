@@ -20,11 +20,11 @@ from _fake_device import FakeDevice  # noqa: E402
 from _link_audit import audit, run_devices, run_rows  # noqa: E402
 from host_fixtures import make_host_artifact  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
-from bnnembed.data import load_data  # noqa: E402
-from bnnembed.decision_log import DecisionLog  # noqa: E402
-from bnnembed.host import SerialPort, TcpListen, start_host  # noqa: E402
-from bnnembed.intmodel import Decision  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.link.decision_log import DecisionLog  # noqa: E402
+from bnnembed.link.host import SerialPort, TcpListen, start_host  # noqa: E402
+from bnnembed.model.intmodel import Decision  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from bnnembed.intmodel import BoundNet, Decision, IntLayer, bound_scores, combine, decide, forward_trace
-from bnnembed.packing import pack_bits
-from bnnembed.train import TrainConfig, flip_output, fold_batchnorm, torch_hidden_bits, torch_scores, train_bound
+from bnnembed.model.intmodel import BoundNet, Decision, IntLayer, bound_scores, combine, decide, forward_trace
+from bnnembed.model.packing import pack_bits
+from bnnembed.learn.train import TrainConfig, flip_output, fold_batchnorm, torch_hidden_bits, torch_scores, train_bound
 
 
 @pytest.fixture(scope="module")

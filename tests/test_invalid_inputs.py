@@ -23,19 +23,19 @@ import _proto_c  # noqa: E402
 from _fake_device import FakeDevice  # noqa: E402
 from _tools import need_qemu_arm  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
 from bnnembed._resources import resource_dir  # noqa: E402
 from bnnembed.artifact import load_artifact  # noqa: E402
-from bnnembed.codegen import Encoding, quantize_int16, write_board_project  # noqa: E402
-from bnnembed.boards import get_board  # noqa: E402
-from bnnembed.data import Dataset, load_data  # noqa: E402
-from bnnembed.decision_log import DecisionLog  # noqa: E402
+from bnnembed.render.c import Encoding, quantize_int16, write_board_project  # noqa: E402
+from bnnembed.device.boards import get_board  # noqa: E402
+from bnnembed.learn.data import Dataset, load_data  # noqa: E402
+from bnnembed.link.decision_log import DecisionLog  # noqa: E402
 from bnnembed.errors import BnnError  # noqa: E402
-from bnnembed.host import HostCore, TcpListen, start_host  # noqa: E402
-from bnnembed.intmodel import Decision, decide, invalid_rows  # noqa: E402
+from bnnembed.link.host import HostCore, TcpListen, start_host  # noqa: E402
+from bnnembed.model.intmodel import Decision, decide, invalid_rows  # noqa: E402
 from bnnembed.predict import predict, write_predictions_csv  # noqa: E402
-from bnnembed.qemu import SCORE_NONE, BuildOptions, check_against_numpy, numpy_reference, run_on_qemu  # noqa: E402
-from bnnembed.simulate import simulate  # noqa: E402
+from bnnembed.device.qemu import SCORE_NONE, BuildOptions, check_against_numpy, numpy_reference, run_on_qemu  # noqa: E402
+from bnnembed.device.simulate import simulate  # noqa: E402
 
 BAD_VALUES = (np.nan, np.inf, -np.inf)
 

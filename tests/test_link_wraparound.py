@@ -7,7 +7,7 @@ of (session, seq, req_crc), and a wait by the unsigned difference ``millis() - s
 
 tests/c/link_wrap.c builds the link with the host gcc on a virtual clock the test sets near
 0xFFFFFFFF, and hands every frame the device sends to Python, which answers with the real host
-core (bnnembed.host.HostCore, so the Python side's log and replies see the wrapped seq too) or
+core (bnnembed.link.host.HostCore, so the Python side's log and replies see the wrapped seq too) or
 with a scripted responder (late, stale or no replies). Every wait costs exactly the virtual
 time the link asks for, so a timeout that fires early, late, or never is seen to the millisecond.
 """
@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _proto_c  # noqa: E402
 from host_fixtures import make_host_artifact  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
-from bnnembed.decision_log import DecisionLog  # noqa: E402
-from bnnembed.host import HostCore  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
+from bnnembed.link.decision_log import DecisionLog  # noqa: E402
+from bnnembed.link.host import HostCore  # noqa: E402
 
 OK, NO_REPLY, REFUSED, RUNAWAY = 0, 1, 2, -1
 U32 = 1 << 32
@@ -129,7 +129,7 @@ def test_seq_wraps_against_the_host_core(link, host_art, tmp_path, first_seq):
     """Requests numbered ..., 0xFFFFFFFF, 0, 1, ... are each answered by the real host core and
     accepted by the C link; the log keeps one record per request under its wrapped number.
     The clock wraps along the way too (it starts 30 ms before 2^32)."""
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     rows = load_data("digits").X[:6]
     dnn = host_art.load_dnn().says_yes(rows).astype(int)
@@ -166,7 +166,7 @@ def test_seq_wraps_against_the_host_core(link, host_art, tmp_path, first_seq):
 def test_host_core_answers_retry_of_last_seq_after_wrap(host_art, tmp_path):
     """The host core keys requests by (session, seq, request bytes): a retry of request
     0xFFFFFFFF that arrives after request 0 is answered from the log, and request 0 is new."""
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     X2 = load_data("digits").X[:2]
     tag = P.model_tag(host_art.model_hash)

@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 import pytest
 
-from bnnembed.certify import Status, VerifyConfig, read_onnx, verify_box
-from bnnembed.certify.onnx_net import Op, PlNet
+from bnnembed.logic.certify import Status, VerifyConfig, read_onnx, verify_box
+from bnnembed.logic.certify.onnx_net import Op, PlNet
 from bnnembed.errors import BnnError
 
 torch = pytest.importorskip("torch")
@@ -444,7 +444,7 @@ def test_max_fold_computes_the_max(after_relu, twice):
 
 
 def test_verify_box_on_tiny_cnn(tmp_path):
-    from bnnembed.dnn import load_dnn
+    from bnnembed.learn.dnn import load_dnn
 
     torch.manual_seed(12)
     model = torch.nn.Sequential(

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from bnnembed.packing import n_words, pack_bits, popcount_words, unpack_bits
+from bnnembed.model.packing import n_words, pack_bits, popcount_words, unpack_bits
 
 
 @given(st.integers(1, 200).flatmap(lambda n: arrays(np.uint8, (3, n), elements=st.integers(0, 1))))

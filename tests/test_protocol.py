@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _proto_c  # noqa: E402
 
-from bnnembed import protocol as P  # noqa: E402
+from bnnembed.link import protocol as P  # noqa: E402
 
 STATUS = {0: None, **{i + 1: r for i, r in enumerate(P.DROP_REASONS)}}
 

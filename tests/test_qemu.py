@@ -1,7 +1,7 @@
 """The generated C under QEMU: bit-exact against numpy on every machine, sizes, instruction counts.
 
 A missing cross-compiler or emulator is a skip locally and a failure when BNNEMBED_STRICT_QEMU=1.
-Every QEMU run happens under a timeout (bnnembed.qemu.run_elf).
+Every QEMU run happens under a timeout (bnnembed.device.qemu.run_elf).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 
 from bnnembed.artifact import Artifact
 from bnnembed.cli import main
-from bnnembed.codegen import Encoding, PopcountStrategy
+from bnnembed.render.c import Encoding, PopcountStrategy
 from bnnembed.errors import BnnError
-from bnnembed.intmodel import BoundNet, IntLayer
-from bnnembed.packing import pack_bits
-from bnnembed.qemu import (
+from bnnembed.model.intmodel import BoundNet, IntLayer
+from bnnembed.model.packing import pack_bits
+from bnnembed.device.qemu import (
     MACHINES,
     TOOLCHAINS,
     BuildOptions,
@@ -207,7 +207,7 @@ def test_kernels_long_rows_on_host(tmp_path, strategy):
     bits = 129 words, built natively with gcc (same C, same check)."""
     need_machine("host")
     from bnnembed.artifact import write_artifact, load_artifact
-    from bnnembed.encoding import Thermometer
+    from bnnembed.model.encoding import Thermometer
 
     rng = np.random.default_rng(1)
     n_feat, k = 129, 32
@@ -255,7 +255,7 @@ def test_model_too_big_for_machine():
     def layer(n_in, n_out):
         return IntLayer(n_in, pack_bits(rng.integers(0, 2, (n_out, n_in))), np.zeros(n_out, np.int32))
 
-    from bnnembed.encoding import Thermometer
+    from bnnembed.model.encoding import Thermometer
 
     enc = Thermometer(4, np.arange(4, dtype=np.int32), np.arange(0, 160, 32, dtype=np.int32) // 1,
                       np.tile(np.arange(1, 33, dtype=np.float32), 4))
@@ -302,7 +302,7 @@ def test_trained_artifact_bit_exact(digits_artifact):
     """A really trained artifact (the build pipeline's), every digits row, on the M4 stand-in."""
     need_machine("mps2-an386")
     from bnnembed.artifact import load_artifact
-    from bnnembed.data import load_data
+    from bnnembed.learn.data import load_data
 
     art = load_artifact(digits_artifact)
     rep = check_against_numpy(art, "mps2-an386", load_data("digits").X)

@@ -11,10 +11,10 @@ import pytest
 
 from bnnembed.artifact import load_artifact
 from bnnembed.cli import main
-from bnnembed.data import load_data
-from bnnembed.decision_log import DecisionLog
-from bnnembed.intmodel import Decision
-from bnnembed.simulate import LinkSettings, simulate
+from bnnembed.learn.data import load_data
+from bnnembed.link.decision_log import DecisionLog
+from bnnembed.model.intmodel import Decision
+from bnnembed.device.simulate import LinkSettings, simulate
 from _tools import need_qemu_arm  # noqa: E402
 
 pytestmark = pytest.mark.qemu

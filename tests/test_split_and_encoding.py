@@ -9,13 +9,13 @@ import struct
 import numpy as np
 import pytest
 
-import bnnembed.build as build_mod
+import bnnembed.learn.build as build_mod
 from bnnembed.artifact import load_artifact
-from bnnembed.build import BuildConfig, build_artifact, config_of, split_rows
-from bnnembed.data import load_data
-from bnnembed.decision_id import decision_id, decision_ids
-from bnnembed.encoding import fit_thermometer
-from bnnembed.intmodel import bound_scores, invalid_rows
+from bnnembed.learn.build import BuildConfig, build_artifact, config_of, split_rows
+from bnnembed.learn.data import load_data
+from bnnembed.model.decision_id import decision_id, decision_ids
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.model.intmodel import bound_scores, invalid_rows
 
 
 # ------------------------------------------------------------------------------- (a) the split

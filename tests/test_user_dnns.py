@@ -25,8 +25,8 @@ import pytest
 
 from bnnembed.artifact import load_artifact
 from bnnembed.cli import main
-from bnnembed.decision_log import DecisionLog
-from bnnembed.intmodel import Decision
+from bnnembed.link.decision_log import DecisionLog
+from bnnembed.model.intmodel import Decision
 from _tools import need_qemu_arm  # noqa: E402
 
 KINDS = ["logit_mlp", "softmax2_mlp", "cnn10", "cnn10_ts", "sigmoid_mlp"]

@@ -113,7 +113,7 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from ..data import load_data
+    from ..learn.data import load_data
 
     return load_data(args.data, label=args.label, positive=args.positive, require_labels=True)
 
@@ -137,7 +137,7 @@ def format_table(m: dict) -> str:
 
 
 def run_build(args) -> int:
-    from ..build import BuildConfig, build_artifact
+    from ..learn.build import BuildConfig, build_artifact
 
     ds = _load(args)
     cfg = BuildConfig(alpha=args.alpha, delta=args.delta, seed=args.seed, bits_per_feature=args.bits_per_feature,
@@ -149,7 +149,7 @@ def run_build(args) -> int:
         raise BnnError("--bits-per-feature must be at least 1")
     res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)
     if not args.no_cnf:
-        from ..cnf import write_cnf
+        from ..render.cnf import write_cnf
 
         write_cnf(args.out)
     if args.json:
@@ -182,7 +182,7 @@ def run_eval(args) -> int:
     print(f"{ds.name}: {m['rows']} rows, against the DNN (delta={m['delta']:g}):")
     print(format_table({**m, "baseline": None}))
     print(f"cascade (bounds, DNN for unknowns) agrees with the DNN on {_pct(m['cascade_agreement']).strip()}")
-    from ..certify.report import certification_lines
+    from ..logic.certify.report import certification_lines
 
     for line in certification_lines(art.metrics.get("certification")):  # recorded by 'certify'
         print(line)

@@ -65,11 +65,11 @@ def register(sub) -> None:
 
 def run_certify(args) -> int:
     from ..artifact import load_artifact
-    from ..certify.dnn_milp import VerifyConfig
-    from ..certify.domain import DomainConfig
-    from ..certify.explanations import CertifyConfig, certify_rows, summarize
-    from ..certify.pipeline import default_rows, domain_box, parse_rows, run_domain
-    from ..certify.report import update_metrics_certification
+    from ..logic.certify.dnn_milp import VerifyConfig
+    from ..logic.certify.domain import DomainConfig
+    from ..logic.certify.explanations import CertifyConfig, certify_rows, summarize
+    from ..logic.certify.pipeline import default_rows, domain_box, parse_rows, run_domain
+    from ..logic.certify.report import update_metrics_certification
     from ..errors import BnnError
 
     if args.retrain_rounds and not args.domain:
@@ -88,7 +88,7 @@ def run_certify(args) -> int:
         cfg = CertifyConfig(VerifyConfig(margin=args.margin, time_limit=args.time_limit), extend=not args.no_extend,
                             extend_time=args.extend_time)
         progress = _progress(len(rows), args.json)
-        from ..explain import Explainer
+        from ..logic.explain import Explainer
 
         shape = (art.manifest.get("dataset") or {}).get("image_shape")
         if args.png_dir and not shape:
@@ -122,7 +122,7 @@ def run_certify(args) -> int:
         totals.update(summary)
         record["explanations"] = summary
     if args.domain:
-        from ..certify.cell_search import CellSearchConfig
+        from ..logic.certify.cell_search import CellSearchConfig
 
         total = args.domain_time if args.domain_engine == "cells" else args.domain_time * args.domain_rounds
         dcfg = DomainConfig(margin=args.margin, round_time=args.domain_time, max_rounds=args.domain_rounds,
@@ -140,7 +140,7 @@ def run_certify(args) -> int:
         totals["domain"] = dom
         record["domain"] = {k: {kk: vv for kk, vv in v.items() if kk != "rounds"} for k, v in dom.items()}
     if args.retrain_rounds:
-        from ..certify.repair import retrain_repair
+        from ..logic.certify.repair import retrain_repair
         if ds.y is None:
             raise BnnError(f"--retrain-rounds rebuilds the artifact, which needs labelled rows; {ds.name} has "
                            f"no label column '{args.label}'")
@@ -174,7 +174,7 @@ def _looked_at(results, rows, limit) -> int:
 
 
 def _ensure_cnf(art) -> None:
-    from ..cnf import read_cnf_meta, write_cnf
+    from ..render.cnf import read_cnf_meta, write_cnf
     from ..errors import BnnError
 
     try:

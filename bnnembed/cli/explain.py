@@ -14,8 +14,8 @@ from .build import ROWS_POSITIVE_HELP, add_rows_args, load_rows
 
 
 def register(sub) -> None:
-    from ..cnf import CardEncoding, DEFAULT_ENCODING
-    from ..explain import Backend, Kind, Scope
+    from ..render.cnf import CardEncoding, DEFAULT_ENCODING
+    from ..logic.explain import Backend, Kind, Scope
 
     p = sub.add_parser("cnf", help="(re)write the bounds' exact CNF (DIMACS + variable map) into an artifact")
     p.add_argument("artifact", metavar="DIR")
@@ -66,7 +66,7 @@ def register(sub) -> None:
 
 
 def run_cnf(args) -> int:
-    from ..cnf import write_cnf
+    from ..render.cnf import write_cnf
 
     meta = write_cnf(args.artifact, args.encoding)
     for name, b in meta["bounds"].items():
@@ -85,15 +85,15 @@ def _row(ds, n: int | None) -> np.ndarray:
 
 def run_explain(args) -> int:
     from ..artifact import load_artifact
-    from ..cnf import read_cnf_meta
-    from ..explain import Explainer
+    from ..render.cnf import read_cnf_meta
+    from ..logic.explain import Explainer
 
     art = load_artifact(args.artifact)
     read_cnf_meta(art.path, art.model_hash)
     if args.all:
         if not args.data or not args.out:
             raise BnnError("--all needs --data SRC and --out FILE.jsonl")
-        from ..explain.batch import explain_all
+        from ..logic.explain.batch import explain_all
 
         ds = load_rows(args, art)
         n = explain_all(art.path, ds.X, args.out, kind=args.kind, scope=args.scope, workers=args.workers,
@@ -118,8 +118,8 @@ def run_explain(args) -> int:
 
 def run_verify(args) -> int:
     from ..artifact import load_artifact
-    from ..cnf import read_cnf_meta
-    from ..explain import Explainer
+    from ..render.cnf import read_cnf_meta
+    from ..logic.explain import Explainer
 
     art = load_artifact(args.artifact)
     read_cnf_meta(art.path, art.model_hash)

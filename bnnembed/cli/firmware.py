@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..codegen import Encoding, PopcountStrategy
+from ..render.c import Encoding, PopcountStrategy
 from .args import count, out_dir
 from .build import add_rows_args, load_rows
 
@@ -22,7 +22,7 @@ def register(sub) -> None:
                    help="on-device input encoding (default float; int16 for cores without an FPU)")
     p.set_defaults(func=run_codegen)
 
-    from ..qemu import qemu_machines
+    from ..device.qemu import qemu_machines
 
     p = sub.add_parser("qemu", help="run the generated C under QEMU and compare with numpy")
     p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
@@ -38,7 +38,7 @@ def register(sub) -> None:
 
 
 def run_boards(args) -> int:
-    from ..boards import load_boards
+    from ..device.boards import load_boards
 
     boards = load_boards()
     if args.json:
@@ -54,8 +54,8 @@ def run_boards(args) -> int:
 
 def run_codegen(args) -> int:
     from ..artifact import load_artifact
-    from ..boards import get_board
-    from ..codegen import check_budget, write_board_project
+    from ..device.boards import get_board
+    from ..render.c import check_budget, write_board_project
 
     board = get_board(args.board)
     artifact = load_artifact(args.artifact)
@@ -74,7 +74,7 @@ def run_codegen(args) -> int:
 def run_qemu(args) -> int:
     from ..artifact import load_artifact
     from ..errors import BnnError
-    from ..qemu import BuildOptions, check_against_numpy
+    from ..device.qemu import BuildOptions, check_against_numpy
 
     artifact = load_artifact(args.artifact)
     ds = load_rows(args, artifact)

@@ -69,8 +69,8 @@ def register(sub) -> None:
 
 def run_host(args) -> int:
     from ..artifact import load_artifact
-    from ..host import HostService, HostCore, open_endpoint
-    from ..decision_log import DecisionLog, default_log_path
+    from ..link.host import HostService, HostCore, open_endpoint
+    from ..link.decision_log import DecisionLog, default_log_path
 
     art = load_artifact(args.artifact)
     endpoint = open_endpoint(tcp=args.tcp, connect=args.connect, serial=args.serial, baud=args.baud)
@@ -99,9 +99,9 @@ def _fmt_time(t: float) -> str:
 
 
 def run_log(args) -> int:
-    from ..decision_log import DecisionLog, default_log_path
-    from ..intmodel import Decision
-    from ..protocol import MsgType, NackReason
+    from ..link.decision_log import DecisionLog, default_log_path
+    from ..model.intmodel import Decision
+    from ..link.protocol import MsgType, NackReason
 
     path = args.log or default_log_path(args.artifact)
     with DecisionLog(path, readonly=True) as log:
@@ -134,7 +134,7 @@ def run_log(args) -> int:
 
 
 def run_simulate(args) -> int:
-    from ..simulate import simulate
+    from ..device.simulate import simulate
 
     result = simulate(args.artifact, machine=args.machine, data=args.data, label=args.label, positive=args.positive,
                       rows=args.rows,

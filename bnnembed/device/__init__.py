@@ -1,0 +1,1 @@
+"""Run on devices: boards, QEMU machines, the toolchain, simulation."""

@@ -1,0 +1,363 @@
+"""Simulated deployment: the generated firmware under QEMU, deferring to a host service over TCP.
+
+``simulate`` compiles the generated model, the runtime, the deferral link
+(``firmware/bnn_protocol.c``), the application logic of every generated project
+(``firmware/bnn_app.c``: ``bnn_app_handle`` decides, defers UNKNOWNs, retries, reports) and the
+CMSDK UART port (``firmware/bnn_uart_cmsdk.c``) around the driver
+``firmware/test/bnn_defer_main.c``, which only reads rows and prints results, for a QEMU mps2 machine, starts a
+:class:`~bnnembed.link.host.HostService` listening on 127.0.0.1, and runs QEMU with the UART attached
+to it (``-chardev socket,...,reconnect=1 -serial chardev:...``). The rows reach the firmware
+through semihosting (the stand-in for a sensor); every UNKNOWN row is deferred over the UART,
+every decided row is reported, and the firmware prints what it ended with. The result has the
+columns of ``bnnembed predict`` (``row,bound,final,source``), where ``final`` is the device's own
+answer (source ``bnn``), the host's reply (``dnn``), ``undecided`` (``none``) when the link
+gave no answer after every retry, or ``invalid`` (``none``) for a row with a NaN or infinite
+feature, which the device decides INVALID itself, never defers, and reports.
+
+QEMU runs without ``-icount`` here, so the link's timeouts and the measured round trips are in
+real time (SysTick follows QEMU's virtual clock, which tracks the host clock).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._resources import resource_dir
+from ..render.c import RUNTIME_FILES, Encoding, render_model_sources
+from ..errors import BnnError
+from ..model.intmodel import Decision, invalid_rows
+from ..link.protocol import model_tag
+
+#: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives: its base address and
+#: the processor clock SysTick counts (QEMU 7.2: hw/arm/mps2.c 25 MHz; hw/arm/mps2-tz.c 20 MHz).
+#: The an505 is a TrustZone machine: the firmware runs in the secure state and its peripherals sit
+#: behind protection controllers that default to secure-only, so UART0 is reached through the
+#: secure alias 0x50200000 (the non-secure address is 0x40200000).
+SIM_UARTS = {
+    "mps2-an385": (0x40004000, 25_000_000),
+    "mps2-an386": (0x40004000, 25_000_000),
+    "mps2-an500": (0x40004000, 25_000_000),
+    "mps2-an505": (0x50200000, 20_000_000),
+}
+#: Sources every deferral build compiles besides the model and the runtime (firmware/ relative).
+APP_SOURCES = ("bnn_protocol.c", "bnn_app.c", "bnn_uart_cmsdk.c")
+SIM_SENTINEL = "BNN-SIM-DONE"
+LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
+FINAL_UNDECIDED = 2  #: BNN_FINAL_UNDECIDED (firmware/bnn_app.h): nobody answered an UNKNOWN
+FINAL_INVALID = 3  #: BNN_FINAL_INVALID: a non-finite input, answered by nobody
+#: The device's final value as ``predict`` writes it.
+FINAL_LABELS = {0: "no", 1: "yes", FINAL_UNDECIDED: "undecided", FINAL_INVALID: "invalid"}
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How the device end of the link behaves (compiled in)."""
+
+    timeout_ms: int = 1000
+    attempts: int = 5
+    report: bool = True  # report the device's own decisions so the host log is complete
+
+
+@dataclass
+class DeviceRun:
+    """What the firmware printed: per row and the link's counters."""
+
+    bound: np.ndarray  # Decision codes from the device's bounds
+    status: np.ndarray  # link status per row (-1 nothing sent)
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided, 3 invalid (FINAL_* below)
+    round_trip_us: np.ndarray  # per row, 0 if nothing sent
+    link: dict
+    seconds: float
+
+
+@dataclass
+class SimulationResult:
+    machine: str
+    session: int
+    run: DeviceRun
+    summary: dict = field(default_factory=dict)
+
+
+def sim_machine(name: str):
+    from .qemu import get_machine
+
+    m = get_machine(name)
+    if name not in SIM_UARTS:
+        raise BnnError(f"machine '{name}' has no UART port for the deferral link yet; "
+                       f"use one of: {', '.join(SIM_UARTS)}")
+    return m
+
+
+def uart_flags(machine_name: str) -> list[str]:
+    """-D flags placing the CMSDK UART port (firmware/bnn_uart_cmsdk.c) on ``machine_name``."""
+    base, hz = SIM_UARTS[machine_name]
+    return [f"-DBNN_UART_BASE={base:#x}u", f"-DBNN_IO_CPU_HZ={hz}u"]
+
+
+def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
+                         link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = ()) -> Path:
+    """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF."""
+    from .qemu import TOOLCHAINS, require_tool
+
+    m = sim_machine(machine_name)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    tc = TOOLCHAINS[m.toolchain]
+    cc = require_tool(tc.cc, tc.apt)
+    for name, text in render_model_sources(artifact, Encoding.FLOAT).items():
+        (work / name).write_text(text)
+    fw = resource_dir("firmware")
+    sources = [str(work / "bnn_model.c")] + [str(fw / n) for n in RUNTIME_FILES if n.endswith(".c")]
+    sources += [str(fw / n) for n in APP_SOURCES] + [str(fw / "test" / "bnn_defer_main.c")]
+    elf = work / "sim.elf"
+    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{work}", f"-I{fw}",
+           f"-DBNN_MODEL_TAG={model_tag(artifact.model_hash):#x}u", f"-DBNN_SESSION={session:#x}u",
+           *uart_flags(machine_name), f"-DBNN_SIM_REPORT={int(link.report)}",
+           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
+           *m.memory_map_flags(),
+           *extra_cflags, *sources, "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if proc.returncode != 0:
+        raise BnnError(f"compiling the deferral firmware for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
+    return elf
+
+
+def qemu_link_command(machine_name: str, elf: Path, out_file: Path, port: int) -> list[str]:
+    from .qemu import QEMU_APT, require_tool
+
+    m = sim_machine(machine_name)
+    exe = require_tool(m.qemu, QEMU_APT.get(m.qemu, "qemu-system-misc"))
+    return [
+        exe, *m.qemu_args, "-display", "none", "-monitor", "none",
+        "-chardev", f"socket,id=link,host=127.0.0.1,port={port},reconnect=1,nodelay=on",
+        "-serial", "chardev:link",
+        "-chardev", f"file,id=bnnout,path={out_file}",
+        "-semihosting-config", "enable=on,target=native,chardev=bnnout",
+        "-kernel", str(elf),
+    ]
+
+
+def _run_linked_qemu(machine_name: str, elf: Path, work: Path, out_name: str, port: int, n_rows: int,
+                     what: str, timeout: float | None) -> tuple[subprocess.CompletedProcess, str, float]:
+    """Run QEMU with the UART linked to 127.0.0.1:port under a timeout; returns (process, output, seconds)."""
+    out_file = work / out_name
+    if out_file.exists():
+        out_file.unlink()
+    if timeout is None:
+        timeout = 120.0 + 0.5 * n_rows
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(qemu_link_command(machine_name, elf, out_file, port), cwd=work, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BnnError(f"{machine_name}: the {what} did not finish within {timeout:.0f} s (QEMU killed)") from None
+    seconds = time.perf_counter() - t0
+    return proc, (out_file.read_text() if out_file.exists() else ""), seconds
+
+
+def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
+                     timeout: float | None = None) -> DeviceRun:
+    """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``."""
+    from .qemu import write_rows
+
+    work = Path(workdir)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
+    proc, text, seconds = _run_linked_qemu(machine_name, elf, work, "sim_out.txt", port, len(X), "firmware", timeout)
+    if f"{SIM_SENTINEL} rows={len(X)}" not in text:
+        tail = "\n".join((text + proc.stderr).strip().splitlines()[-6:])
+        raise BnnError(f"firmware on {machine_name} did not finish (exit {proc.returncode}, no {SIM_SENTINEL}):\n{tail}")
+    rows = np.array([[int(v) for v in line.split()[1:]] for line in text.splitlines() if line.startswith("R ")],
+                    dtype=np.int64).reshape(-1, 5)
+    if rows.shape[0] != len(X) or np.any(rows[:, 0] != np.arange(len(X))):
+        raise BnnError(f"firmware on {machine_name} printed {rows.shape[0]} result lines for {len(X)} rows")
+    (lline,) = [line for line in text.splitlines() if line.startswith("L ")]
+    keys = ("requests", "retries", "no_reply", "refused", "stale", "rx_frames_ok", "rx_frames_dropped")
+    link = dict(zip(keys, (int(v) for v in lline.split()[1:])))
+    return DeviceRun(rows[:, 1].astype(np.int8), rows[:, 2], rows[:, 3], rows[:, 4], link, seconds)
+
+
+# ------------------------------------------------------------------ the generated example app
+
+APP_SENTINEL = "BNN-APP-DONE"
+
+
+@dataclass
+class ExampleRun:
+    """What the generated example printed on its console, one entry per feature line."""
+
+    final: np.ndarray  # 0 NO, 1 YES, 2 undecided ("unknown" after every retry), 3 invalid
+    source: list  # "bnn", "dnn" or "none"
+    upper: np.ndarray
+    lower: np.ndarray
+    seconds: float
+
+
+def compile_example_app(artifact, machine_name: str, workdir, *, session: int, board: str = "nucleo_f401re",
+                        link: LinkSettings = LinkSettings()) -> Path:
+    """Compile the generated PlatformIO project's ``src/main.c`` unchanged for a QEMU machine.
+
+    The project is written by :func:`~bnnembed.render.c.write_board_project` for ``board``; its
+    sources (main.c, the model, the runtime library with the link and ``bnn_app.c``) are built
+    with the QEMU port ``firmware/test/bnn_port_semihost.c`` (console over semihosting) and the
+    CMSDK UART link ``firmware/bnn_uart_cmsdk.c`` in place of the board's framework port.
+    """
+    from .boards import get_board
+    from ..render.c import RUNTIME_LIBRARY, write_board_project
+    from .qemu import TOOLCHAINS, require_tool
+
+    m = sim_machine(machine_name)
+    work = Path(workdir)
+    project = work / "project"
+    brd = get_board(board)
+    write_board_project(artifact, brd, project, Encoding.FLOAT)
+    tc = TOOLCHAINS[m.toolchain]
+    cc = require_tool(tc.cc, tc.apt)
+    fw = resource_dir("firmware")
+    lib = project / "lib" / RUNTIME_LIBRARY / "src"
+    sources = [project / "src" / "main.c", project / "src" / "bnn_model.c", *sorted(lib.glob("*.c")),
+               fw / "test" / "bnn_port_semihost.c", fw / "bnn_uart_cmsdk.c"]
+    elf = work / "app.elf"
+    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
+           f"-I{project / 'src'}", f"-I{lib}", f"-DBNN_POPCOUNT_STRATEGY={int(brd.popcount)}",
+           f"-DBNN_SESSION={session:#x}u", *uart_flags(machine_name), f"-DBNN_APP_REPORT={int(link.report)}",
+           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
+           *m.memory_map_flags(),
+           *map(str, sources), "-o", str(elf)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
+    if proc.returncode != 0:
+        raise BnnError(f"compiling the example application for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
+    return elf
+
+
+def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
+                    timeout: float | None = None) -> ExampleRun:
+    """Type the rows of ``X`` into the example's console; its link UART connects to 127.0.0.1:``port``."""
+    work = Path(workdir)
+    X = np.asarray(X, dtype=np.float32)
+    # %.9g round-trips every float32 through the firmware's strtof
+    (work / "bnn_console.txt").write_text("".join(",".join(f"{float(v):.9g}" for v in row) + "\n" for row in X))
+    proc, text, seconds = _run_linked_qemu(machine_name, elf, work, "app_out.txt", port, len(X), "example", timeout)
+    lines = text.splitlines()
+    if APP_SENTINEL not in lines or not lines[0].startswith("bnnembed ready"):
+        tail = "\n".join((lines + proc.stderr.splitlines())[-6:])
+        raise BnnError(f"example on {machine_name} did not finish (exit {proc.returncode}, no {APP_SENTINEL}):\n{tail}")
+    results = lines[1:lines.index(APP_SENTINEL)]
+    if len(results) != len(X):
+        raise BnnError(f"example on {machine_name} printed {len(results)} result lines for {len(X)} rows")
+    codes = {"no": 0, "yes": 1, "unknown": FINAL_UNDECIDED, "invalid": FINAL_INVALID}
+    final, source, upper, lower = [], [], [], []
+    for line in results:
+        parts = line.split()
+        if parts[0] not in codes or len(parts) not in (3, 4):
+            raise BnnError(f"example on {machine_name} printed an unexpected line: {line!r}")
+        final.append(codes[parts[0]])
+        upper.append(int(parts[1]))
+        lower.append(int(parts[2]))
+        source.append("dnn" if len(parts) == 4 else ("none" if parts[0] in ("unknown", "invalid") else "bnn"))
+    return ExampleRun(np.array(final), source, np.array(upper), np.array(lower), seconds)
+
+
+def write_simulation_csv(run: DeviceRun, path: str) -> None:
+    """Same columns as ``bnnembed predict``: row, bound, final, source."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "bound", "final", "source"])
+        for i, (b, f) in enumerate(zip(run.bound, run.final)):
+            final = FINAL_LABELS.get(int(f), "undecided")
+            source = "none" if f in (FINAL_UNDECIDED, FINAL_INVALID) else ("dnn" if b == Decision.UNKNOWN else "bnn")
+            w.writerow([i, Decision(int(b)).label, final, source])
+
+
+def summarize(artifact, X: np.ndarray, run: DeviceRun, machine: str, dnn_yes: np.ndarray | None = None) -> dict:
+    """Counts the issue asks for: decided on device, deferred, agreement, undecided, invalid, round trips.
+
+    The DNN runs only on rows with finite features (``dnn_yes`` is read on those alone): a row
+    with a NaN or an infinity has no yes/no from anyone.
+    """
+    unknown = run.bound == Decision.UNKNOWN
+    decided = (run.bound == Decision.NO) | (run.bound == Decision.YES)
+    answered = unknown & (run.final != FINAL_UNDECIDED)
+    reference = artifact.decide(X)
+    valid = ~invalid_rows(X)
+    if dnn_yes is None:
+        dnn_yes = np.zeros(len(X), dtype=bool)
+        if valid.any():
+            dnn_yes[valid] = artifact.load_dnn().says_yes(np.asarray(X)[valid])
+    dnn = np.asarray(dnn_yes, dtype=np.int64)
+    defer_rtt = run.round_trip_us[answered]
+    return {
+        "machine": machine,
+        "rows": int(len(X)),
+        "decided_on_device": int(decided.sum()),
+        "deferred": int(unknown.sum()),
+        "answered_by_host": int(answered.sum()),
+        "undecided": int((run.final == FINAL_UNDECIDED).sum()),
+        "invalid": int((run.final == FINAL_INVALID).sum()),
+        "invalid_inputs": int((~valid).sum()),
+        "device_bounds_match_numpy": int((run.bound == reference).sum()),
+        "deferred_agree_with_dnn": int((run.final[answered] == dnn[answered]).sum()),
+        "decided_agree_with_dnn": int((run.final[decided] == dnn[decided]).sum()),
+        "reports_unacknowledged": int(((~unknown) & (run.status > 0)).sum()),
+        "link": run.link,
+        "deferral_round_trip_ms_median": round(float(np.median(defer_rtt)) / 1000, 3) if defer_rtt.size else None,
+        "deferral_round_trip_ms_p90": round(float(np.percentile(defer_rtt, 90)) / 1000, 3) if defer_rtt.size else None,
+        "qemu_seconds": round(run.seconds, 3),
+    }
+
+
+def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label: str = "label",
+             positive: str | None = None, rows: int | None = None,
+             out: str | None = None, log_path: str | None = None, report: bool = True,
+             link: LinkSettings | None = None, workdir: str | None = None,
+             X: np.ndarray | None = None) -> SimulationResult:
+    """Run the firmware on the rows of ``data`` under QEMU against an in-process host service.
+
+    ``X`` (raw rows, float32) replaces ``data``: the loaders refuse NaN and infinite features,
+    and this is how rows the device must decide INVALID reach it (tests, replayed sensor logs).
+    """
+    from ..artifact import load_artifact
+    from ..link.host import TcpListen, start_host
+
+    art = load_artifact(artifact_dir)
+    sim_machine(machine)
+    if X is None:
+        if data is None:
+            raise BnnError("simulate needs rows: a data source or X")
+        X = art.load_rows(data, label=label, positive=positive).X
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != art.encoder.n_features:
+            raise BnnError(f"X has shape {X.shape}; the model expects rows of {art.encoder.n_features} features")
+    X = X if rows is None else X[:rows]
+    link = link or LinkSettings(report=report)
+    session = int.from_bytes(os.urandom(4), "little") | 1
+    with tempfile.TemporaryDirectory(prefix="bnnembed-sim-") as tmp:
+        work = Path(workdir or tmp)
+        elf = compile_sim_firmware(art, machine, work, session=session, link=link)
+        service, thread = start_host(art, TcpListen("127.0.0.1", 0), log_path=log_path)
+        try:
+            run = run_sim_firmware(elf, machine, X, service.endpoint.port, work)
+        finally:
+            service.stop.set()
+            thread.join(10)
+            host_stats = service.core.stats()
+            log = service.core.log
+            n_records = log.db.execute("SELECT COUNT(*), SUM(kind='defer') FROM requests WHERE session=?",
+                                       (session,)).fetchone()
+            log.close()
+    summary = summarize(art, X, run, machine)
+    summary.update(session=session, host=host_stats, log_records=int(n_records[0]),
+                   log_deferrals=int(n_records[1] or 0), log=log_path or os.path.join(art.path, "decisions.sqlite"))
+    if out:
+        write_simulation_csv(run, out)
+    return SimulationResult(machine, session, run, summary)

@@ -1,0 +1,1 @@
+"""Derive the model: data, the DNN, distillation, training, calibration, the build."""

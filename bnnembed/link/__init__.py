@@ -1,0 +1,1 @@
+"""The deferral link: protocol, host service, decision log."""

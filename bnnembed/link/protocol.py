@@ -1,0 +1,362 @@
+"""The deferral protocol: framed binary messages between the device and the host DNN.
+
+The device answers what its two bounds can; an input they leave UNKNOWN is *deferred*: the device
+sends its feature vector to the host, the host runs the DNN and replies with the decision. The
+same link carries *reports* of the decisions the device made itself, so the host's decision log
+is complete. Documented in docs/protocol.md; the C side is firmware/bnn_protocol.[ch], and the two
+are tested against each other byte for byte.
+
+A frame on the wire is ``0x00 COBS(payload) 0x00`` (empty frames are skipped). The payload (all integers little-endian)::
+
+    0  version  u8    PROTOCOL_VERSION
+    1  type     u8    MsgType
+    2  session  u32   chosen by the device per boot (a retry keeps it)
+    6  seq      u32   request number within the session; a reply carries the request's seq
+    10 body           depends on the type (see the message classes below)
+    -4 crc      u32   CRC-32/IEEE (zlib.crc32) of every byte before it
+
+A frame whose COBS, length, CRC, version or type is wrong is dropped and counted, never guessed
+at. Every reply also echoes the CRC of the request it answers (``req_crc``), so a device only
+accepts a reply computed from the exact bytes it sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<BBII")  # version, type, session, seq
+CRC = struct.Struct("<I")
+HEADER_SIZE = HEADER.size  # 10
+CRC_SIZE = CRC.size  # 4
+MIN_PAYLOAD = HEADER_SIZE + CRC_SIZE
+MAX_FEATURES = 4096
+#: Largest payload either side accepts (a REPORT of MAX_FEATURES floats); longer frames are dropped.
+MAX_PAYLOAD = HEADER_SIZE + 7 + 4 * MAX_FEATURES + CRC_SIZE
+
+
+class MsgType(enum.IntEnum):
+    """Message types. Device -> host requests are < 0x80, host -> device replies >= 0x80."""
+
+    DEFER = 0x01  #: device -> host: an input the bounds left UNKNOWN; the host replies DECISION
+    REPORT = 0x02  #: device -> host: a decision the device made itself; the host replies ACK
+    DECISION = 0x81  #: host -> device: the DNN's decision for a DEFER
+    ACK = 0x82  #: host -> device: a REPORT is logged
+    NACK = 0x83  #: host -> device: the request is refused (the reason says why); do not retry
+
+
+class NackReason(enum.IntEnum):
+    """Why the host refused a request (a device treats any NACK as "stays undecided")."""
+
+    MODEL_MISMATCH = 1  #: the device runs another model than the host's artifact
+    FEATURE_COUNT = 2  #: the feature vector's length is not the model's
+    HOST_ERROR = 3  #: the DNN failed on this input
+    INVALID_INPUT = 4  #: a DEFER with a NaN or infinite feature: no DNN answer exists for it
+
+
+class FrameError(ValueError):
+    """A payload that must be dropped; ``reason`` is the counter it is filed under."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+#: Decision values a REPORT may carry: NO, YES, or INVALID (a non-finite input, never deferred);
+#: the values of :class:`~bnnembed.model.intmodel.Decision`. A DECISION reply carries only NO or YES.
+REPORT_DECISIONS = (0, 1, 3)
+
+#: Counter names for dropped frames, shared with the C side's ``bnn_proto_status``.
+DROP_REASONS = ("cobs", "oversize", "short", "crc", "version", "type", "length", "value")
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32/IEEE (reflected, poly 0xEDB88320, init and xorout 0xFFFFFFFF); check 0xCBF43926."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def model_tag(model_hash: str) -> int:
+    """The 32-bit model tag a request carries: the first 8 hex digits of the artifact's model hash."""
+    return int(model_hash[:8], 16)
+
+
+# --------------------------------------------------------------------------------------- COBS
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result has no 0x00 byte (the frame delimiter)."""
+    out = bytearray()
+    code_pos = 0
+    out.append(0)
+    code = 1
+    for b in data:
+        if b == 0:
+            out[code_pos] = code
+            code_pos = len(out)
+            out.append(0)
+            code = 1
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_pos] = code
+                code_pos = len(out)
+                out.append(0)
+                code = 1
+    out[code_pos] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Inverse of :func:`cobs_encode`; raises :class:`FrameError` ("cobs") on a malformed block."""
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        if code == 0:
+            raise FrameError("cobs", "zero byte inside a frame")
+        end = i + code
+        if end > n:
+            raise FrameError("cobs", "block runs past the frame end")
+        block = data[i + 1 : end]
+        if 0 in block:
+            raise FrameError("cobs", "zero byte inside a frame")
+        out += block
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# ------------------------------------------------------------------------------------ messages
+
+@dataclass(frozen=True)
+class Defer:
+    """Device -> host: features (float32) of an input the bounds left UNKNOWN.
+
+    Body: ``model_tag u32, n u16, n x f32``.
+    """
+
+    session: int
+    seq: int
+    model_tag: int
+    features: np.ndarray = field(compare=False)
+
+    TYPE = MsgType.DEFER
+
+    def body(self) -> bytes:
+        x = np.ascontiguousarray(self.features, dtype="<f4").ravel()
+        return struct.pack("<IH", self.model_tag, x.size) + x.tobytes()
+
+
+@dataclass(frozen=True)
+class Report:
+    """Device -> host: a decision the device made itself (0 = NO, 1 = YES, 3 = INVALID: a
+    non-finite feature) and its features.
+
+    Body: ``model_tag u32, decision u8, n u16, n x f32``.
+    """
+
+    session: int
+    seq: int
+    model_tag: int
+    decision: int
+    features: np.ndarray = field(compare=False)
+
+    TYPE = MsgType.REPORT
+
+    def body(self) -> bytes:
+        x = np.ascontiguousarray(self.features, dtype="<f4").ravel()
+        return struct.pack("<IBH", self.model_tag, self.decision, x.size) + x.tobytes()
+
+
+@dataclass(frozen=True)
+class DecisionReply:
+    """Host -> device: the DNN's decision (0 = NO, 1 = YES). Body: ``req_crc u32, decision u8``."""
+
+    session: int
+    seq: int
+    req_crc: int
+    decision: int
+
+    TYPE = MsgType.DECISION
+
+    def body(self) -> bytes:
+        return struct.pack("<IB", self.req_crc, self.decision)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Host -> device: a REPORT is in the log. Body: ``req_crc u32``."""
+
+    session: int
+    seq: int
+    req_crc: int
+
+    TYPE = MsgType.ACK
+
+    def body(self) -> bytes:
+        return struct.pack("<I", self.req_crc)
+
+
+@dataclass(frozen=True)
+class Nack:
+    """Host -> device: the request is refused for good. Body: ``req_crc u32, reason u8``."""
+
+    session: int
+    seq: int
+    req_crc: int
+    reason: int
+
+    TYPE = MsgType.NACK
+
+    def body(self) -> bytes:
+        return struct.pack("<IB", self.req_crc, self.reason)
+
+
+Message = Defer | Report | DecisionReply | Ack | Nack
+
+
+def encode_payload(msg: Message) -> bytes:
+    """Header + body + CRC (not yet COBS-framed)."""
+    head = HEADER.pack(PROTOCOL_VERSION, int(msg.TYPE), msg.session & 0xFFFFFFFF, msg.seq & 0xFFFFFFFF)
+    data = head + msg.body()
+    return data + CRC.pack(crc32(data))
+
+
+def frame(payload: bytes) -> bytes:
+    """Wire bytes of one frame: 0x00, COBS(payload), 0x00.
+
+    The leading delimiter ends whatever fragment the receiver holds from a garbled earlier
+    transmission, so one lost delimiter costs one frame, not two; receivers skip empty frames.
+    """
+    return b"\x00" + cobs_encode(payload) + b"\x00"
+
+
+def encode_frame(msg: Message) -> bytes:
+    return frame(encode_payload(msg))
+
+
+def payload_crc(payload: bytes) -> int:
+    """The CRC field of a well-formed payload (what a reply echoes as ``req_crc``)."""
+    return CRC.unpack_from(payload, len(payload) - CRC_SIZE)[0]
+
+
+def _features(body: bytes, offset: int, n: int) -> np.ndarray:
+    if n == 0 or n > MAX_FEATURES:
+        raise FrameError("value", f"feature count {n}")
+    if len(body) != offset + 4 * n:
+        raise FrameError("length", f"body of {len(body)} bytes for {n} features")
+    return np.frombuffer(body, dtype="<f4", count=n, offset=offset).astype(np.float32)
+
+
+def decode_payload(payload: bytes) -> Message:
+    """Parse one COBS-decoded payload; raises :class:`FrameError` naming the drop reason."""
+    if len(payload) > MAX_PAYLOAD:
+        raise FrameError("oversize", f"{len(payload)} bytes")
+    if len(payload) < MIN_PAYLOAD:
+        raise FrameError("short", f"{len(payload)} bytes")
+    data, (crc,) = payload[:-CRC_SIZE], CRC.unpack_from(payload, len(payload) - CRC_SIZE)
+    if crc32(data) != crc:
+        raise FrameError("crc")
+    version, mtype, session, seq = HEADER.unpack_from(data, 0)
+    if version != PROTOCOL_VERSION:
+        raise FrameError("version", str(version))
+    body = data[HEADER_SIZE:]
+    if mtype == MsgType.DEFER:
+        if len(body) < 6:
+            raise FrameError("length")
+        tag, n = struct.unpack_from("<IH", body, 0)
+        return Defer(session, seq, tag, _features(body, 6, n))
+    if mtype == MsgType.REPORT:
+        if len(body) < 7:
+            raise FrameError("length")
+        tag, decision, n = struct.unpack_from("<IBH", body, 0)
+        if decision not in REPORT_DECISIONS:
+            raise FrameError("value", f"decision {decision}")
+        return Report(session, seq, tag, decision, _features(body, 7, n))
+    if mtype == MsgType.DECISION:
+        if len(body) != 5:
+            raise FrameError("length")
+        req_crc, decision = struct.unpack("<IB", body)
+        if decision > 1:
+            raise FrameError("value", f"decision {decision}")
+        return DecisionReply(session, seq, req_crc, decision)
+    if mtype == MsgType.ACK:
+        if len(body) != 4:
+            raise FrameError("length")
+        return Ack(session, seq, struct.unpack("<I", body)[0])
+    if mtype == MsgType.NACK:
+        if len(body) != 5:
+            raise FrameError("length")
+        req_crc, reason = struct.unpack("<IB", body)
+        return Nack(session, seq, req_crc, reason)
+    raise FrameError("type", f"0x{mtype:02x}")
+
+
+class FrameReader:
+    """Splits a byte stream at 0x00 delimiters and decodes each frame; counts what it drops.
+
+    ``feed(data)`` returns ``(payload, message)`` pairs for the frames completed by ``data``.
+    Bytes before the first delimiter after a start or a resynchronisation form a frame like any
+    other: if they are a fragment, their CRC fails and they are dropped. A frame longer than
+    :data:`MAX_PAYLOAD` is discarded up to its delimiter without buffering it.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.max_wire = max_payload + max_payload // 254 + 2
+        self._buf = bytearray()
+        self._overflow = False
+        self.frames_ok = 0
+        self.dropped: dict[str, int] = {r: 0 for r in DROP_REASONS}
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def feed(self, data: bytes) -> list[tuple[bytes, Message]]:
+        out = []
+        start = 0
+        while True:
+            end = data.find(b"\x00", start)
+            if end < 0:
+                self._append(data[start:])
+                return out
+            self._append(data[start:end])
+            wire, overflow = bytes(self._buf), self._overflow
+            self._buf.clear()
+            self._overflow = False
+            start = end + 1
+            if overflow:
+                self._drop("oversize")
+                continue
+            if not wire:
+                continue  # back-to-back delimiters: an idle line, not a frame
+            try:
+                payload = cobs_decode(wire)
+                msg = decode_payload(payload)
+            except FrameError as exc:
+                self._drop(exc.reason)
+                continue
+            self.frames_ok += 1
+            out.append((payload, msg))
+
+    def _append(self, chunk: bytes) -> None:
+        if self._overflow:
+            return
+        if len(self._buf) + len(chunk) > self.max_wire:
+            self._overflow = True
+            self._buf.clear()
+            return
+        self._buf += chunk
+
+    def stats(self) -> dict:
+        return {"frames_ok": self.frames_ok, "frames_dropped": self.frames_dropped, "dropped": dict(self.dropped)}

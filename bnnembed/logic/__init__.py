@@ -1,0 +1,1 @@
+"""Reason about decisions: explanations and certificates."""

@@ -1,0 +1,284 @@
+"""Certified explanations: is the bound's abductive explanation also an explanation of the DNN?
+
+For a decided input (YES: the upper bound answers; NO: the lower bound answers), the abductive
+explanation ``E`` of the answering bound (:mod:`bnnembed.logic.explain`, scope ``bound``) pins some
+features to the input's thermometer interval ``[t_(L-1), t_L)``; by construction the bound
+answers on every input meeting ``E``. Its *box* ``R_E`` is the set of inputs of the domain that
+meet ``E``: pinned features in their interval (intersected with the domain), every other feature
+anywhere in the domain (per feature min/max of the training rows, widened to contain the input).
+If the DNN gives the same decision on all of ``R_E`` (:func:`~.dnn_milp.verify_box`), ``E`` is a
+sound explanation of the DNN's decision on the domain::
+
+    E      <- abductive explanation of the bound's answer on x
+    status <- verify_box(DNN, R_E, claim = the bound's answer)    # certified / refuted / timeout / spurious
+
+The MILP uses the closed box (``x_f <= t_L`` instead of ``< t_L``): a superset of ``R_E``, so a
+certificate covers ``R_E``; a counterexample on such a face is moved to ``nextafter(t_L, -inf)``
+before it is replayed (:func:`~.dnn_milp.to_float32_in_box`).
+
+The ceiling (reported as ``cell``): a row can only have a certified explanation if the DNN
+gives one decision on the input's whole cell (every kept feature pinned to its level), since
+every explanation's box contains that cell. Each row not certified gets that one extra query.
+
+Extension (optional, reported separately): when ``E`` is refuted, pin more features until the
+DNN is certified. Any superset of a sufficient set is still sufficient for the bound, so the
+extended set ``E'`` explains both the bound and the DNN (it is no longer minimal)::
+
+    E' <- E
+    while status(E') is not certified and features remain and the budget lasts:
+        c <- the counterexample (or the attack's best point)
+        f <- the free feature contributing most to the DNN's slack drop at c (gradient x change)
+        E' <- E' + {f}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...model.encoding import Thermometer
+from .dnn_milp import BoxResult, Sides, Status, VerifyConfig, _grad_slack, verify_box
+from .onnx_net import PlNet
+
+
+@dataclass(frozen=True)
+class CertifyConfig:
+    """Options of explanation certification."""
+
+    verify: VerifyConfig = VerifyConfig()
+    extend: bool = True
+    extend_time: float = 60.0  # seconds for the whole extension of one explanation
+
+
+def level_box(enc: Thermometer, llo: np.ndarray, lhi: np.ndarray, lo: np.ndarray, hi: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, hi_open)`` of the raw inputs whose kept features sit at levels ``llo..lhi``
+    (``[t_(a-1), t_b)`` clipped to ``[lo, hi]``; dropped features over ``[lo, hi]``);
+    ``hi_open`` marks the sides that are ``< t_b``."""
+    blo = np.asarray(lo, np.float64).copy()
+    bhi = np.asarray(hi, np.float64).copy()
+    hi_open = np.zeros(len(blo), dtype=bool)
+    for f in range(enc.n_kept):
+        col = int(enc.feature_index[f])
+        t = enc.feature_thresholds(f).astype(np.float64)
+        a, b = int(llo[f]), int(lhi[f])
+        if a > 0:
+            blo[col] = max(blo[col], t[a - 1])
+        if b < len(t) and t[b] <= bhi[col]:
+            bhi[col] = t[b]
+            hi_open[col] = True
+        bhi[col] = max(bhi[col], blo[col])
+    return blo, bhi, hi_open
+
+
+def explanation_box(enc: Thermometer, pinned: list[tuple[int, int]], lo: np.ndarray, hi: np.ndarray,
+                    x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, hi_open)`` of the region where kept features ``f`` sit at level ``L`` for every
+    ``(f, L)`` in ``pinned`` and the other features range over ``[lo, hi]`` (widened to ``x``)."""
+    blo = np.asarray(lo, np.float64)
+    bhi = np.asarray(hi, np.float64)
+    if x is not None:
+        blo = np.minimum(blo, np.asarray(x, np.float64))
+        bhi = np.maximum(bhi, np.asarray(x, np.float64))
+    llo = np.zeros(enc.n_kept, dtype=np.int64)
+    lhi = np.diff(enc.offsets).astype(np.int64)
+    for f, L in pinned:
+        llo[f] = lhi[f] = L
+    return level_box(enc, llo, lhi, blo, bhi)
+
+
+@dataclass
+class CaseResult:
+    """Certification of one decided input."""
+
+    row: int
+    claim: str  # the DNN decision the explanation must imply ("yes" / "no")
+    explanation: dict  # the explainer's record (features with their intervals)
+    result: BoxResult
+    explain_seconds: float
+    extended: dict | None = None
+    dnn_agrees_on_input: bool = True
+    cell_status: str | None = None  # the DNN on the input's whole cell (every feature pinned)
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    def to_dict(self) -> dict:
+        feats = [{k: f.get(k) for k in ("feature", "column", "level", "lo", "hi", "condition")}
+                 for f in self.explanation.get("features", [])]
+        d = {
+            "row": self.row,
+            "decision": self.claim,
+            "status": self.status,
+            "method": self.result.method,
+            "seconds": round(self.result.seconds, 4),
+            "explain_seconds": round(self.explain_seconds, 4),
+            "decision_id": self.explanation.get("decision_id"),
+            "size": len(feats),
+            "features": feats,
+            "dnn_agrees_on_input": self.dnn_agrees_on_input,
+            "verification": self.result.to_dict(),
+        }
+        if self.extended is not None:
+            d["extended"] = self.extended
+        if self.cell_status is not None:
+            d["cell"] = self.cell_status
+        return d
+
+
+def pinned_of(enc: Thermometer, explanation: dict) -> list[tuple[int, int]]:
+    """(kept feature, level) pairs of an explainer record (features carry raw ``column``s)."""
+    kept = {int(c): f for f, c in enumerate(enc.feature_index)}
+    return [(kept[int(e["column"])], int(e["level"])) for e in explanation.get("features", [])]
+
+
+def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray,
+                           pinned: list[tuple[int, int]], first: BoxResult, lo, hi, cfg: CertifyConfig) -> dict:
+    """Pin more features until the DNN is certified on the box (see the module docstring)."""
+    t0 = time.perf_counter()
+    sides = Sides.for_net(net.n_out, dnn.positive_columns if net.n_out > 1 else ())
+    pinned = list(pinned)
+    free = set(range(enc.n_kept)) - {f for f, _ in pinned}
+    res = first
+    added: list[int] = []
+    while res.status != Status.CERTIFIED and free:
+        if time.perf_counter() - t0 > cfg.extend_time:
+            break
+        c = res.counterexample
+        if c is None:
+            c = res.detail.get("candidate")
+        if c is None:  # a timeout without a point: pin the free feature with the widest effect
+            c = np.where(np.isin(np.arange(len(x)), enc.feature_index[list(free)]), np.asarray(hi), x)
+        c = np.asarray(c, np.float64)
+        _, g = _grad_slack(net, c[None, :], sides, res.claim)
+        contrib = -g[0] * (c - x)  # how much each coordinate's change lowered the slack (1st order)
+        width = np.asarray(hi, np.float64) - np.asarray(lo, np.float64) + 1e-12
+
+        def weight(f: int) -> float:
+            col = int(enc.feature_index[f])
+            return abs(contrib[col]) + 1e-9 * abs(c[col] - x[col]) / width[col]
+
+        f = max(sorted(free), key=weight)
+        free.discard(f)
+        pinned.append((f, int(levels[f])))
+        added.append(f)
+        blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
+        left = cfg.extend_time - (time.perf_counter() - t0)
+        if left < 0.5:
+            break
+        vcfg = VerifyConfig(**{**cfg.verify.__dict__, "time_limit": min(cfg.verify.time_limit, left)})
+        res = verify_box(net, dnn, blo, bhi, res.claim, vcfg, hi_open=hopen, start=x)
+    return {
+        "status": res.status,
+        "added": [int(enc.feature_index[f]) for f in added],
+        "size": len(pinned),
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+
+
+def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 cfg: CertifyConfig = CertifyConfig(), explainer=None, progress=None,
+                 max_decided: int | None = None, on_result=None) -> list[CaseResult]:
+    """Explain every decided row of ``X[rows]`` (up to ``max_decided`` of them) with the bound's
+    abductive explanation and try to certify it against the DNN; results are also stored in the
+    artifact's explanation store and passed to ``on_result`` as they come (a long run cut short
+    keeps what it did)."""
+    from ..explain import Explainer
+    from ...model.intmodel import Decision
+    from .onnx_net import read_onnx
+
+    net = read_onnx(art.certify_onnx())
+    dnn = art.load_dnn()
+    own = explainer is None
+    ex = explainer or Explainer(art)
+    out: list[CaseResult] = []
+    try:
+        for r in rows:
+            if max_decided is not None and len(out) >= max_decided:
+                break
+            x = np.asarray(X[int(r)], dtype=np.float32)
+            case = ex.case(x=x)
+            if case.decision is Decision.UNKNOWN:
+                if progress is not None:
+                    progress.update(1)
+                continue
+            claim = "yes" if case.decision is Decision.YES else "no"
+            t0 = time.perf_counter()
+            expl = ex.explain(case, "abductive", "bound")
+            t_expl = time.perf_counter() - t0 if not expl.get("cached") else float(expl.get("seconds", 0.0))
+            pinned = pinned_of(art.encoder, expl)
+            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x)
+            res = verify_box(net, dnn, blo, bhi, claim, cfg.verify, hi_open=hopen, start=x)
+            cr = CaseResult(int(r), claim, expl, res, t_expl)
+            cr.dnn_agrees_on_input = bool(dnn.says_yes(x[None, :])[0]) == (claim == "yes")
+            cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
+                net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify)
+            if cfg.extend and res.status != Status.CERTIFIED:
+                cr.extended = extend_until_certified(net, dnn, art.encoder, x.astype(np.float64), case.levels,
+                                                     pinned, res, lo, hi, cfg)
+            if ex.store is not None:
+                request = {"what": "certify", "kind": "abductive", "scope": "bound",
+                           "margin": cfg.verify.margin, "domain": _domain_key(lo, hi)}
+                ex.store.put(case.did, request, cr.to_dict(), res.seconds)
+            out.append(cr)
+            if on_result is not None:
+                on_result(cr)
+            if progress is not None:
+                progress.update(1)
+    finally:
+        if own:
+            ex.close()
+    return out
+
+
+def _cell_status(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray, lo, hi, claim: str,
+                 vcfg: VerifyConfig) -> str:
+    """Does the DNN decide the input's whole cell (every kept feature at its level) the same way?
+    If not, no explanation at this encoding can be certified for the input: a diagnostic of the
+    encoding's resolution against the DNN's sensitivity."""
+    pinned = [(f, int(levels[f])) for f in range(enc.n_kept)]
+    blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
+    return verify_box(net, dnn, blo, bhi, claim, vcfg, hi_open=hopen, start=x).status
+
+
+def _domain_key(lo: np.ndarray, hi: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.sha256(np.asarray(lo, np.float64).tobytes() + np.asarray(hi, np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def summarize(results: list[CaseResult], n_rows: int) -> dict:
+    """Totals: rows looked at, decided, and how many explanations were certified / refuted / ..."""
+    st = [r.status for r in results]
+    secs = [r.result.seconds for r in results]
+    cert_secs = [r.result.seconds for r in results if r.status == Status.CERTIFIED]
+    ext = [r for r in results if r.extended is not None]
+    ext_cert = sum(1 for r in ext if r.extended["status"] == Status.CERTIFIED)
+    decided = len(results)
+    d = {
+        "rows": n_rows,
+        "decided": decided,
+        "certified": st.count(Status.CERTIFIED),
+        "refuted": st.count(Status.REFUTED),
+        "timeout": st.count(Status.TIMEOUT),
+        "spurious": st.count(Status.SPURIOUS),
+        "certified_rate": st.count(Status.CERTIFIED) / decided if decided else 0.0,
+        "certified_after_extension": st.count(Status.CERTIFIED) + ext_cert,
+        "certified_after_extension_rate": (st.count(Status.CERTIFIED) + ext_cert) / decided if decided else 0.0,
+        "median_seconds": float(np.median(secs)) if secs else 0.0,
+        "median_certificate_seconds": float(np.median(cert_secs)) if cert_secs else None,
+        "max_certificate_seconds": float(np.max(cert_secs)) if cert_secs else None,
+        "median_explain_seconds": float(np.median([r.explain_seconds for r in results])) if results else 0.0,
+        "median_explanation_size": float(np.median([len(r.explanation.get("features", [])) for r in results])) if results else 0.0,
+        "dnn_disagrees_on_input": sum(1 for r in results if not r.dnn_agrees_on_input),
+        # the ceiling: rows whose whole cell the DNN decides one way (certifiable at all)
+        "cell_certified": sum(1 for r in results if r.cell_status == Status.CERTIFIED),
+        "cell_refuted": sum(1 for r in results if r.cell_status == Status.REFUTED),
+        "methods": {m: sum(1 for r in results if r.result.method == m and r.status == Status.CERTIFIED)
+                    for m in ("ibp", "lp", "milp")},
+    }
+    return d

@@ -1,0 +1,1 @@
+"""The integer model: encoding, packed layers, decisions, decision ids."""

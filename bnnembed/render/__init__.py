@@ -1,0 +1,1 @@
+"""Render the model: C sources, CNF, PlatformIO projects."""
