@@ -26,7 +26,8 @@ import numpy as np
 from . import __version__
 from .model.encoding import Thermometer
 from .errors import ArtifactError
-from .model.intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
+from .model.intmodel import BoundNet
+from .model.model import Model
 
 FORMAT = "bnnembed-artifact"
 FORMAT_VERSION = 2  # 2: dnn.output is a convention name, dnn.input_shape, settings
@@ -45,26 +46,6 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def bound_to_arrays(net: BoundNet, prefix: str) -> dict[str, np.ndarray]:
-    arrays = {f"{prefix}n_layers": np.array(len(net.layers), np.int32),
-              f"{prefix}answer": np.array(net.answer)}
-    for i, layer in enumerate(net.layers):
-        arrays[f"{prefix}l{i}_n_in"] = np.array(layer.n_in, np.int32)
-        arrays[f"{prefix}l{i}_weights"] = layer.weights
-        arrays[f"{prefix}l{i}_thresholds"] = layer.thresholds
-    return arrays
-
-
-def bound_from_arrays(arrays, prefix: str) -> BoundNet:
-    n_layers = int(arrays[f"{prefix}n_layers"])
-    layers = tuple(
-        IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
-                 arrays[f"{prefix}l{i}_thresholds"])
-        for i in range(n_layers)
-    )
-    return BoundNet(str(arrays[f"{prefix}answer"]), layers)
-
-
 @dataclass
 class Artifact:
     """A loaded, verified artifact."""
@@ -75,6 +56,17 @@ class Artifact:
     upper: BoundNet
     lower: BoundNet
     metrics: dict = field(default_factory=dict)
+
+    @property
+    def model(self) -> Model:
+        """The deployed thing as one frozen value (what every renderer takes)."""
+        cached = self.__dict__.get("_model")
+        if cached is None or cached.encoder is not self.encoder or cached.upper is not self.upper \
+                or cached.lower is not self.lower:
+            cached = Model(self.encoder, self.upper, self.lower, tuple(self.feature_names),
+                           tuple(self.manifest.get("positive", {}).get("values", ())))
+            self.__dict__["_model"] = cached
+        return cached
 
     @property
     def feature_names(self) -> list[str]:
@@ -95,13 +87,9 @@ class Artifact:
         return self.encoder.encode(X)
 
     def decide(self, X: np.ndarray) -> np.ndarray:
-        """Decisions (:class:`~bnnembed.model.intmodel.Decision` codes) for raw inputs: a row with a
-        non-finite feature is INVALID without running the bounds, as on the device."""
-        invalid = invalid_rows(X)
-        out = np.full(invalid.shape, int(Decision.INVALID), dtype=np.int8)
-        if not invalid.all():
-            out[~invalid] = decide(self.upper, self.lower, self.encode(np.asarray(X)[~invalid]))
-        return out
+        """Decisions (:class:`~bnnembed.model.intmodel.Decision` codes) for raw inputs (see
+        :meth:`~bnnembed.model.model.Model.decide`: a non-finite feature makes a row INVALID)."""
+        return self.model.decide(X)
 
     @property
     def dnn_output(self) -> str:
@@ -150,8 +138,8 @@ def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: Bound
                    lower: BoundNet) -> None:
     """Write bounds.npz and a manifest that hashes every file already in the directory."""
     os.makedirs(path, exist_ok=True)
-    arrays = {**encoder.to_arrays(), **bound_to_arrays(upper, "upper_"), **bound_to_arrays(lower, "lower_")}
-    np.savez(os.path.join(path, BOUNDS), **arrays)
+    with open(os.path.join(path, BOUNDS), "wb") as fh:
+        fh.write(Model(encoder, upper, lower).to_npz_bytes())
     manifest = dict(manifest)
     manifest.update(format=FORMAT, format_version=FORMAT_VERSION, generator=f"bnnembed {__version__}")
     manifest["model_hash"] = sha256_file(os.path.join(path, BOUNDS))[:16]
@@ -229,9 +217,8 @@ def load_artifact(path: str) -> Artifact:
     try:
         with np.load(os.path.join(path, BOUNDS), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        encoder = Thermometer.from_arrays(arrays)
-        upper = bound_from_arrays(arrays, "upper_")
-        lower = bound_from_arrays(arrays, "lower_")
+        model = Model.from_arrays(arrays, manifest.get("features", {}).get("names", ()),
+                                  manifest.get("positive", {}).get("values", ()))
     except (KeyError, ValueError, OSError) as exc:
         raise ArtifactError(f"{path}: {BOUNDS} is unreadable ({exc}); rebuild the artifact") from None
     metrics = {}
@@ -239,4 +226,6 @@ def load_artifact(path: str) -> Artifact:
     if os.path.exists(mpath):
         with open(mpath) as fh:
             metrics = json.load(fh)
-    return Artifact(path, manifest, encoder, upper, lower, metrics)
+    art = Artifact(path, manifest, model.encoder, model.upper, model.lower, metrics)
+    art.__dict__["_model"] = model
+    return art

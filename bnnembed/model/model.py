@@ -1,0 +1,107 @@
+"""The thing we deploy, as one frozen value: the thermometer encoder, the two integer bounds,
+the feature names and what "yes" means.
+
+Every rendering (numpy decisions here, C sources, CNF, a PlatformIO project) is a function of a
+``Model``; the artifact directory is one way to store it (``bnnembed.artifact``). Its arrays are
+read-only, so a renderer cannot change what another one sees. ``model_hash`` names the integer
+model everywhere (C banners, decision ids, the protocol's model tag): the first 16 hex digits of
+the SHA-256 of its ``.npz`` serialisation, which is byte-for-byte what the artifact stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, fields
+from functools import cached_property
+
+import numpy as np
+
+from .encoding import Thermometer
+from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
+
+
+def bound_to_arrays(net: BoundNet, prefix: str) -> dict[str, np.ndarray]:
+    """One bound as named arrays (the layout of bounds.npz, docs/artifact.md)."""
+    arrays = {f"{prefix}n_layers": np.array(len(net.layers), np.int32),
+              f"{prefix}answer": np.array(net.answer)}
+    for i, layer in enumerate(net.layers):
+        arrays[f"{prefix}l{i}_n_in"] = np.array(layer.n_in, np.int32)
+        arrays[f"{prefix}l{i}_weights"] = layer.weights
+        arrays[f"{prefix}l{i}_thresholds"] = layer.thresholds
+    return arrays
+
+
+def bound_from_arrays(arrays, prefix: str) -> BoundNet:
+    n_layers = int(arrays[f"{prefix}n_layers"])
+    layers = tuple(
+        IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
+                 arrays[f"{prefix}l{i}_thresholds"])
+        for i in range(n_layers)
+    )
+    return BoundNet(str(arrays[f"{prefix}answer"]), layers)
+
+
+def _freeze(obj) -> None:
+    """Make every numpy array held by a (nested) dataclass read-only."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        elif isinstance(value, tuple):
+            for item in value:
+                if hasattr(item, "__dataclass_fields__"):
+                    _freeze(item)
+        elif hasattr(value, "__dataclass_fields__"):
+            _freeze(value)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Encoder + upper bound + lower bound (+ feature names, positive label values)."""
+
+    encoder: Thermometer
+    upper: BoundNet
+    lower: BoundNet
+    feature_names: tuple[str, ...] = ()
+    positive: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        object.__setattr__(self, "positive", tuple(self.positive))
+        for part in (self.encoder, self.upper, self.lower):
+            _freeze(part)
+
+    # -- serialisation (the artifact's bounds.npz)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**self.encoder.to_arrays(), **bound_to_arrays(self.upper, "upper_"),
+                **bound_to_arrays(self.lower, "lower_")}
+
+    def to_npz_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, **self.to_arrays())
+        return buf.getvalue()
+
+    @classmethod
+    def from_arrays(cls, arrays, feature_names=(), positive=()) -> "Model":
+        return cls(Thermometer.from_arrays(arrays), bound_from_arrays(arrays, "upper_"),
+                   bound_from_arrays(arrays, "lower_"), tuple(feature_names), tuple(positive))
+
+    @cached_property
+    def model_hash(self) -> str:
+        return hashlib.sha256(self.to_npz_bytes()).hexdigest()[:16]
+
+    # -- the numpy rendering
+
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.encoder.encode(X)
+
+    def decide(self, X: np.ndarray) -> np.ndarray:
+        """Decisions (:class:`~bnnembed.model.intmodel.Decision` codes) for raw inputs: a row with
+        a non-finite feature is INVALID without running the bounds, as on the device."""
+        invalid = invalid_rows(X)
+        out = np.full(invalid.shape, int(Decision.INVALID), dtype=np.int8)
+        if not invalid.all():
+            out[~invalid] = decide(self.upper, self.lower, self.encode(np.asarray(X)[~invalid]))
+        return out
