@@ -631,7 +631,8 @@ def test_cell_search_score_range_and_level_box_are_sound(tiny_artifact):
     """On random level boxes, every enumerated cell's exact score lies within the box's score
     range, and raw points of the box's level_box encode to levels inside the box."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.logic.certify.cell_search import _BoundBox, levels_of
+    from bnnembed.logic.certify.cell_search import levels_of
+    from bnnembed.model.intervals import LevelBoxes
     from bnnembed.logic.certify.explanations import level_box
     from bnnembed.logic.certify.domain import data_box
     from bnnembed.learn.data import load_data
@@ -642,7 +643,7 @@ def test_cell_search_score_range_and_level_box_are_sound(tiny_artifact):
     K = np.diff(enc.offsets)
     rng = np.random.default_rng(3)
     for bound in (art.upper, art.lower):
-        bb = _BoundBox(bound, enc)
+        bb = LevelBoxes(bound, enc)
         for _ in range(25):
             a = rng.integers(0, K + 1)
             b = np.minimum(K, a + rng.integers(0, 2, len(K)))

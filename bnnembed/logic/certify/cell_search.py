@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...model.encoding import Thermometer
-from ..explain.bab import box_ranges, deeper_layers, level_index, level_table, output_count_range
+from ...model.intervals import LevelBoxes
 from ...model.intmodel import BoundNet, bound_scores
 from .dnn_milp import Sides, Status, VerifyConfig, _grad_slack, runtime_says, verify_box
 from .domain import DomainConfig, DomainResult
@@ -62,25 +62,6 @@ class CellSearchConfig:
 def levels_of(enc: Thermometer, x: np.ndarray) -> np.ndarray:
     """Per kept feature, the level of each raw input row."""
     return enc.levels(enc.encode(np.atleast_2d(x)))
-
-
-class _BoundBox:
-    """Score bounds of one bound over level boxes, with the explainer's branch-and-bound pieces."""
-
-    def __init__(self, bound: BoundNet, enc: Thermometer) -> None:
-        self.table = level_table(bound, enc)
-        self.index = level_index(np.diff(enc.offsets))
-        self.T0 = bound.layers[0].thresholds
-        self.deeper = deeper_layers(bound)
-
-    def score_range(self, llo: np.ndarray, lhi: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """``(min score, max score, per-feature split weight)`` over the level box (the score
-        bounds are sound; the weight is how much each feature moves the undecided neurons)."""
-        mn, mx = box_ranges(self.table, self.index, llo, lhi)
-        s_lo, s_hi, unstable = output_count_range(mn, mx, self.T0, self.deeper)
-        rng = (mx - mn).astype(np.float64)
-        weight = rng[unstable].sum(0) if unstable.any() else np.zeros(rng.shape[1])
-        return float(s_lo[0]), float(s_hi[0]), weight
 
 
 def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo, hi,
@@ -123,7 +104,7 @@ def certify_domain_cells(net: PlNet, dnn, enc: Thermometer, bound: BoundNet, lo,
                 collect.append(X[bad])
             raise_tau(X[np.flatnonzero(bad)[np.argmax(scores[bad])]], how)
     # 2. branch and bound over level boxes
-    bb = _BoundBox(bound, enc)
+    bb = LevelBoxes(bound, enc)
     llo, lhi = levels_of(enc, lo)[0], levels_of(enc, hi)[0]
     stack = [(llo, lhi)]
     nodes = settled_by_bound = settled_by_dnn = undecided_leaves = 0

@@ -45,20 +45,21 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target,
     S = set(range(oracle.n_features))
 
     # phase 1: interval propagation, incremental first-layer sums per target bound
+    boxes = oracle.boxes
     sums = {}
     for b, _ in target:
         cmin = np.zeros(oracle.nets[b].layers[0].n_out, np.int64)
         for f in range(oracle.n_features):
-            cmin += oracle.feature_range_counts(b, f, int(levels[f]), int(levels[f]))[0]
+            cmin += boxes[b].column_range(f, int(levels[f]), int(levels[f]))[0]
         sums[b] = [cmin, cmin.copy()]
     for f in order:
         trial = {}
         for b, _ in target:
-            fixed = oracle.feature_range_counts(b, f, int(levels[f]), int(levels[f]))[0]
-            lo, hi = oracle.feature_range_counts(b, f, 0, int(oracle.n_levels[f]))
+            fixed = boxes[b].column_range(f, int(levels[f]), int(levels[f]))[0]
+            lo, hi = boxes[b].column_range(f, 0, int(oracle.n_levels[f]))
             trial[b] = (sums[b][0] - fixed + lo, sums[b][1] - fixed + hi)
         oracle.stats.ibp_checks += 1
-        if all(oracle.ibp_from_counts(b, *trial[b], answers) for b, answers in target):
+        if all(boxes[b].certain(*trial[b], answers) for b, answers in target):
             S.discard(f)
             for b in trial:
                 sums[b] = list(trial[b])

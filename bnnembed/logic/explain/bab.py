@@ -28,69 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def level_table(net, enc) -> np.ndarray:
-    """``(n_neurons_0, sum_f (K_f + 1))``: the agreement feature ``f`` at level ``L`` adds to each
-    first-layer neuron of bound ``net`` (bits below ``L`` are 1 and agree where the weight bit is
-    1; bits from ``L`` on are 0 and agree where it is 0)."""
-    w = net.layers[0].weight_bits().astype(np.int64)  # (n_out, n_bits)
-    cols = []
-    for f in range(enc.n_kept):
-        lo, hi = int(enc.offsets[f]), int(enc.offsets[f + 1])
-        wf = w[:, lo:hi]
-        ones = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(wf, 1)], 1)
-        zeros_after = np.concatenate([np.cumsum((1 - wf)[:, ::-1], 1)[:, ::-1],
-                                      np.zeros((w.shape[0], 1), np.int64)], 1)
-        cols.append(ones + zeros_after)  # (n_out, K_f + 1)
-    return np.concatenate(cols, 1)
-
-
-def level_index(n_levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column bookkeeping of a :func:`level_table`: per feature its first column (``starts``), and
-    per column its feature (``owner``) and level (``level_of_col``)."""
-    widths = np.asarray(n_levels, np.int64) + 1  # levels 0..K_f
-    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
-    owner = np.repeat(np.arange(len(widths)), widths)
-    return starts, owner, np.arange(int(widths.sum())) - starts[owner]
-
-
-def box_ranges(table: np.ndarray, index, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per first-layer neuron and feature, the min and max agreement the feature adds over its
-    levels ``lo..hi``: two ``(n_neurons, n_features)`` arrays (``index`` from :func:`level_index`)."""
-    starts, owner, level_of_col = index
-    inside = (level_of_col >= lo[owner]) & (level_of_col <= hi[owner])
-    big = np.iinfo(np.int64).max // 4
-    mn = np.minimum.reduceat(np.where(inside[None, :], table, big), starts, axis=1)
-    mx = np.maximum.reduceat(np.where(inside[None, :], table, -big), starts, axis=1)
-    return mn, mx
-
-
-def deeper_layers(net) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The layers after the first as float32 ``(agree-if-on, agree-if-off, thresholds)``."""
-    out = []
-    for layer in net.layers[1:]:
-        w = layer.weight_bits().astype(np.float32)
-        out.append((w, 1.0 - w, layer.thresholds.astype(np.float32)))
-    return out
-
-
-def output_count_range(mn: np.ndarray, mx: np.ndarray, T0: np.ndarray, deeper) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sound bounds ``(lo, hi)`` of the last layer's agreement counts over a box with per-feature
-    first-layer ranges ``mn``/``mx`` (exact first layer, interval propagation through neurons
-    that surely fire or stay silent), and the first-layer neurons that may go either way."""
-    cmin, cmax = mn.sum(1), mx.sum(1)
-    on = (cmin >= T0).astype(np.float32)
-    off = (cmax < T0).astype(np.float32)
-    unstable0 = (on + off) == 0
-    lo_c = hi_c = None
-    for k, (w1, w0, T) in enumerate(deeper):
-        if k:
-            on, off = (lo_c >= T_prev).astype(np.float32), (hi_c < T_prev).astype(np.float32)
-        lo_c = w1 @ on + w0 @ off
-        hi_c = lo_c + float(len(on) - on.sum() - off.sum())
-        T_prev = T
-    return lo_c, hi_c, unstable0
-
-
 @dataclass
 class BoxStats:
     queries: int = 0
@@ -108,26 +45,16 @@ class BoxSearch:
         self.node_budget = node_budget
         self.stats = BoxStats()
         self.deadline: float | None = None  # time.perf_counter() value after which queries give up
-        self.index = level_index(oracle.n_levels)
-        self.starts = self.index[0]
-        self._hidden: dict = {}
 
     # ---------------------------------------------------------------- bounding
-    def _layers(self, b):
-        """Hidden and output layers of bound ``b`` (:func:`deeper_layers`), cached."""
-        if b not in self._hidden:
-            self._hidden[b] = deeper_layers(self.o.nets[b])
-        return self._hidden[b]
-
     def feature_ranges(self, b, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per first-layer neuron and feature, the min and max agreement the feature adds over
         its allowed levels: two ``(n_neurons, n_features)`` arrays."""
-        return box_ranges(self.o._level_table(b), self.index, lo, hi)
+        return self.o.boxes[b].feature_ranges(lo, hi)
 
     def column_range(self, b, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Min and max agreement feature ``f`` at levels ``lo..hi`` adds to each first-layer neuron."""
-        part = self.o._level_table(b)[:, self.starts[f] + lo : self.starts[f] + hi + 1]
-        return part.min(1), part.max(1)
+        return self.o.boxes[b].column_range(f, lo, hi)
 
     def bound_box(self, b, answers: bool, mn: np.ndarray, mx: np.ndarray):
         """``(state, unstable)`` of bound ``b`` on a box given its per-feature first-layer ranges
@@ -135,17 +62,7 @@ class BoxSearch:
         breaks it everywhere, 0 if undecided; ``unstable`` marks the first-layer neurons that may
         go either way (used to pick a split) and ``room`` how far the output's count range reaches
         past its threshold on the breaking side (used to visit the likelier child first)."""
-        layers = self._layers(b)
-        lo_c, hi_c, unstable0 = output_count_range(mn, mx, self.o.nets[b].layers[0].thresholds, layers)
-        T = layers[-1][2]
-        fires, silent = bool(lo_c[0] >= T[0]), bool(hi_c[0] < T[0])
-        if (fires and answers) or (silent and not answers):
-            return 1, None, 0.0
-        if (fires and not answers) or (silent and answers):
-            return -1, None, 0.0
-        # how far the output's count range reaches past its threshold on the breaking side
-        room = float(T[0] - lo_c[0]) if answers else float(hi_c[0] - T[0] + 1)
-        return 0, unstable0, room
+        return self.o.boxes[b].state(mn, mx, answers)
 
     # ---------------------------------------------------------------- search
     def decide(self, lo: np.ndarray, hi: np.ndarray, target) -> tuple[bool | None, np.ndarray | None]:

@@ -17,8 +17,8 @@ carry over from query to query):
 - a target is a conjunction of bound states (``upper answers``, ``lower does not answer``...);
   its negation is one literal, or one clause guarded by a selector variable that is assumed.
 
-A cheap sound pre-check (:meth:`Oracle.ibp_entails`, interval propagation of the agreement counts
-through the integer model) and a cheap attack (:meth:`Oracle.numpy_counterexample`) let the
+A cheap sound pre-check (interval propagation over level boxes, :attr:`Oracle.boxes`, the one
+engine in :mod:`bnnembed.model.intervals`) and a cheap attack (:meth:`Oracle.numpy_counterexample`) let the
 algorithms skip most SAT calls; every answer they give is either a SAT/UNSAT verdict or a
 counterexample that the numpy reference confirms.
 """
@@ -36,6 +36,7 @@ from pysat.solvers import Solver
 from ...artifact import Artifact
 from ...render.cnf import CardEncoding, encode_bound, order_clauses, read_cnf_meta
 from ...errors import BnnError
+from ...model.intervals import LevelBoxes
 from ...model.intmodel import agreement_counts, bound_answers, combine, layer_forward
 from ...model.packing import pack_bits
 
@@ -109,7 +110,7 @@ class Oracle:
         self.nets = {Bound.UPPER: art.upper, Bound.LOWER: art.lower}
         self._out: dict[Bound, int] = {}
         self.stats = OracleStats()
-        self._ibp_tables: dict[Bound, np.ndarray] = {}
+        self._boxes: dict = {}
         self.load_seconds = 0.0
         self.budget = budget  # conflicts per query (0 = none)
         self._order_added = False
@@ -332,69 +333,12 @@ class Oracle:
         bits = self.bits(levels)
         return combine(bound_answers(self.nets[Bound.UPPER], bits), bound_answers(self.nets[Bound.LOWER], bits))
 
-    def _level_table(self, bound: Bound) -> np.ndarray:
-        """(n_neurons_0, sum_f (K_f+1)) agreement contributed by feature f at level L."""
-        if bound not in self._ibp_tables:
-            from .bab import level_table
-
-            self._ibp_tables[bound] = level_table(self.nets[bound], self.enc)
-        return self._ibp_tables[bound]
-
-    def level_columns(self, f: int) -> slice:
-        start = int(self.enc.offsets[f]) + f
-        return slice(start, start + int(self.n_levels[f]) + 1)
-
-    def ibp_entails(self, ranges: dict[int, tuple[int, int]], target: Target) -> bool:
-        """Sound, incomplete: True only if interval propagation proves the target on the ranges
-        (features not listed are free over all their levels)."""
-        self.stats.ibp_checks += 1
-        for b, answers in target:
-            if not self._ibp_bound(b, ranges, answers):
-                return False
-        return True
-
-    def _ibp_bound(self, b: Bound, ranges, answers: bool) -> bool:
-        cmin, cmax = self.first_layer_range(b, ranges)
-        return self.ibp_from_counts(b, cmin, cmax, answers)
-
-    def feature_range_counts(self, b: Bound, f: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """Min and max agreement that feature ``f`` at levels ``lo..hi`` adds to each neuron of the
-        bound's first layer."""
-        part = self._level_table(b)[:, self.level_columns(f)][:, lo : hi + 1]
-        return part.min(1), part.max(1)
-
-    def first_layer_range(self, b: Bound, ranges) -> tuple[np.ndarray, np.ndarray]:
-        n0 = self.nets[b].layers[0].n_out
-        cmin = np.zeros(n0, np.int64)
-        cmax = np.zeros(n0, np.int64)
-        for f in range(self.n_features):
-            lo, hi = ranges.get(f, (0, int(self.n_levels[f])))
-            a, z = self.feature_range_counts(b, f, lo, hi)
-            cmin += a
-            cmax += z
-        return cmin, cmax
-
-    def ibp_from_counts(self, b: Bound, cmin: np.ndarray, cmax: np.ndarray, answers: bool) -> bool:
-        """Propagate first-layer agreement ranges through the rest of the bound; True iff the
-        bound's answer is surely ``answers``."""
-        net = self.nets[b]
-        T = net.layers[0].thresholds
-        on = cmin >= T  # surely fires
-        off = cmax < T  # surely silent
-        for layer in net.layers[1:]:
-            w = self._wbits(layer)
-            # a known input bit agrees when it fires (1) and w = 1, or is silent (0) and w = 0
-            lo_c = (w[:, on].sum(1) + (~w[:, off]).sum(1))
-            hi_c = lo_c + int((~(on | off)).sum())
-            on, off = lo_c >= layer.thresholds, hi_c < layer.thresholds
-        return bool(on[0]) if answers else bool(off[0])
-
-    def _wbits(self, layer) -> np.ndarray:
-        key = id(layer)
-        cache = self.__dict__.setdefault("_wcache", {})
-        if key not in cache:
-            cache[key] = layer.weight_bits().astype(bool)
-        return cache[key]
+    @property
+    def boxes(self) -> dict:
+        """Per bound, its interval engine over level boxes (:class:`~bnnembed.model.intervals.LevelBoxes`)."""
+        if not self._boxes:
+            self._boxes.update({b: LevelBoxes(self.nets[b], self.enc) for b in (Bound.UPPER, Bound.LOWER)})
+        return self._boxes
 
     def worst_levels(self, levels: np.ndarray, target: Target) -> np.ndarray:
         """Per feature, the level (from the input's) that most lowers the target's margin when
