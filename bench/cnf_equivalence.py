@@ -4,13 +4,13 @@
 
 Checks ``N`` inputs per bound (default 10,000): the first ``K`` rows of SRC (default: as many as
 there are, up to N) encoded by the artifact's thermometer, then random valid thermometer codes
-(seed 0). For every input, :func:`bnnembed.render.cnf.cnf_decisions` fixes the input bits in the CNF read
-back from ``cnf_upper.cnf`` / ``cnf_lower.cnf`` and establishes what the CNF forces the decision
-literal to be (unit propagation over 1,024 inputs at a time, one bit each, accepted only when
-every variable gets a value without conflict and every clause is satisfied, so the CNF has exactly
-one model with those inputs; anything else goes to a SAT solver, solving with the decision literal
-and with its negation). A mismatch is an input where that is not the numpy reference answer
-(``bound_answers``). Prints one markdown table row per bound.
+(seed 0). For every input, :func:`cnf_decisions` (``tests/_cnf_checker.py``) fixes the input
+bits in the CNF read back from ``cnf_upper.cnf`` / ``cnf_lower.cnf`` and establishes what the CNF
+forces the decision literal to be (unit propagation over 1,024 inputs at a time, one bit each,
+accepted only when every variable gets a value without conflict and every clause is satisfied, so
+the CNF has exactly one model with those inputs; anything else goes to a SAT solver, solving with
+the decision literal and with its negation). A mismatch is an input where that is not the numpy
+reference answer (``bound_answers``). Prints one markdown table row per bound.
 """
 
 from __future__ import annotations
@@ -18,14 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.render.cnf import CNF_JSON, clause_matrix, cnf_decisions, encode_bound, read_dimacs
+from bnnembed.render.cnf import CNF_JSON, encode_bound, read_dimacs
 from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_answers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from _cnf_checker import clause_matrix, cnf_decisions  # noqa: E402
 
 
 def random_codes(encoder, m: int, seed: int) -> np.ndarray:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 from pysat.solvers import Solver
 
-from bnnembed.artifact import load_artifact
-from bnnembed.render.cnf import (CardEncoding, clause_matrix, cnf_answers, cnf_decisions, encode_bound,
-                          read_dimacs, split_clauses, write_cnf)
-from bnnembed.learn.data import load_data
-from bnnembed.model.encoding import fit_thermometer
-from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, forward_trace
-from bnnembed.model.packing import pack_bits
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _cnf_checker import clause_matrix, cnf_answers, cnf_decisions  # noqa: E402
+
+from bnnembed.artifact import load_artifact  # noqa: E402
+from bnnembed.render.cnf import CardEncoding, encode_bound, read_dimacs, split_clauses, write_cnf  # noqa: E402
+from bnnembed.learn.data import load_data  # noqa: E402
+from bnnembed.model.encoding import fit_thermometer  # noqa: E402
+from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, forward_trace  # noqa: E402
+from bnnembed.model.packing import pack_bits  # noqa: E402
 
 
 def random_net(shape, rng, answer="yes") -> BoundNet:
