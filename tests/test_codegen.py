@@ -14,17 +14,9 @@ from bnnembed import Decision, __version__
 from bnnembed._resources import resource_dir
 from bnnembed.device.boards import get_board, load_boards
 from bnnembed.cli import main
-from bnnembed.render.c import (
-    Encoding,
-    PopcountStrategy,
-    c_float,
-    encode_int16,
-    int16_scales,
-    quantize_int16,
-    render_board_project,
-    render_model_sources,
-    write_board_project,
-)
+from bnnembed.render.c import PopcountStrategy, c_float, render_model_sources
+from bnnembed.render.project import render_board_project, write_board_project
+from bnnembed.render.quantize import Encoding, encode_int16, int16_scales, quantize_int16
 from bnnembed.learn.data import load_data
 from bnnembed.errors import BnnError
 from bnnembed.device.qemu import check_against_numpy, numpy_reference
@@ -184,7 +176,7 @@ def test_example_main_over_serial_lines_equals_numpy(bc_art, tmp_path, encoding)
 def test_board_files():
     boards = load_boards()
     assert REQUIRED_BOARDS <= set(boards)
-    from bnnembed.device.qemu import MACHINES
+    from bnnembed.device.machines import MACHINES
 
     for b in boards.values():
         assert b.model_flash_budget > 0 and b.model_ram_budget > 0

@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from host_fixtures import make_host_artifact  # noqa: E402
 
-from bnnembed.render.c import Encoding
+from bnnembed.render.quantize import Encoding
 from bnnembed.learn.data import load_data
 from bnnembed.link.decision_log import DecisionLog
 from bnnembed.model.intmodel import Decision

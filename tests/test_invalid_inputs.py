@@ -26,7 +26,8 @@ from _tools import need_qemu_arm  # noqa: E402
 from bnnembed.link import protocol as P  # noqa: E402
 from bnnembed._resources import resource_dir  # noqa: E402
 from bnnembed.artifact import load_artifact  # noqa: E402
-from bnnembed.render.c import Encoding, quantize_int16, write_board_project  # noqa: E402
+from bnnembed.render.project import write_board_project  # noqa: E402
+from bnnembed.render.quantize import Encoding, quantize_int16  # noqa: E402
 from bnnembed.device.boards import get_board  # noqa: E402
 from bnnembed.learn.data import Dataset, load_data  # noqa: E402
 from bnnembed.link.decision_log import DecisionLog  # noqa: E402

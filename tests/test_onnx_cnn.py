@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bnnembed.logic.certify import Status, VerifyConfig, read_onnx, verify_box
-from bnnembed.logic.certify.onnx_net import Op, PlNet
+from bnnembed.logic.certify.plnet import Op, PlNet
 from bnnembed.errors import BnnError
 
 torch = pytest.importorskip("torch")

@@ -15,21 +15,17 @@ import pytest
 
 from bnnembed.artifact import Artifact
 from bnnembed.cli import main
-from bnnembed.render.c import Encoding, PopcountStrategy
+from bnnembed._resources import resource_dir
+from bnnembed.render.c import PopcountStrategy
+from bnnembed.render.footprint import STRUCT_FIELDS, model_footprint
+from bnnembed.render.quantize import Encoding
 from bnnembed.errors import BnnError
 from bnnembed.model.intmodel import BoundNet, IntLayer
 from bnnembed.model.packing import pack_bits
-from bnnembed.device.qemu import (
-    MACHINES,
-    TOOLCHAINS,
-    BuildOptions,
-    _parse,
-    check_against_numpy,
-    get_machine,
-    qemu_machines,
-    require_tool,
-    run_on_qemu,
-)
+from bnnembed.device.elf import pointer_bytes
+from bnnembed.device.machines import MACHINES, get_machine, qemu_machines
+from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, run_on_qemu
+from bnnembed.device.toolchain import TOOLCHAINS, require_tool
 
 from firmware_fixtures import make_artifact, rows_for
 
@@ -117,6 +113,23 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
     return flash, ram
 
 
+def test_struct_fields_are_the_declarations_of_bnn_h():
+    """render.footprint.STRUCT_FIELDS, which the predicted footprint lays out, is firmware/bnn.h's."""
+    import re
+
+    text = (resource_dir("firmware") / "bnn.h").read_text()
+    declared = {}
+    for body, name in re.findall(r"typedef struct \{(.*?)\} (\w+);", text, re.S):
+        fields = []
+        for line in body.splitlines():
+            code = line.split("/*")[0].strip()
+            if code:
+                c_type, field_name = re.fullmatch(r"(.+?)\s*(\w+);", code).groups()
+                fields.append((field_name, re.sub(r"\s*\*$", " *", c_type)))
+        declared[name] = tuple(fields)
+    assert {name: declared.get(name) for name in STRUCT_FIELDS} == STRUCT_FIELDS
+
+
 def elf_symbol_sizes(elf, machine) -> dict:
     """{name: size} of the ELF's sized symbols, read with the machine toolchain's nm."""
     import subprocess
@@ -146,13 +159,16 @@ def test_bit_exact_on_every_machine(arts, machine, source, tmp_path):
     # footprint: every table of bnn_model.c has exactly the bytes its declaration and the artifact's
     # arrays give, in the ELF's own symbol table; the report adds up the same numbers
     elf = tmp_path / "fw.elf"
-    ptr = {1: 4, 2: 8}[elf.read_bytes()[4]]  # EI_CLASS: ELF32 or ELF64
+    ptr = pointer_bytes(elf)  # EI_CLASS: ELF32 or ELF64
     flash, ram = expected_model_symbols(art, ptr)
     sizes = elf_symbol_sizes(elf, m)
     got = {name: sizes.get(name) for name in {**flash, **ram}}
     assert got == {**flash, **ram}
     assert rep.model_flash_bytes == sum(flash.values())
     assert rep.ram_bytes == sum(ram.values())  # the runtime itself keeps no static state
+    # the prediction (codegen's budget check) is the ELF's figure, to the byte
+    predicted = model_footprint(art.encoder, art.upper, art.lower, Encoding.FLOAT, pointer_bytes=ptr)
+    assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
     assert 0 < rep.runtime_flash_bytes < 4096
     assert rep.flash_bytes == rep.model_flash_bytes + rep.runtime_flash_bytes
     # instructions: per binary MAC (counted from the layer shapes) within 15% of the measured value
@@ -173,6 +189,8 @@ def test_int16_variant_bit_exact(arts, machine):
         rep = check_against_numpy(art, machine, rows_for(art, source, ROWS),
                                   BuildOptions(encoding=Encoding.INT16))
         assert rep.mismatches == 0 and rep.score_mismatches == 0
+        predicted = model_footprint(art.encoder, art.upper, art.lower, Encoding.INT16)  # 32-bit targets
+        assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
         if source == "digits":  # integer pixels: the int16 model is the float model
             assert rep.float_mismatches == 0
 

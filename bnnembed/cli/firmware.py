@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..render.c import Encoding, PopcountStrategy
+from ..render.c import PopcountStrategy
+from ..render.quantize import Encoding
 from .args import count, out_dir
 from .build import add_rows_args, load_rows
 
@@ -22,7 +23,7 @@ def register(sub) -> None:
                    help="on-device input encoding (default float; int16 for cores without an FPU)")
     p.set_defaults(func=run_codegen)
 
-    from ..device.qemu import qemu_machines
+    from ..device.machines import qemu_machines
 
     p = sub.add_parser("qemu", help="run the generated C under QEMU and compare with numpy")
     p.add_argument("artifact", metavar="DIR", help="artifact directory from 'bnnembed build'")
@@ -55,7 +56,7 @@ def run_boards(args) -> int:
 def run_codegen(args) -> int:
     from ..artifact import load_artifact
     from ..device.boards import get_board
-    from ..render.c import check_budget, write_board_project
+    from ..render.project import check_budget, write_board_project
 
     board = get_board(args.board)
     artifact = load_artifact(args.artifact)

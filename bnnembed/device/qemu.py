@@ -15,15 +15,14 @@ ticks into instructions. On RISC-V it reads ``instret`` (exact). These are *inst
 cycles.
 
 :func:`run_on_qemu` is the library entry point (``bnnembed predict --engine qemu`` and
-``bnnembed qemu`` use it); :func:`check_against_numpy` adds the comparison and the report.
+``bnnembed qemu`` use it); :func:`check_against_numpy` adds the comparison and the report. The
+machines are data (:mod:`bnnembed.device.machines`), compiling is :mod:`bnnembed.device.toolchain`,
+the sizes come from the ELF (:mod:`bnnembed.device.elf`); their names are also importable from here.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -32,142 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._resources import resource_dir
-from ..render.c import (
-    RUNTIME_FILES,
-    Encoding,
-    PopcountStrategy,
-    binary_macs,
-    encode_int16,
-    quantize_int16,
-    render_model_sources,
-)
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores, combine, invalid_rows
+from ..render.c import Encoding, PopcountStrategy, binary_macs
+from ..render.quantize import encode_int16, quantize_int16
+from .elf import Sizes, elf_sizes, elf_symbols  # noqa: F401  (re-exported, as below)
+from .machines import MACHINES, QEMU_APT, Machine, get_machine, qemu_machines  # noqa: F401
+from .toolchain import TOOLCHAINS, Toolchain, compile_elf, firmware_dir, require_tool, write_model_build  # noqa: F401
 
 SENTINEL = "BNN-TEST-DONE"
 SCORE_NONE = -1  #: BNN_SCORE_NONE (firmware/bnn.h): the score of an INVALID row, whose bounds never ran
 CALIBRATION_INSTRUCTIONS = 200_000
-
-
-@dataclass(frozen=True)
-class Toolchain:
-    """A C compiler for one family of cores, and how to install it."""
-
-    name: str
-    cc: str
-    nm: str
-    apt: str  # packages that provide it
-    base_flags: tuple[str, ...] = ()
-
-
-TOOLCHAINS = {
-    "arm": Toolchain(
-        "arm", "arm-none-eabi-gcc", "arm-none-eabi-nm", "gcc-arm-none-eabi picolibc-arm-none-eabi",
-        ("-specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost", "-mthumb"),
-    ),
-    "riscv": Toolchain(
-        "riscv", "riscv64-unknown-elf-gcc", "riscv64-unknown-elf-nm",
-        "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
-        ("-specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost"),
-    ),
-    "xtensa": Toolchain(
-        "xtensa", "xtensa-lx106-elf-gcc", "xtensa-lx106-elf-nm",
-        "gcc-xtensa-lx106 picolibc-xtensa-lx106-elf",
-        ("-specs=picolibc.specs", "--oslib=semihost", "--crt0=semihost"),
-    ),
-    "host": Toolchain("host", "gcc", "nm", "gcc binutils"),
-}
-
-QEMU_APT = {
-    "qemu-system-arm": "qemu-system-arm",
-    "qemu-system-riscv32": "qemu-system-misc",
-    "qemu-system-xtensa": "qemu-system-misc",
-}
-
-
-@dataclass(frozen=True)
-class Machine:
-    """A QEMU machine standing in for a class of boards."""
-
-    name: str
-    core: str
-    toolchain: str
-    cflags: tuple[str, ...]
-    flash: tuple[int, int]  # (address, size) for the picolibc linker script
-    ram: tuple[int, int]
-    qemu: str | None  # None: run natively (the host machine, for tests)
-    qemu_args: tuple[str, ...] = ()
-    icount_shift: int = 0
-    fpu: bool = True
-    note: str = ""
-    exact_counter: bool = False  # the counter counts instructions itself (RISC-V instret)
-
-    @property
-    def ram_bytes(self) -> int:
-        return self.ram[1]
-
-    @property
-    def flash_bytes(self) -> int:
-        return self.flash[1]
-
-    def memory_map_flags(self) -> list[str]:
-        """Linker flags placing flash and RAM for picolibc's default linker script."""
-        return [f"-Wl,--defsym=__flash={self.flash[0]:#x}", f"-Wl,--defsym=__flash_size={self.flash[1]:#x}",
-                f"-Wl,--defsym=__ram={self.ram[0]:#x}", f"-Wl,--defsym=__ram_size={self.ram[1]:#x}"]
-
-
-def _arm(name, core, mcpu, fp, flash, ram, shift, note=""):
-    flags = (f"-mcpu={mcpu}",) + fp
-    return Machine(name, core, "arm", flags, flash, ram, "qemu-system-arm", ("-M", name), shift,
-                   fpu="-mfloat-abi=hard" in fp, note=note)
-
-
-_SOFT = ("-mfloat-abi=soft",)
-MACHINES: dict[str, Machine] = {
-    m.name: m
-    for m in (
-        # SysTick clocks under QEMU 7.2: microbit 16 MHz, mps2 25 MHz, an505 20 MHz,
-        # an547 32 MHz, netduinoplus2 168 MHz; the shift makes one instruction >= one tick.
-        _arm("microbit", "cortex-m0", "cortex-m0", _SOFT, (0x0, 0x40000), (0x20000000, 0x4000), 6,
-             "nRF51822: 256 KiB flash, 16 KiB RAM"),
-        _arm("mps2-an385", "cortex-m3", "cortex-m3", _SOFT, (0x0, 0x400000), (0x20000000, 0x100000), 6),
-        _arm("mps2-an386", "cortex-m4", "cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-             (0x0, 0x400000), (0x20000000, 0x100000), 6),
-        _arm("mps2-an500", "cortex-m7", "cortex-m7", ("-mfloat-abi=hard", "-mfpu=fpv5-d16"),
-             (0x0, 0x400000), (0x20000000, 0x100000), 6),
-        _arm("mps2-an505", "cortex-m33", "cortex-m33", ("-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
-             (0x10000000, 0x400000), (0x38000000, 0x100000), 6),
-        _arm("mps3-an547", "cortex-m55", "cortex-m55", ("-mfloat-abi=hard",),
-             (0x0, 0x80000), (0x20000000, 0x80000), 5, "ITCM 512 KiB, DTCM 512 KiB"),
-        _arm("netduinoplus2", "cortex-m4", "cortex-m4", ("-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-             (0x08000000, 0x100000), (0x20000000, 0x20000), 3, "STM32F405: 1 MiB flash, 128 KiB RAM"),
-        Machine("riscv32-virt", "rv32imc", "riscv", ("-march=rv32imc", "-mabi=ilp32"),
-                (0x80000000, 0x400000), (0x80400000, 0x400000), "qemu-system-riscv32",
-                ("-M", "virt", "-bios", "none"), 0, fpu=False, note="the ESP32-C3 ISA",
-                exact_counter=True),
-        Machine("host", "host", "host", (), (0, 0), (0, 0), None, note="native build, no QEMU"),
-    )
-}
-
-
-def qemu_machines() -> list[str]:
-    """Names accepted by ``bnnembed qemu --machine`` (the host build is for tests)."""
-    return [name for name, m in MACHINES.items() if m.qemu]
-
-
-def get_machine(name: str) -> Machine:
-    try:
-        return MACHINES[name]
-    except KeyError:
-        raise BnnError(f"unknown machine '{name}'; choose one of: {', '.join(MACHINES)}") from None
-
-
-def require_tool(exe: str, apt: str) -> str:
-    path = shutil.which(exe)
-    if path is None:
-        raise BnnError(f"{exe} not found; install it with: sudo apt-get install {apt}")
-    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,107 +63,11 @@ def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
                      options: BuildOptions = BuildOptions()) -> Path:
     """Generate the model sources into ``workdir`` and compile the test driver; returns the ELF."""
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    tc = TOOLCHAINS[machine.toolchain]
-    cc = require_tool(tc.cc, tc.apt)
-    for name, text in render_model_sources(artifact, options.encoding).items():
-        (work / name).write_text(text)
-    fw = resource_dir("firmware")
-    sources = [str(work / "bnn_model.c")] + [str(fw / n) for n in RUNTIME_FILES if n.endswith(".c")]
-    sources.append(str(fw / "test" / "bnn_test_main.c"))
-    elf = work / "fw.elf"
-    cmd = [cc, *tc.base_flags, *machine.cflags, options.opt, "-std=c99", "-Wall", "-Wextra",
-           "-Werror", f"-DBNN_POPCOUNT_STRATEGY={int(options.popcount)}", f"-I{work}", f"-I{fw}",
-           *options.extra_cflags]
-    if machine.qemu:
-        cmd += [
-            *machine.memory_map_flags(),
-        ]
-    cmd += [*sources, "-o", str(elf)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
-    if proc.returncode != 0:
-        err = proc.stderr.strip()
-        m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", err)
-        if m:
-            size = machine.flash[1] if m.group(1).lower().startswith("flash") else machine.ram[1]
-            raise BnnError(
-                f"the model does not fit {machine.name}: {m.group(1)} ({size} bytes) overflowed by "
-                f"{m.group(2)} bytes; use a machine with more memory or a smaller model"
-            )
-        raise BnnError(f"compiling for {machine.name} failed:\n{err[-3000:]}")
-    return elf
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Bytes of the model tables and of the runtime code in an ELF (from its symbol sizes)."""
-
-    model_flash: int
-    model_ram: int
-    runtime_flash: int
-    runtime_ram: int
-    popcountsi2: bool  # does the ELF contain libgcc's __popcountsi2?
-
-    @property
-    def flash_bytes(self) -> int:
-        return self.model_flash + self.runtime_flash
-
-    @property
-    def ram_bytes(self) -> int:
-        return self.model_ram + self.runtime_ram
-
-
-def elf_symbols(elf: str | os.PathLike, machine: Machine) -> list[tuple[str, str, int]]:
-    """``(name, nm type letter, size)`` of every sized symbol."""
-    tc = TOOLCHAINS[machine.toolchain]
-    nm = require_tool(tc.nm, tc.apt)
-    out = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    syms = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4:
-            syms.append((parts[3], parts[2], int(parts[1], 16)))
-        elif len(parts) == 3 and parts[1] in "TtUuw":
-            syms.append((parts[2], parts[1], 0))
-    return syms
-
-
-_MODEL_SYMBOL = re.compile(
-    r"^bnn_(model|encoder|feature_index|offsets|thresholds|thresholds_q|feature_shift|input_bits"
-    r"|scratch_[ab]|upper|lower)(_l\d+_(weights|max_mismatch)|_layers)?$"
-)
-
-
-def elf_sizes(elf: str | os.PathLike, machine: Machine) -> Sizes:
-    """Flash and RAM of the model (generated tables and buffers) and the runtime (code).
-
-    Symbols named by the model template are the model, every other ``bnn_`` symbol is the
-    runtime. A symbol is in RAM if its address lies in the machine's RAM region (on the host: by
-    its nm type); initialised data counts in both flash and RAM.
-    """
-    tc = TOOLCHAINS[machine.toolchain]
-    nm = require_tool(tc.nm, tc.apt)
-    out = subprocess.run([nm, "-S", "--defined-only", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    model_flash = model_ram = rt_flash = rt_ram = 0
-    popc = "popcountsi2" in out or "popcountdi2" in out
-    lo, size = machine.ram
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) != 4 or not parts[3].startswith("bnn_"):
-            continue
-        addr, nbytes, kind, name = int(parts[0], 16), int(parts[1], 16), parts[2].lower(), parts[3]
-        in_ram = (lo <= addr < lo + size) if machine.qemu else kind in "bdcs"
-        flash = nbytes if (not in_ram or kind == "d") else 0
-        ram = nbytes if in_ram else 0
-        if _MODEL_SYMBOL.match(name):
-            model_flash += flash
-            model_ram += ram
-        else:
-            rt_flash += flash
-            rt_ram += ram
-    return Sizes(model_flash, model_ram, rt_flash, rt_ram, popc)
+    sources = write_model_build(artifact, work, options.encoding)
+    sources.append(firmware_dir() / "test" / "bnn_test_main.c")
+    return compile_elf(machine, sources, work / "fw.elf", include_dirs=(work, firmware_dir()),
+                       defines={"BNN_POPCOUNT_STRATEGY": int(options.popcount)}, opt=options.opt,
+                       extra_cflags=options.extra_cflags)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,8 +101,13 @@ def write_rows(path: Path, X: np.ndarray, encoding: Encoding) -> None:
         fh.write(data.tobytes())
 
 
+def qemu_exe(machine: Machine) -> str:
+    """Path of the machine's emulator, or an error naming its apt package."""
+    return require_tool(machine.qemu, machine.qemu_package)
+
+
 def qemu_command(machine: Machine, elf: Path, out_file: Path) -> list[str]:
-    exe = require_tool(machine.qemu, QEMU_APT.get(machine.qemu, "qemu-system-misc"))
+    exe = qemu_exe(machine)
     return [
         exe, *machine.qemu_args, "-display", "none", "-monitor", "none", "-serial", "none",
         "-chardev", f"file,id=bnnout,path={out_file}",
@@ -412,7 +195,7 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
     if isinstance(machine, str):
         machine = get_machine(machine)
     if machine.qemu:
-        require_tool(machine.qemu, QEMU_APT.get(machine.qemu, "qemu-system-misc"))
+        qemu_exe(machine)
     encoding = Encoding(options.encoding)
     Xd = device_inputs(artifact, X, encoding)
     tmp = None

@@ -30,23 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._resources import resource_dir
-from ..render.c import RUNTIME_FILES, Encoding, render_model_sources
 from ..errors import BnnError
-from ..model.intmodel import Decision, invalid_rows
 from ..link.protocol import model_tag
+from ..model.intmodel import Decision, invalid_rows
+from ..render.quantize import Encoding
+from .machines import MACHINES, Machine, get_machine
+from .qemu import qemu_exe, write_rows
+from .toolchain import compile_elf, firmware_dir, write_model_build
 
 #: QEMU machines whose UART0 is a CMSDK APB UART the firmware port drives: its base address and
-#: the processor clock SysTick counts (QEMU 7.2: hw/arm/mps2.c 25 MHz; hw/arm/mps2-tz.c 20 MHz).
-#: The an505 is a TrustZone machine: the firmware runs in the secure state and its peripherals sit
-#: behind protection controllers that default to secure-only, so UART0 is reached through the
-#: secure alias 0x50200000 (the non-secure address is 0x40200000).
-SIM_UARTS = {
-    "mps2-an385": (0x40004000, 25_000_000),
-    "mps2-an386": (0x40004000, 25_000_000),
-    "mps2-an500": (0x40004000, 25_000_000),
-    "mps2-an505": (0x50200000, 20_000_000),
-}
+#: the processor clock SysTick counts (``cmsdk_uart`` and ``cpu_hz`` in machines.toml).
+SIM_UARTS = {m.name: (m.cmsdk_uart, m.cpu_hz) for m in MACHINES.values() if m.cmsdk_uart}
 #: Sources every deferral build compiles besides the model and the runtime (firmware/ relative).
 APP_SOURCES = ("bnn_protocol.c", "bnn_app.c", "bnn_uart_cmsdk.c")
 SIM_SENTINEL = "BNN-SIM-DONE"
@@ -86,9 +80,7 @@ class SimulationResult:
     summary: dict = field(default_factory=dict)
 
 
-def sim_machine(name: str):
-    from .qemu import get_machine
-
+def sim_machine(name: str) -> Machine:
     m = get_machine(name)
     if name not in SIM_UARTS:
         raise BnnError(f"machine '{name}' has no UART port for the deferral link yet; "
@@ -96,45 +88,35 @@ def sim_machine(name: str):
     return m
 
 
-def uart_flags(machine_name: str) -> list[str]:
-    """-D flags placing the CMSDK UART port (firmware/bnn_uart_cmsdk.c) on ``machine_name``."""
+def uart_defines(machine_name: str) -> dict[str, str]:
+    """Defines placing the CMSDK UART port (firmware/bnn_uart_cmsdk.c) on ``machine_name``."""
     base, hz = SIM_UARTS[machine_name]
-    return [f"-DBNN_UART_BASE={base:#x}u", f"-DBNN_IO_CPU_HZ={hz}u"]
+    return {"BNN_UART_BASE": f"{base:#x}u", "BNN_IO_CPU_HZ": f"{hz}u"}
+
+
+def link_defines(link: LinkSettings, report_macro: str) -> dict[str, str]:
+    """The device end of the link as compiled in (``report_macro``: the driver's report switch)."""
+    return {report_macro: str(int(link.report)), "BNN_LINK_TIMEOUT_MS": f"{link.timeout_ms}u",
+            "BNN_LINK_MAX_ATTEMPTS": f"{link.attempts}u"}
 
 
 def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
                          link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = ()) -> Path:
     """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF."""
-    from .qemu import TOOLCHAINS, require_tool
-
     m = sim_machine(machine_name)
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    tc = TOOLCHAINS[m.toolchain]
-    cc = require_tool(tc.cc, tc.apt)
-    for name, text in render_model_sources(artifact, Encoding.FLOAT).items():
-        (work / name).write_text(text)
-    fw = resource_dir("firmware")
-    sources = [str(work / "bnn_model.c")] + [str(fw / n) for n in RUNTIME_FILES if n.endswith(".c")]
-    sources += [str(fw / n) for n in APP_SOURCES] + [str(fw / "test" / "bnn_defer_main.c")]
-    elf = work / "sim.elf"
-    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{work}", f"-I{fw}",
-           f"-DBNN_MODEL_TAG={model_tag(artifact.model_hash):#x}u", f"-DBNN_SESSION={session:#x}u",
-           *uart_flags(machine_name), f"-DBNN_SIM_REPORT={int(link.report)}",
-           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
-           *m.memory_map_flags(),
-           *extra_cflags, *sources, "-o", str(elf)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
-    if proc.returncode != 0:
-        raise BnnError(f"compiling the deferral firmware for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
-    return elf
+    fw = firmware_dir()
+    sources = write_model_build(artifact, work, Encoding.FLOAT)
+    sources += [fw / n for n in APP_SOURCES] + [fw / "test" / "bnn_defer_main.c"]
+    defines = {"BNN_MODEL_TAG": f"{model_tag(artifact.model_hash):#x}u", "BNN_SESSION": f"{session:#x}u",
+               **uart_defines(machine_name), **link_defines(link, "BNN_SIM_REPORT")}
+    return compile_elf(m, sources, work / "sim.elf", include_dirs=(work, fw), defines=defines,
+                       extra_cflags=extra_cflags, what="the deferral firmware")
 
 
 def qemu_link_command(machine_name: str, elf: Path, out_file: Path, port: int) -> list[str]:
-    from .qemu import QEMU_APT, require_tool
-
     m = sim_machine(machine_name)
-    exe = require_tool(m.qemu, QEMU_APT.get(m.qemu, "qemu-system-misc"))
+    exe = qemu_exe(m)
     return [
         exe, *m.qemu_args, "-display", "none", "-monitor", "none",
         "-chardev", f"socket,id=link,host=127.0.0.1,port={port},reconnect=1,nodelay=on",
@@ -166,8 +148,6 @@ def _run_linked_qemu(machine_name: str, elf: Path, work: Path, out_name: str, po
 def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
                      timeout: float | None = None) -> DeviceRun:
     """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``."""
-    from .qemu import write_rows
-
     work = Path(workdir)
     X = np.ascontiguousarray(X, dtype=np.float32)
     write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
@@ -205,37 +185,27 @@ def compile_example_app(artifact, machine_name: str, workdir, *, session: int, b
                         link: LinkSettings = LinkSettings()) -> Path:
     """Compile the generated PlatformIO project's ``src/main.c`` unchanged for a QEMU machine.
 
-    The project is written by :func:`~bnnembed.render.c.write_board_project` for ``board``; its
+    The project is written by :func:`~bnnembed.render.project.write_board_project` for ``board``; its
     sources (main.c, the model, the runtime library with the link and ``bnn_app.c``) are built
     with the QEMU port ``firmware/test/bnn_port_semihost.c`` (console over semihosting) and the
     CMSDK UART link ``firmware/bnn_uart_cmsdk.c`` in place of the board's framework port.
     """
+    from ..render.project import RUNTIME_LIBRARY, write_board_project
     from .boards import get_board
-    from ..render.c import RUNTIME_LIBRARY, write_board_project
-    from .qemu import TOOLCHAINS, require_tool
 
     m = sim_machine(machine_name)
     work = Path(workdir)
     project = work / "project"
     brd = get_board(board)
     write_board_project(artifact, brd, project, Encoding.FLOAT)
-    tc = TOOLCHAINS[m.toolchain]
-    cc = require_tool(tc.cc, tc.apt)
-    fw = resource_dir("firmware")
+    fw = firmware_dir()
     lib = project / "lib" / RUNTIME_LIBRARY / "src"
     sources = [project / "src" / "main.c", project / "src" / "bnn_model.c", *sorted(lib.glob("*.c")),
                fw / "test" / "bnn_port_semihost.c", fw / "bnn_uart_cmsdk.c"]
-    elf = work / "app.elf"
-    cmd = [cc, *tc.base_flags, *m.cflags, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
-           f"-I{project / 'src'}", f"-I{lib}", f"-DBNN_POPCOUNT_STRATEGY={int(brd.popcount)}",
-           f"-DBNN_SESSION={session:#x}u", *uart_flags(machine_name), f"-DBNN_APP_REPORT={int(link.report)}",
-           f"-DBNN_LINK_TIMEOUT_MS={link.timeout_ms}u", f"-DBNN_LINK_MAX_ATTEMPTS={link.attempts}u",
-           *m.memory_map_flags(),
-           *map(str, sources), "-o", str(elf)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work)
-    if proc.returncode != 0:
-        raise BnnError(f"compiling the example application for {machine_name} failed:\n{proc.stderr.strip()[-3000:]}")
-    return elf
+    defines = {"BNN_POPCOUNT_STRATEGY": int(brd.popcount), "BNN_SESSION": f"{session:#x}u",
+               **uart_defines(machine_name), **link_defines(link, "BNN_APP_REPORT")}
+    return compile_elf(m, sources, work / "app.elf", include_dirs=(project / "src", lib), defines=defines,
+                       what="the example application")
 
 
 def run_example_app(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,

@@ -1,8 +1,9 @@
 """A small builder for mixed-integer programs, solved with HiGHS through highspy.
 
 Variables and rows are accumulated in Python (rows as sparse index/value arrays) and handed to
-HiGHS in one column-wise matrix. Solves run single-threaded under a time limit. Coefficients
-HiGHS would ignore are replaced by a relaxation of their row (see ``SMALL_COEFFICIENT``).
+HiGHS in one column-wise matrix (:meth:`MilpBuilder.highs_lp`, the one place it is assembled).
+Solves run single-threaded under a time limit. Coefficients HiGHS would ignore are replaced by
+a relaxation of their row (see ``SMALL_COEFFICIENT``).
 """
 
 from __future__ import annotations
@@ -118,20 +119,12 @@ class MilpBuilder:
         for i, v in zip(np.asarray(idx).tolist(), np.asarray(val, dtype=np.float64).tolist()):
             self.cost[i] += v
 
-    def solve(self, time_limit: float, *, maximize: bool = False, objective_target: float | None = None,
-              mip_rel_gap: float | None = None, verbose: bool = False) -> Solution:
+    def highs_lp(self, *, maximize: bool = False):
+        """The model as one ``highspy.HighsLp``: bounds, costs, rows as a column-wise matrix, and
+        integrality when some variable is integer (for :meth:`solve`, or for a caller that keeps
+        one HiGHS instance and changes its objective, as the LP tightening does)."""
         import highspy
 
-        t0 = time.perf_counter()
-        h = _new_highs()
-        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
-        if verbose:
-            h.setOptionValue("output_flag", True)
-        if mip_rel_gap is not None:
-            h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-        if objective_target is not None:
-            # HiGHS minimises internally; the target is in the user's objective sense
-            h.setOptionValue("objective_target", float(objective_target))
         lp = highspy.HighsLp()
         n, m = len(self.lb), len(self.row_lo)
         lp.num_col_, lp.num_row_ = n, m
@@ -158,6 +151,23 @@ class MilpBuilder:
         if any(self.integer):
             lp.integrality_ = [highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous
                                for b in self.integer]
+        return lp
+
+    def solve(self, time_limit: float, *, maximize: bool = False, objective_target: float | None = None,
+              mip_rel_gap: float | None = None, verbose: bool = False) -> Solution:
+        import highspy
+
+        t0 = time.perf_counter()
+        h = _new_highs()
+        h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
+        if verbose:
+            h.setOptionValue("output_flag", True)
+        if mip_rel_gap is not None:
+            h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        if objective_target is not None:
+            # HiGHS minimises internally; the target is in the user's objective sense
+            h.setOptionValue("objective_target", float(objective_target))
+        lp = self.highs_lp(maximize=maximize)
         if h.passModel(lp) == highspy.HighsStatus.kError:
             raise RuntimeError("HiGHS refused the model (see its log)")
         h.run()

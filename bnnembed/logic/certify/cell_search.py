@@ -42,10 +42,12 @@ import numpy as np
 from ...model.encoding import Thermometer
 from ...model.intervals import LevelBoxes
 from ...model.intmodel import BoundNet, bound_scores
-from .dnn_milp import Sides, Status, VerifyConfig, _grad_slack, runtime_says, verify_box
+from .attack import _grad_slack
+from .claims import Sides, runtime_says
+from .dnn_milp import Status, VerifyConfig, verify_box
 from .domain import DomainConfig, DomainResult
 from .explanations import level_box
-from .onnx_net import PlNet
+from .plnet import PlNet
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Query, for the upper bound (the lower bound is symmetric with ``no``)::
 
 over the domain ``D`` = a box of raw inputs (per feature min/max of the training data unless the
 user gives others). The bound enters as MILP rows (:mod:`.bound_milp`), the DNN as a big-M ReLU
-encoding (:mod:`.dnn_milp`), the two sharing the input variables. Infeasible means the bound is
+encoding (:mod:`.milp_encode`), the two sharing the input variables. Infeasible means the bound is
 sound on all of ``D``: wherever it answers, the DNN agrees.
 
 The solver *maximises* the score, so its dual bound ``S`` is itself a proof: no counterexample has
@@ -40,8 +40,10 @@ from ...model.encoding import Thermometer
 from ...model.intmodel import BoundNet, bound_answers, bound_scores
 from ._milp import MilpBuilder
 from .bound_milp import bound_rows, snap_to_bits, thermometer_rows
-from .dnn_milp import Sides, VerifyConfig, add_refutation, encode_dnn, runtime_says, tighten_bounds
-from .onnx_net import PlNet
+from .claims import Sides, runtime_says
+from .dnn_milp import tighten_bounds
+from .milp_encode import add_refutation, encode_dnn
+from .plnet import PlNet
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ sound explanation of the DNN's decision on the domain::
 
 The MILP uses the closed box (``x_f <= t_L`` instead of ``< t_L``): a superset of ``R_E``, so a
 certificate covers ``R_E``; a counterexample on such a face is moved to ``nextafter(t_L, -inf)``
-before it is replayed (:func:`~.dnn_milp.to_float32_in_box`).
+before it is replayed (:func:`~.attack.to_float32_in_box`).
 
 The ceiling (reported as ``cell``): a row can only have a certified explanation if the DNN
 gives one decision on the input's whole cell (every kept feature pinned to its level), since
@@ -39,8 +39,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...model.encoding import Thermometer
-from .dnn_milp import BoxResult, Sides, Status, VerifyConfig, _grad_slack, verify_box
-from .onnx_net import PlNet
+from .attack import _grad_slack
+from .claims import Sides
+from .dnn_milp import BoxResult, Status, VerifyConfig, verify_box
+from .plnet import PlNet
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
     keeps what it did)."""
     from ..explain import Explainer
     from ...model.intmodel import Decision
-    from .onnx_net import read_onnx
+    from .onnx_read import read_onnx
 
     net = read_onnx(art.certify_onnx())
     dnn = art.load_dnn()

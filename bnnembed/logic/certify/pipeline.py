@@ -13,7 +13,7 @@ from ...artifact import SPLIT, Artifact
 from ...learn.data import Dataset
 from ...errors import BnnError
 from .domain import DomainConfig, certify_domain, coverage_at, data_box
-from .onnx_net import read_onnx
+from .onnx_read import read_onnx
 
 
 def split_of(art: Artifact, ds: Dataset) -> dict[str, np.ndarray] | None:
