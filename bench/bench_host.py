@@ -22,7 +22,8 @@ import numpy as np
 
 from bnnembed.link import protocol as P
 from bnnembed.artifact import load_artifact
-from bnnembed.link.host import TcpListen, start_host
+from bnnembed.link.endpoints import TcpListen
+from bnnembed.link.service import start_host
 
 
 def main() -> None:

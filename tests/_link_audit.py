@@ -21,7 +21,8 @@ from _fault_proxy import FaultProxy  # noqa: E402
 from bnnembed.link import protocol as P  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.link.decision_log import DecisionLog  # noqa: E402
-from bnnembed.link.host import TcpListen, start_host  # noqa: E402
+from bnnembed.link.endpoints import TcpListen  # noqa: E402
+from bnnembed.link.service import start_host  # noqa: E402
 from bnnembed.model.intmodel import Decision  # noqa: E402
 
 

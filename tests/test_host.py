@@ -22,7 +22,9 @@ from bnnembed.cli import main  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.model.decision_id import decision_id  # noqa: E402
 from bnnembed.link.decision_log import DecisionLog  # noqa: E402
-from bnnembed.link.host import HostCore, TcpListen, start_host  # noqa: E402
+from bnnembed.link.host import HostCore  # noqa: E402
+from bnnembed.link.endpoints import TcpListen  # noqa: E402
+from bnnembed.link.service import start_host  # noqa: E402
 from bnnembed.model.intmodel import Decision  # noqa: E402
 
 

@@ -23,7 +23,8 @@ from host_fixtures import make_host_artifact  # noqa: E402
 from bnnembed.link import protocol as P  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.link.decision_log import DecisionLog  # noqa: E402
-from bnnembed.link.host import SerialPort, TcpListen, start_host  # noqa: E402
+from bnnembed.link.endpoints import SerialPort, TcpListen  # noqa: E402
+from bnnembed.link.service import start_host  # noqa: E402
 from bnnembed.model.intmodel import Decision  # noqa: E402
 
 

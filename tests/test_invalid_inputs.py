@@ -32,7 +32,9 @@ from bnnembed.device.boards import get_board  # noqa: E402
 from bnnembed.learn.data import Dataset, load_data  # noqa: E402
 from bnnembed.link.decision_log import DecisionLog  # noqa: E402
 from bnnembed.errors import BnnError  # noqa: E402
-from bnnembed.link.host import HostCore, TcpListen, start_host  # noqa: E402
+from bnnembed.link.host import HostCore  # noqa: E402
+from bnnembed.link.endpoints import TcpListen  # noqa: E402
+from bnnembed.link.service import start_host  # noqa: E402
 from bnnembed.model.intmodel import Decision, decide, invalid_rows  # noqa: E402
 from bnnembed.predict import predict, write_predictions_csv  # noqa: E402
 from bnnembed.device.qemu import SCORE_NONE, BuildOptions, check_against_numpy, numpy_reference, run_on_qemu  # noqa: E402

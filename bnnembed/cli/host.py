@@ -69,7 +69,9 @@ def register(sub) -> None:
 
 def run_host(args) -> int:
     from ..artifact import load_artifact
-    from ..link.host import HostService, HostCore, open_endpoint
+    from ..link.service import HostService
+    from ..link.host import HostCore
+    from ..link.endpoints import open_endpoint
     from ..link.decision_log import DecisionLog, default_log_path
 
     art = load_artifact(args.artifact)

@@ -5,7 +5,7 @@
 (``firmware/bnn_app.c``: ``bnn_app_handle`` decides, defers UNKNOWNs, retries, reports) and the
 CMSDK UART port (``firmware/bnn_uart_cmsdk.c``) around the driver
 ``firmware/test/bnn_defer_main.c``, which only reads rows and prints results, for a QEMU mps2 machine, starts a
-:class:`~bnnembed.link.host.HostService` listening on 127.0.0.1, and runs QEMU with the UART attached
+:class:`~bnnembed.link.service.HostService` listening on 127.0.0.1, and runs QEMU with the UART attached
 to it (``-chardev socket,...,reconnect=1 -serial chardev:...``). The rows reach the firmware
 through semihosting (the stand-in for a sensor); every UNKNOWN row is deferred over the UART,
 every decided row is reported, and the firmware prints what it ended with. The result has the
@@ -295,7 +295,8 @@ def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label:
     and this is how rows the device must decide INVALID reach it (tests, replayed sensor logs).
     """
     from ..artifact import load_artifact
-    from ..link.host import TcpListen, start_host
+    from ..link.endpoints import TcpListen
+    from ..link.service import start_host
 
     art = load_artifact(artifact_dir)
     sim_machine(machine)
