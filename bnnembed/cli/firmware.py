@@ -60,7 +60,7 @@ def run_codegen(args) -> int:
 
     board = get_board(args.board)
     artifact = load_artifact(args.artifact)
-    files = write_board_project(artifact, board, args.out, args.encoding)
+    files = write_board_project(artifact.model, board, args.out, args.encoding)
     fp = check_budget(artifact, board, args.encoding)
     print(f"wrote {len(files)} files to {args.out} for {board.name} ({board.core})")
     print(f"model tables: {fp.flash_bytes} bytes flash of {board.model_flash_budget}, "

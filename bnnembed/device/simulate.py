@@ -197,7 +197,7 @@ def compile_example_app(artifact, machine_name: str, workdir, *, session: int, b
     work = Path(workdir)
     project = work / "project"
     brd = get_board(board)
-    write_board_project(artifact, brd, project, Encoding.FLOAT)
+    write_board_project(artifact.model, brd, project, Encoding.FLOAT)
     fw = firmware_dir()
     lib = project / "lib" / RUNTIME_LIBRARY / "src"
     sources = [project / "src" / "main.c", project / "src" / "bnn_model.c", *sorted(lib.glob("*.c")),

@@ -80,7 +80,7 @@ def write_model_build(artifact, workdir: str | os.PathLike, encoding) -> list[Pa
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    for name, text in render_model_sources(artifact, encoding).items():
+    for name, text in render_model_sources(artifact.model, encoding).items():
         (work / name).write_text(text)
     fw = firmware_dir()
     return [work / "bnn_model.c"] + [fw / n for n in RUNTIME_FILES if n.endswith(".c")]

@@ -136,17 +136,17 @@ def template_env() -> Environment:
     )
 
 
-def banner_lines(artifact, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
+def banner_lines(model, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
     """Lines of the banner every generated file starts with."""
     encoding = Encoding(encoding)
-    enc = artifact.encoder
+    enc = model.encoder
     return [
         f"bnnembed {__version__} — generated — do not edit",
-        f"model hash: {artifact.model_hash}",
+        f"model hash: {model.model_hash}",
         f"input: {enc.n_features} features ({enc.n_kept} kept) -> {enc.n_bits} thermometer bits, "
         f"{encoding.value} encoding",
-        f"upper bound (answers yes): {_shape_text(artifact.upper)}, tau = {artifact.upper.tau}",
-        f"lower bound (answers no): {_shape_text(artifact.lower)}, tau = {artifact.lower.tau}",
+        f"upper bound (answers yes): {_shape_text(model.upper)}, tau = {model.upper.tau}",
+        f"lower bound (answers no): {_shape_text(model.lower)}, tau = {model.lower.tau}",
     ]
 
 
@@ -184,9 +184,9 @@ def _bound_context(net: BoundNet, name: str) -> dict:
     }
 
 
-def _encoder_context(artifact, encoding: Encoding) -> dict:
-    enc = artifact.encoder
-    names = list(artifact.feature_names)
+def _encoder_context(model, encoding: Encoding) -> dict:
+    enc = model.encoder
+    names = list(model.feature_names)
     features = []
     shifts, tq, exact = int16_scales(enc)
     for f in range(enc.n_kept):
@@ -216,10 +216,10 @@ def _encoder_context(artifact, encoding: Encoding) -> dict:
     }
 
 
-def model_context(artifact, encoding: Encoding | str = Encoding.FLOAT) -> dict:
+def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
     """Everything the model templates lay out, computed once here."""
     encoding = Encoding(encoding)
-    enc, upper, lower = artifact.encoder, artifact.upper, artifact.lower
+    enc, upper, lower = model.encoder, model.upper, model.lower
     _check_limits(enc, upper, lower)
     if upper.n_in != enc.n_bits or lower.n_in != enc.n_bits:
         raise BnnError(
@@ -228,12 +228,12 @@ def model_context(artifact, encoding: Encoding | str = Encoding.FLOAT) -> dict:
         )
     fp = model_footprint(enc, upper, lower, encoding)  # equal to the 32-bit ELF's (tests/test_qemu.py)
     return {
-        "banner": banner_lines(artifact, encoding),
+        "banner": banner_lines(model, encoding),
         "version": __version__,
-        "model_hash": artifact.model_hash,
+        "model_hash": model.model_hash,
         "encoding": encoding.value,
         "float_encoding": encoding is Encoding.FLOAT,
-        "encoder": _encoder_context(artifact, encoding),
+        "encoder": _encoder_context(model, encoding),
         "bounds": [_bound_context(upper, "upper"), _bound_context(lower, "lower")],
         "input_words": n_words(enc.n_bits),
         "hidden_words": hidden_words(upper, lower),
@@ -244,9 +244,9 @@ def model_context(artifact, encoding: Encoding | str = Encoding.FLOAT) -> dict:
     }
 
 
-def render_model_sources(artifact, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
-    """``{"bnn_model.h": text, "bnn_model.c": text}`` for an artifact."""
-    ctx = model_context(artifact, encoding)
+def render_model_sources(model, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
+    """``{"bnn_model.h": text, "bnn_model.c": text}`` for an model."""
+    ctx = model_context(model, encoding)
     env = template_env()
     return {name: env.get_template(f"model/{name}.j2").render(**ctx) for name in MODEL_FILES}
 
@@ -257,12 +257,12 @@ def runtime_sources() -> dict[str, str]:
     return {name: (fw / name).read_text() for name in RUNTIME_FILES}
 
 
-def write_model_sources(artifact, out_dir, encoding: Encoding | str = Encoding.FLOAT,
+def write_model_sources(model, out_dir, encoding: Encoding | str = Encoding.FLOAT,
                         with_runtime: bool = True) -> list[str]:
     """Write the generated model (and the runtime) into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = dict(render_model_sources(artifact, encoding))
+    files = dict(render_model_sources(model, encoding))
     if with_runtime:
         files.update(runtime_sources())
     paths = []

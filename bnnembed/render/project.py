@@ -25,12 +25,12 @@ APP_FILES = ("bnn_io.h", "bnn_protocol.h", "bnn_protocol.c", "bnn_app.h", "bnn_a
 PORT_FILES = {"arduino": "bnn_port_arduino.cpp", "espidf": "bnn_port_espidf.c"}
 
 
-def check_budget(artifact, board, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
+def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
     """Raise :class:`BnnError` naming the sizes if the model does not fit the board."""
-    fp = model_footprint(artifact.encoder, artifact.upper, artifact.lower, encoding)
+    fp = model_footprint(model.encoder, model.upper, model.lower, encoding)
     # the example application also keeps one feature vector in RAM, and the link its frame
     # buffers (a request payload, a reply frame; int16 models a float copy for deferrals)
-    n = artifact.encoder.n_features
+    n = model.encoder.n_features
     value = 4 if Encoding(encoding) is Encoding.FLOAT else 2 + 4
     ram = fp.ram_bytes + value * n + app_link_ram(n)
     if fp.flash_bytes > board.model_flash_budget:
@@ -55,11 +55,11 @@ def app_link_ram(n_features: int) -> int:
     return request + reply + reply // 254 + 2
 
 
-def render_board_project(artifact, board, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
+def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
     """Every file of the PlatformIO project for ``board``: relative path -> text."""
     encoding = Encoding(encoding)
-    fp = check_budget(artifact, board, encoding)
-    ctx = model_context(artifact, encoding)
+    fp = check_budget(model, board, encoding)
+    ctx = model_context(model, encoding)
     env = template_env()
     flags = list(board.build_flags) + [
         f"-D BNN_POPCOUNT_STRATEGY={int(board.popcount)}",
@@ -80,7 +80,7 @@ def render_board_project(artifact, board, encoding: Encoding | str = Encoding.FL
         f"lib/{RUNTIME_LIBRARY}/library.json": env.get_template("project/library.json.j2").render(**pctx),
         "src/main.c": env.get_template("project/main.c.j2").render(**pctx),
     }
-    for name, text in render_model_sources(artifact, encoding).items():
+    for name, text in render_model_sources(model, encoding).items():
         files[f"src/{name}"] = text
     for name, text in runtime_sources().items():
         files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = text
@@ -97,9 +97,9 @@ def render_board_project(artifact, board, encoding: Encoding | str = Encoding.FL
     return files
 
 
-def write_board_project(artifact, board, out_dir, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
+def write_board_project(model, board, out_dir, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
     """Write the PlatformIO project into ``out_dir``; returns the relative paths written."""
-    files = render_board_project(artifact, board, encoding)
+    files = render_board_project(model, board, encoding)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BnnError(f"{out} exists and is not a directory; choose another --out")
