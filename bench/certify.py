@@ -22,9 +22,7 @@ from bnnembed.logic.certify.dnn_milp import VerifyConfig
 from bnnembed.logic.certify.domain import DomainConfig
 from bnnembed.logic.certify.explanations import CertifyConfig, certify_rows, summarize
 from bnnembed.logic.certify.pipeline import default_rows, domain_box, run_domain
-from bnnembed.render.cnf import read_cnf_meta, write_cnf
 from bnnembed.learn.data import load_data
-from bnnembed.errors import BnnError
 from bnnembed.logic.explain import Explainer
 
 
@@ -48,10 +46,6 @@ def main() -> None:
         src, path = case.rsplit("=", 1)
         art = load_artifact(path)
         ds = load_data(src, positive=args.positive, require_labels=False)
-        try:
-            read_cnf_meta(art.path, art.model_hash)
-        except BnnError:
-            write_cnf(art.path)
         lo, hi, _ = domain_box(art, ds)
         t0 = time.perf_counter()
         with Explainer(art, seconds=args.explain_seconds) as ex:

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.render.cnf import CNF_JSON, encode_bound, read_dimacs
+from bnnembed.render.cnf import CNF_JSON, cnf_path, encode_bound, read_dimacs
 from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_answers
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
 
     art = load_artifact(args.artifact)
-    with open(os.path.join(args.artifact, CNF_JSON)) as fh:
+    with open(cnf_path(args.artifact, CNF_JSON)) as fh:
         meta = json.load(fh)
     ds = load_data(args.source)
     k = min(ds.n_rows, args.n) if args.real is None else min(args.real, ds.n_rows, args.n)
@@ -69,7 +69,7 @@ def main() -> None:
     ]
     for side, net in (("upper", art.upper), ("lower", art.lower)):
         t0 = time.perf_counter()
-        n_vars, n_clauses, flat = read_dimacs(os.path.join(args.artifact, meta["bounds"][side]["file"]))
+        n_vars, n_clauses, flat = read_dimacs(cnf_path(args.artifact, meta["bounds"][side]["file"]))
         mat = clause_matrix(flat)
         del flat
         cnf = encode_bound(net, art.encoder, meta["encoding"], count_only=True)  # variable meaning

@@ -8,6 +8,8 @@ Layout (documented in docs/artifact.md)::
     dnn.onnx        the DNN (or dnn.pt for TorchScript)
     metrics.json    test-split metrics, calibration record, baseline comparison
     dnn.export.onnx the TorchScript DNN exported to ONNX for 'certify' (when the export works)
+    workspace/      not part of the artifact: decision log, explanation store, certification
+                    results, CNF exports (see :func:`workspace_path`)
     split.npz       row indices of the train / calibration / test split (for the built-in data)
 
 Loading checks the format name, refuses a newer format version, and verifies every hash, so a
@@ -36,6 +38,21 @@ BOUNDS = "bounds.npz"
 METRICS = "metrics.json"
 SPLIT = "split.npz"
 ONNX_EXPORT = "dnn.export.onnx"  # a TorchScript DNN exported at build time, for 'certify'
+WORKSPACE = "workspace"  # what later commands compute from and about the artifact; never hashed
+
+
+def workspace_path(artifact_dir: str, name: str, create: bool = False) -> str:
+    """``DIR/workspace/NAME``: the decision log, the explanation store, certification results and
+    CNF exports live there, apart from the hashed, deployed artifact (safe to delete: each is
+    rebuilt or re-run on demand). An older artifact that keeps the file beside its manifest
+    goes on using it. ``create`` makes the folder (for writers)."""
+    legacy = os.path.join(artifact_dir, name)
+    new = os.path.join(artifact_dir, WORKSPACE, name)
+    if os.path.exists(legacy) and not os.path.exists(new):
+        return legacy
+    if create:
+        os.makedirs(os.path.dirname(new), exist_ok=True)
+    return new
 
 
 def sha256_file(path: str) -> str:
@@ -156,26 +173,6 @@ def write_manifest(path: str, manifest: dict) -> None:
     with open(os.path.join(path, MANIFEST), "w") as fh:
         json.dump(manifest, fh, indent=2, sort_keys=False)
         fh.write("\n")
-
-
-def register_files(path: str, *names: str) -> None:
-    """Add files (written by a later stage) to the manifest's hashed list."""
-    manifest = read_manifest(path)
-    for name in names:
-        manifest["files"][name] = None
-    write_manifest(path, manifest)
-
-
-def update_metrics(path: str, key: str, block: dict) -> None:
-    """Add or replace one block of metrics.json (e.g. ``certification``) and re-hash it."""
-    mpath = os.path.join(path, METRICS)
-    with open(mpath) as fh:
-        metrics = json.load(fh)
-    metrics[key] = block
-    with open(mpath, "w") as fh:
-        json.dump(metrics, fh, indent=2)
-        fh.write("\n")
-    register_files(path, METRICS)
 
 
 def read_manifest(path: str) -> dict:

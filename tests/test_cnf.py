@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _cnf_checker import clause_matrix, cnf_answers, cnf_decisions  # noqa: E402
 
 from bnnembed.artifact import load_artifact  # noqa: E402
-from bnnembed.render.cnf import CardEncoding, encode_bound, read_dimacs, split_clauses, write_cnf  # noqa: E402
+from bnnembed.render.cnf import CardEncoding, cnf_path, encode_bound, read_dimacs, split_clauses, write_cnf  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.model.encoding import fit_thermometer  # noqa: E402
 from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, forward_trace  # noqa: E402
@@ -98,11 +98,11 @@ def test_adder_size_and_order_constraints():
 
 def test_artifact_cnf_files(digits_artifact):
     art = load_artifact(digits_artifact)  # hashes of the registered CNF files verified
-    meta = json.load(open(os.path.join(digits_artifact, "cnf.json")))
+    meta = json.load(open(cnf_path(digits_artifact, "cnf.json")))
     assert meta["model_hash"] == art.model_hash
     for name, net in (("upper", art.upper), ("lower", art.lower)):
         vm = meta["bounds"][name]
-        n_vars, n_clauses, flat = read_dimacs(os.path.join(digits_artifact, vm["file"]))
+        n_vars, n_clauses, flat = read_dimacs(cnf_path(digits_artifact, vm["file"]))
         assert (n_vars, n_clauses) == (vm["n_vars"], vm["n_clauses"])
         cnf = encode_bound(net, art.encoder, meta["encoding"])
         assert sorted(map(tuple, split_clauses(flat))) == sorted(map(tuple, cnf.clause_lists()))
@@ -121,7 +121,7 @@ def test_equivalence_real_and_random_inputs(digits_artifact):
     levels = np.stack([rng.integers(0, k + 1, 300) for k in np.diff(art.encoder.offsets)], 1)
     rand = art.encoder.bits_from_levels(levels)
     bits = np.concatenate([real, rand])
-    n_vars, _, flat = read_dimacs(os.path.join(digits_artifact, "cnf_upper.cnf"))
+    n_vars, _, flat = read_dimacs(cnf_path(digits_artifact, "cnf_upper.cnf"))
     for net in (art.upper, art.lower):
         cnf = encode_bound(net, art.encoder)
         answers, _, n_solved = cnf_answers(cnf, bits)

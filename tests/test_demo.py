@@ -53,8 +53,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert _one(r"^demo finished: everything is in (.+)$", text).group(1) == str(out)
 
     # 1. build: the split and the test-split table are metrics.json's
-    for name in ("manifest.json", "bounds.npz", "dnn.onnx", "metrics.json", "split.npz", "cnf.json",
-                 "cnf_upper.cnf", "cnf_lower.cnf", "risk_coverage_upper.png", "risk_coverage_lower.png"):
+    for name in ("manifest.json", "bounds.npz", "dnn.onnx", "metrics.json", "split.npz",
+                 "risk_coverage_upper.png", "risk_coverage_lower.png", "workspace/cnf.json",
+                 "workspace/cnf_upper.cnf", "workspace/cnf_lower.cnf"):
         assert (art_dir / name).is_file(), name
     plots = _one(r"^risk-coverage plots: (\S+), (\S+)$", text)
     assert all(os.path.isfile(p) and os.path.getsize(p) > 0 for p in plots.groups())
@@ -114,7 +115,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (int(summary["records"]), int(summary["deferrals"]), int(summary["reports"])) == \
         (ROWS, n_unknown, ROWS - n_unknown)
     assert int(summary["refused"]) == 0
-    assert (art_dir / "decisions.sqlite").is_file()
+    assert (art_dir / "workspace" / "decisions.sqlite").is_file()
 
     # 6. explain: the first row the device decided, its decision and id recomputed here
     first = next(int(r["row"]) for r in sim if r["source"] == "bnn")

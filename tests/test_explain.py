@@ -10,7 +10,7 @@ from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact, write_artifact
 from bnnembed.cli import main
-from bnnembed.render.cnf import read_dimacs, split_clauses, write_cnf
+from bnnembed.render.cnf import cnf_path, read_dimacs, split_clauses, write_cnf
 from bnnembed.learn.data import load_data
 from bnnembed.logic.explain import Explainer
 from bnnembed.model.intmodel import BoundNet, IntLayer
@@ -43,7 +43,7 @@ def tiny(tmp_path_factory) -> str:
 
 
 def _solver(path, name):
-    _, _, flat = read_dimacs(os.path.join(path, f"cnf_{name}.cnf"))
+    _, _, flat = read_dimacs(cnf_path(path, f"cnf_{name}.cnf"))
     return Solver(name="g4", bootstrap_with=split_clauses(flat))
 
 
@@ -60,7 +60,7 @@ def test_abductive_sufficient_and_minimal(tiny):
     art = load_artifact(tiny)
     ds = load_data("breast_cancer")
     import json
-    meta = json.load(open(os.path.join(tiny, "cnf.json")))
+    meta = json.load(open(cnf_path(tiny, "cnf.json")))
     with Explainer(art, use_store=False) as ex:
         done = 0
         for i in range(40):
@@ -95,7 +95,7 @@ def test_contrastive_witness_and_minimal(tiny):
     art = load_artifact(tiny)
     ds = load_data("breast_cancer")
     import json
-    meta = json.load(open(os.path.join(tiny, "cnf.json")))
+    meta = json.load(open(cnf_path(tiny, "cnf.json")))
     kept = art.encoder.feature_index.tolist()
     n_feat = len(kept)
     computed = witnessed = 0
@@ -144,7 +144,7 @@ def test_verify_decided_rows_checked_independently(tiny, capsys):
     import json
     art = load_artifact(tiny)
     ds = load_data("breast_cancer")
-    meta = json.load(open(os.path.join(tiny, "cnf.json")))
+    meta = json.load(open(cnf_path(tiny, "cnf.json")))
     verdicts = set()
     for i in _decided_rows(art, ds.X, 8):
         assert main(["verify", tiny, "--data", "breast_cancer", "--row", str(i), "--radius", "1", "--json"]) == 0
@@ -182,12 +182,25 @@ def test_verify_and_lookup_cli(tiny, capsys):
     assert "out of range" in capsys.readouterr().err
 
 
-def test_missing_cnf_is_one_line_error(tmp_path, tiny, capsys):
+def test_explanations_need_no_cnf_files(tmp_path, tiny, capsys):
+    """The explainer encodes the bounds from the model in memory: an artifact whose workspace (CNF
+    export, explanation store) is gone explains the same, and the artifact itself is never
+    written to (its manifest and hashed files are unchanged)."""
+    import json
     import shutil
+
+    from bnnembed.artifact import WORKSPACE
+
     d = str(tmp_path / "nocnf")
     shutil.copytree(tiny, d)
-    os.remove(os.path.join(d, "cnf.json"))
-    # the manifest still lists cnf.json, so loading refuses it with a rebuild hint; a fresh
-    # artifact without any CNF gets the 'bnnembed cnf' hint
-    assert main(["explain", d, "--data", "breast_cancer", "--row", "0"]) == 2
-    assert capsys.readouterr().err.startswith("error:")
+    shutil.rmtree(os.path.join(d, WORKSPACE))
+    before = {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d) if os.path.isfile(os.path.join(d, f))}
+    assert main(["explain", d, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    without = json.loads(capsys.readouterr().out)
+    assert main(["explain", tiny, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    with_cnf = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in without.items() if k not in ("seconds", "cached", "sat_calls")} == \
+        {k: v for k, v in with_cnf.items() if k not in ("seconds", "cached", "sat_calls")}
+    after = {f: open(os.path.join(d, f), "rb").read() for f in before}
+    assert after == before and not os.path.exists(os.path.join(d, "cnf.json"))
+    assert os.path.exists(os.path.join(d, WORKSPACE, "explanations.sqlite"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
+
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from pysat.solvers import Solver
 
 from bnnembed.artifact import load_artifact, write_artifact
 from bnnembed.cli import main
-from bnnembed.render.cnf import read_dimacs, split_clauses, write_cnf
+from bnnembed.render.cnf import cnf_path, read_dimacs, split_clauses, write_cnf
 from bnnembed.learn.data import load_data
 from bnnembed.model.encoding import fit_thermometer
 from bnnembed.logic.explain import Explainer
@@ -84,7 +85,7 @@ def test_box_search_agrees_with_sat(small):
 
 def _dimacs_solver(path: str, name: str) -> Solver:
     """A solver of our own on the artifact's DIMACS file (not the explainer's oracle)."""
-    _, _, flat = read_dimacs(os.path.join(path, f"cnf_{name}.cnf"))
+    _, _, flat = read_dimacs(cnf_path(path, f"cnf_{name}.cnf"))
     return Solver(name="g4", bootstrap_with=split_clauses(flat))
 
 
@@ -109,7 +110,7 @@ def test_explanations_are_minimal_with_the_exact_oracle(small):
     pinned feature."""
     art = load_artifact(small)
     ds = load_data("breast_cancer")
-    meta = json.load(open(os.path.join(small, "cnf.json")))
+    meta = json.load(open(cnf_path(small, "cnf.json")))
     enc = art.encoder
     cols = enc.feature_index.tolist()
     rows = np.flatnonzero(art.decide(ds.X) != int(Decision.UNKNOWN))[:N_MINIMALITY_ROWS]
@@ -157,10 +158,18 @@ def test_batch_mode_writes_rows_in_order_and_fills_the_store(small, tmp_path, ca
     assert json.loads(capsys.readouterr().out)["cached"] is True
 
 
-def test_artifact_without_cnf_names_the_fix(tmp_path, capsys):
+def test_artifact_without_cnf_explains_and_exports_on_demand(tmp_path, capsys):
+    """Explanations need no CNF files (the oracle encodes the model in memory); 'bnnembed cnf'
+    exports the DIMACS files into the workspace, never into the hashed artifact."""
+    from bnnembed.artifact import WORKSPACE, read_manifest
+
     d = _random_artifact(str(tmp_path / "nocnf"), bits=2, cnf=False)
     for argv in (["explain", d, "--data", "breast_cancer", "--row", "0"],
                  ["verify", d, "--data", "breast_cancer", "--row", "0", "--radius", "1"]):
-        assert main(argv) == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "bnnembed cnf" in err, err
+        assert main(argv) == 0
+        capsys.readouterr()
+    files_before = dict(read_manifest(d)["files"])
+    assert main(["cnf", d]) == 0
+    assert f"{WORKSPACE}/cnf_upper.cnf" in capsys.readouterr().out
+    assert os.path.isfile(cnf_path(d, "cnf.json")) and os.path.dirname(cnf_path(d, "cnf.json")).endswith(WORKSPACE)
+    assert read_manifest(d)["files"] == files_before

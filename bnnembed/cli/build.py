@@ -72,7 +72,8 @@ def register(sub) -> None:
                         "several columns; for one, probability if the graph ends in Sigmoid or every output "
                         "on the data is in [0, 1], else logit. Recorded in the artifact")
     p.add_argument("--no-baseline", action="store_true", help="skip the one-network baseline")
-    p.add_argument("--no-cnf", action="store_true", help="skip writing the CNF of the bounds")
+    p.add_argument("--no-cnf", action="store_true",
+                   help="skip exporting the bounds' CNF (DIMACS) into the workspace (explanations do not need it)")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     p.set_defaults(func=run_build)
 
@@ -151,7 +152,7 @@ def run_build(args) -> int:
     if not args.no_cnf:
         from ..render.cnf import write_cnf
 
-        write_cnf(args.out)
+        write_cnf(args.out, model=res.model)
     if args.json:
         print(json.dumps(res.metrics, indent=2))
         return 0
@@ -176,15 +177,17 @@ def run_eval(args) -> int:
     ds = load_rows(args, art)
     m = evaluate(art, ds)
     if args.json:
-        cert = art.metrics.get("certification")
+        from ..logic.certify.report import certification_block
+
+        cert = certification_block(art)
         print(json.dumps({**m, **({"certification": cert} if cert else {})}, indent=2))
         return 0
     print(f"{ds.name}: {m['rows']} rows, against the DNN (delta={m['delta']:g}):")
     print(format_table({**m, "baseline": None}))
     print(f"cascade (bounds, DNN for unknowns) agrees with the DNN on {_pct(m['cascade_agreement']).strip()}")
-    from ..logic.certify.report import certification_lines
+    from ..logic.certify.report import certification_block, certification_lines
 
-    for line in certification_lines(art.metrics.get("certification")):  # recorded by 'certify'
+    for line in certification_lines(certification_block(art)):  # recorded by 'certify'
         print(line)
     print(f"note: {m['note']}")
     return 0

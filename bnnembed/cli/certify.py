@@ -79,7 +79,6 @@ def run_certify(args) -> int:
     art = load_artifact(args.artifact)
     ds = load_rows(args, art)
     art.certify_onnx()  # before any work: a DNN certify cannot read is refused in one line
-    _ensure_cnf(art)
     lo, hi, source = domain_box(art, ds, args.range)
     totals: dict = {"domain_source": source}
     record: dict = {}
@@ -171,17 +170,6 @@ def _looked_at(results, rows, limit) -> int:
     last = results[-1].row
     idx = [int(r) for r in rows]
     return idx.index(last) + 1
-
-
-def _ensure_cnf(art) -> None:
-    from ..render.cnf import read_cnf_meta, write_cnf
-    from ..errors import BnnError
-
-    try:
-        read_cnf_meta(art.path, art.model_hash)
-    except BnnError:
-        print(f"note: writing the bounds' CNF into {art.path} (needed for the explanations)", file=sys.stderr)
-        write_cnf(art.path)
 
 
 def _progress(total: int | None, quiet: bool, desc: str = "certify", unit: str = "row"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np
@@ -17,7 +16,7 @@ def register(sub) -> None:
     from ..render.cnf import CardEncoding, DEFAULT_ENCODING
     from ..logic.explain import Backend, Kind, Scope
 
-    p = sub.add_parser("cnf", help="(re)write the bounds' exact CNF (DIMACS + variable map) into an artifact")
+    p = sub.add_parser("cnf", help="export the bounds' exact CNF (DIMACS + variable map) into the artifact's workspace")
     p.add_argument("artifact", metavar="DIR")
     p.add_argument("--encoding", choices=[e.value for e in CardEncoding], default=DEFAULT_ENCODING.value,
                    help="cardinality encoding of the neurons (default %(default)s; see docs/cnf.md)")
@@ -68,9 +67,11 @@ def register(sub) -> None:
 def run_cnf(args) -> int:
     from ..render.cnf import write_cnf
 
+    from ..render.cnf import cnf_path
+
     meta = write_cnf(args.artifact, args.encoding)
     for name, b in meta["bounds"].items():
-        print(f"{name}: {b['file']}  {b['n_vars']} variables, {b['n_clauses']} clauses "
+        print(f"{name}: {cnf_path(args.artifact, b['file'])}  {b['n_vars']} variables, {b['n_clauses']} clauses "
               f"({b['n_clauses'] / max(b['n_synapses'], 1):.1f} per synapse), decision literal {b['decision']}")
     return 0
 
@@ -85,11 +86,9 @@ def _row(ds, n: int | None) -> np.ndarray:
 
 def run_explain(args) -> int:
     from ..artifact import load_artifact
-    from ..render.cnf import read_cnf_meta
     from ..logic.explain import Explainer
 
     art = load_artifact(args.artifact)
-    read_cnf_meta(art.path, art.model_hash)
     if args.all:
         if not args.data or not args.out:
             raise BnnError("--all needs --data SRC and --out FILE.jsonl")
@@ -118,11 +117,9 @@ def run_explain(args) -> int:
 
 def run_verify(args) -> int:
     from ..artifact import load_artifact
-    from ..render.cnf import read_cnf_meta
     from ..logic.explain import Explainer
 
     art = load_artifact(args.artifact)
-    read_cnf_meta(art.path, art.model_hash)
     if args.radius is not None and args.radius < 0:
         raise BnnError("--radius must be >= 0")
     with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:

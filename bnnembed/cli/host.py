@@ -17,7 +17,7 @@ def register(sub) -> None:
         "host", help="answer a device's deferrals with the DNN and log every request",
         description="Serve the deferral protocol (docs/protocol.md) for the artifact in DIR: run the DNN for "
         "every input the device defers, reply, and append every request and reply to the SQLite decision "
-        "log (DIR/decisions.sqlite unless --log). With --tcp every device connection is served at once; "
+        "log (DIR/workspace/decisions.sqlite unless --log). With --tcp every device connection is served at once; "
         "a serial port that goes away (a board resetting) is reopened with back-off and the gap logged. "
         "Runs until interrupted, SIGTERM or --max-seconds, and prints its statistics as one JSON line.",
     )
@@ -31,7 +31,7 @@ def register(sub) -> None:
     link.add_argument("--connect", metavar="HOST:PORT",
                       help="connect to a device bridge listening on HOST:PORT (e.g. QEMU with server=on)")
     p.add_argument("--baud", type=count(1), default=115200, help="serial baud rate (default 115200)")
-    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/workspace/decisions.sqlite)")
     p.add_argument("--max-seconds", type=positive_float, default=None,
                    help="stop after this many seconds (the summary line is printed on every exit)")
     p.add_argument("--idle-timeout", type=positive_float, default=120.0, metavar="S",
@@ -44,7 +44,7 @@ def register(sub) -> None:
                        description="Print the decision log of DIR: one line per request the device sent "
                        "(deferrals answered by the DNN, decisions the device reported), then a summary.")
     p.add_argument("artifact", metavar="DIR", help="artifact directory")
-    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/workspace/decisions.sqlite)")
     p.add_argument("--json", action="store_true", help="print one JSON object (records, summary, runs)")
     p.add_argument("--limit", type=count(1), default=None, metavar="N", help="only the last N records")
     p.set_defaults(func=run_log)
@@ -60,7 +60,7 @@ def register(sub) -> None:
     add_rows_args(p)
     p.add_argument("--rows", type=count(1), default=None, metavar="N", help="only the first N rows")
     p.add_argument("--out", required=True, type=out_file, metavar="FILE.csv", help="where to write the decisions")
-    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/decisions.sqlite)")
+    p.add_argument("--log", default=None, type=out_file, metavar="FILE", help="decision log (default DIR/workspace/decisions.sqlite)")
     p.add_argument("--no-report", action="store_true",
                    help="do not report the device's own decisions to the host (deferrals only)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import BnnError
 from ..link.protocol import model_tag
+from ..link.decision_log import default_log_path
 from ..model.intmodel import Decision, invalid_rows
 from ..render.quantize import Encoding
 from .machines import MACHINES, Machine, get_machine
@@ -328,7 +329,7 @@ def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label:
             log.close()
     summary = summarize(art, X, run, machine)
     summary.update(session=session, host=host_stats, log_records=int(n_records[0]),
-                   log_deferrals=int(n_records[1] or 0), log=log_path or os.path.join(art.path, "decisions.sqlite"))
+                   log_deferrals=int(n_records[1] or 0), log=log_path or default_log_path(art.path))
     if out:
         write_simulation_csv(run, out)
     return SimulationResult(machine, session, run, summary)

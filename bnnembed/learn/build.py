@@ -22,6 +22,7 @@ from .data import Dataset
 from .distill import augment_inputs, domain_inputs
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
 from ..model.encoding import fit_thermometer
+from ..model.model import Model
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores
 from .metrics import decision_metrics
@@ -52,6 +53,7 @@ class BuildResult:
     path: str
     metrics: dict
     notes: list[str] = field(default_factory=list)
+    model: Model | None = None  # what was written, for renderers that follow the build
 
 
 def auto_bits_per_feature(n_features: int) -> int:
@@ -316,7 +318,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
     write_artifact(out, manifest, encoder, upper, lower)
-    return BuildResult(out, metrics, notes)
+    model = Model(encoder, upper, lower, tuple(ds.feature_names), tuple(manifest["positive"]["values"]))
+    return BuildResult(out, metrics, notes, model)
 
 
 def _jsonable(v):

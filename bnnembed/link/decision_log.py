@@ -119,7 +119,10 @@ def _record(row) -> LogRecord:
 
 
 def default_log_path(artifact_dir: str) -> str:
-    return os.path.join(artifact_dir, LOG_NAME)
+    """``DIR/workspace/decisions.sqlite`` (or an older artifact's ``DIR/decisions.sqlite``)."""
+    from ..artifact import workspace_path
+
+    return workspace_path(artifact_dir, LOG_NAME)
 
 
 class DecisionLog:
@@ -133,6 +136,7 @@ class DecisionLog:
             if readonly:
                 self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
             else:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=10, check_same_thread=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")

@@ -1,25 +1,42 @@
-"""The certified share next to the statistical figures: the ``certification`` block of metrics.json."""
+"""The certified share next to the statistical figures: ``certification.json`` in the artifact's
+workspace (what ``certify`` found; artifacts certified before the workspace keep a
+``certification`` block in metrics.json, which is read the same way)."""
 
 from __future__ import annotations
 
 import json
 import os
 
-from ...artifact import METRICS, update_metrics
+from ...artifact import workspace_path
+
+CERTIFICATION = "certification.json"
+
+
+def certification_block(art) -> dict | None:
+    """The last ``certify`` results recorded for an artifact (None if never certified)."""
+    path = workspace_path(art.path, CERTIFICATION)
+    if os.path.exists(path):
+        with open(path) as fh:
+            return json.load(fh)
+    return art.metrics.get("certification")
 
 
 def update_metrics_certification(artifact_dir: str, summary: dict) -> dict:
-    """Merge ``summary`` into ``metrics.json["certification"]`` and re-register the file's hash.
+    """Merge ``summary`` into the workspace's ``certification.json`` (the artifact is not touched).
 
     ``summary`` holds any of ``explanations`` (totals of :func:`.explanations.summarize`) and
     ``domain`` (per bound, :meth:`.domain.DomainResult.to_dict` without the round log). Returns
     the new block.
     """
-    path = os.path.join(artifact_dir, METRICS)
-    with open(path) as fh:
-        block = dict(json.load(fh).get("certification") or {})
+    path = workspace_path(artifact_dir, CERTIFICATION, create=True)
+    block = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            block = json.load(fh)
     block.update(summary)
-    update_metrics(artifact_dir, "certification", block)
+    with open(path, "w") as fh:
+        json.dump(block, fh, indent=2)
+        fh.write("\n")
     return block
 
 

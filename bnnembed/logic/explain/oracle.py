@@ -8,10 +8,10 @@ carry over from query to query):
 - variables come from one :class:`pysat.formula.IDPool` keyed by meaning: ``("x", bit)`` for the
   thermometer input bits (shared by both bounds, variables ``1..n_bits``), ``("h", bound, layer,
   j)`` for neuron outputs, ``("not", target)`` for the selector of a negated target;
-- a bound's clauses are the artifact's exact CNF (:mod:`bnnembed.render.cnf`, the encoding recorded in
-  ``cnf.json``, re-encoded from the integer model and checked against the recorded variable and
-  clause counts); they are loaded on first use, so a query about the upper bound alone never
-  pays for the lower one;
+- a bound's clauses are its exact CNF (:mod:`bnnembed.render.cnf`, encoded from the integer model in
+  memory: the same clauses ``bnnembed cnf`` exports to DIMACS), or with the ``card`` backend its
+  neurons as native cardinality constraints; they are loaded on first use, so a query about the
+  upper bound alone never pays for the lower one;
 - a feature's level is pinned to ``[lo, hi]`` by at most two assumptions: bit ``lo-1`` is 1 and
   bit ``hi`` is 0 (the order constraints ``x_{k+1} => x_k`` do the rest);
 - a target is a conjunction of bound states (``upper answers``, ``lower does not answer``...);
@@ -34,8 +34,7 @@ from pysat.formula import IDPool
 from pysat.solvers import Solver
 
 from ...artifact import Artifact
-from ...render.cnf import CardEncoding, encode_bound, order_clauses, read_cnf_meta
-from ...errors import BnnError
+from ...render.cnf import DEFAULT_ENCODING, CardEncoding, encode_bound, order_clauses
 from ...model.intervals import LevelBoxes
 from ...model.intmodel import agreement_counts, bound_answers, combine, layer_forward
 from ...model.packing import pack_bits
@@ -95,10 +94,10 @@ class Oracle:
     """Incremental SAT over an artifact's CNFs, with features addressed by level ranges."""
 
     def __init__(self, art: Artifact, backend: "Backend | str" = "card", budget: int = 2_000,
-                 max_points: int = 64, probe: int = 500, node_budget: int = 200_000) -> None:
+                 max_points: int = 64, probe: int = 500, node_budget: int = 200_000,
+                 encoding: "CardEncoding | str" = DEFAULT_ENCODING) -> None:
         self.art = art
-        self.meta = read_cnf_meta(art.path, art.model_hash)
-        self.encoding = CardEncoding(self.meta["encoding"])
+        self.encoding = CardEncoding(encoding)  # the CNF backend's neuron encoding
         self.enc = art.encoder
         self.n_bits = self.enc.n_bits
         self.n_features = self.enc.n_kept
@@ -146,13 +145,7 @@ class Oracle:
 
     def _load_cnf(self, bound: Bound) -> None:
         net = self.nets[bound]
-        recorded = self.meta["bounds"][bound.value]
         cnf = encode_bound(net, self.enc, self.encoding)
-        if (cnf.n_vars, cnf.n_clauses) != (recorded["n_vars"], recorded["n_clauses"]):
-            raise BnnError(
-                f"{self.art.path}: the recorded CNF of the {bound.value} bound does not match the model; "
-                f"regenerate it with 'bnnembed cnf {self.art.path}'"
-            )
         offset = self.pool.top - self.n_bits
         for l, layer in enumerate(cnf.h_vars):
             for j, v in enumerate(layer):

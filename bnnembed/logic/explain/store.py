@@ -1,4 +1,4 @@
-"""Explanation lookups: a SQLite store next to the artifact (``DIR/explanations.sqlite``).
+"""Explanation lookups: a SQLite store in the artifact's workspace (``DIR/workspace/explanations.sqlite``).
 
 Every explanation is keyed by its *decision id* (:func:`bnnembed.model.decision_id.decision_id`: a hash
 of the artifact's model hash and the input's thermometer bits) plus what was asked (kind, scope,
@@ -11,7 +11,6 @@ its rows carry the model hash and rows of another model are never returned.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 
@@ -48,7 +47,9 @@ class ExplanationStore:
     """The SQLite lookup table of one artifact."""
 
     def __init__(self, artifact_dir: str, model_hash: str) -> None:
-        self.path = os.path.join(artifact_dir, STORE_NAME)
+        from ...artifact import workspace_path
+
+        self.path = workspace_path(artifact_dir, STORE_NAME, create=True)
         self.model_hash = model_hash
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")

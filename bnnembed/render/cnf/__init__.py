@@ -25,7 +25,7 @@ Every public name is importable from this package. The exhaustive CNF-vs-numpy c
 tests and benchmarks lives with the tests (``tests/_cnf_checker.py``).
 """
 
-from .artifact_cnf import (CNF_FORMAT, CNF_FORMAT_VERSION, CNF_JSON, cnf_file_name, read_cnf_meta,
+from .artifact_cnf import (CNF_FORMAT, CNF_FORMAT_VERSION, CNF_JSON, cnf_file_name, cnf_path, read_cnf_meta,
                            variable_map, write_cnf)
 from .bound import BoundCnf, encode_bound, order_clauses
 from .clauses import ClauseSink, length_groups, rows_by_length, shift_vars
@@ -35,6 +35,6 @@ from .encodings import DEFAULT_ENCODING, CardEncoding, encode_layer
 __all__ = [
     "CNF_FORMAT", "CNF_FORMAT_VERSION", "CNF_JSON", "BoundCnf", "CardEncoding", "ClauseSink",
     "DEFAULT_ENCODING", "clause_spans", "cnf_file_name", "encode_bound", "encode_layer",
-    "length_groups", "order_clauses", "read_cnf_meta", "read_dimacs", "rows_by_length",
+    "cnf_path", "length_groups", "order_clauses", "read_cnf_meta", "read_dimacs", "rows_by_length",
     "shift_vars", "split_clauses", "variable_map", "write_cnf", "write_dimacs",
 ]

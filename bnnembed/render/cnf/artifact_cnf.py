@@ -1,9 +1,11 @@
-"""The artifact step: an artifact's CNF files and their variable map ``cnf.json``.
+"""The CNF export of an artifact: its bounds' DIMACS files and their variable map ``cnf.json``.
 
-:func:`write_cnf` (the end of ``bnnembed build``, or ``bnnembed cnf DIR``) encodes both bounds,
-writes ``cnf_upper.cnf`` / ``cnf_lower.cnf`` (DIMACS) and ``cnf.json`` (the variable map: input
-bit -> feature and threshold, neuron outputs, decision literal) and registers them in the
-manifest; :func:`read_cnf_meta` reads the map back, checking it belongs to the model.
+:func:`write_cnf` (the end of ``bnnembed build``, or ``bnnembed cnf DIR``) encodes both bounds of
+the model, writes ``cnf_upper.cnf`` / ``cnf_lower.cnf`` (DIMACS) and ``cnf.json`` (the variable
+map: input bit -> feature and threshold, neuron outputs, decision literal) into the artifact's
+workspace, for external solvers and independent checks; :func:`read_cnf_meta` reads the map back,
+checking it belongs to the model. The explainer does not need these files: it encodes the same
+clauses from the model in memory.
 """
 
 from __future__ import annotations
@@ -60,22 +62,31 @@ def variable_map(cnf: BoundCnf, encoder: Thermometer, feature_names: list[str]) 
     }
 
 
-def write_cnf(artifact_dir: str, encoding: CardEncoding | str = DEFAULT_ENCODING) -> dict:
-    """Write both bounds' DIMACS files and ``cnf.json`` into an artifact and register them.
+def cnf_path(artifact_dir: str, name: str, create: bool = False) -> str:
+    """Where an artifact's CNF export file lives (its workspace; an older artifact's own copy)."""
+    from ...artifact import workspace_path
 
-    Returns the JSON variable map. Call it at the end of ``bnnembed build`` or via ``bnnembed cnf``.
+    return workspace_path(artifact_dir, name, create)
+
+
+def write_cnf(artifact_dir: str, encoding: CardEncoding | str = DEFAULT_ENCODING, model=None) -> dict:
+    """Write both bounds' DIMACS files and ``cnf.json`` into the artifact's workspace.
+
+    Returns the JSON variable map. ``model`` (the artifact's :class:`~bnnembed.model.model.Model`)
+    saves reloading the artifact when the caller has it.
     """
-    from ...artifact import load_artifact, register_files
+    if model is None:
+        from ...artifact import load_artifact
 
-    art = load_artifact(artifact_dir)
+        model = load_artifact(artifact_dir).model
+    art = model
     encoding = CardEncoding(encoding)
     meta = {"format": CNF_FORMAT, "format_version": CNF_FORMAT_VERSION,
             "model_hash": art.model_hash, "encoding": encoding.value, "bounds": {}}
-    names = []
     for net in (art.upper, art.lower):
         cnf = encode_bound(net, art.encoder, encoding)
         fname = cnf_file_name(net.answer)
-        write_dimacs(cnf, os.path.join(artifact_dir, fname), comments=[
+        write_dimacs(cnf, cnf_path(artifact_dir, fname, create=True), comments=[
             f"bnnembed CNF of the {_bound_name(net.answer)} bound "
             f"(answers {net.answer!r} iff literal {cnf.decision} is true)",
             f"model_hash {art.model_hash} encoding {encoding.value} shape {net.shape}",
@@ -85,17 +96,15 @@ def write_cnf(artifact_dir: str, encoding: CardEncoding | str = DEFAULT_ENCODING
         vm["file"] = fname
         vm["n_synapses"] = net.n_synapses()
         meta["bounds"][_bound_name(net.answer)] = vm
-        names.append(fname)
-    with open(os.path.join(artifact_dir, CNF_JSON), "w") as fh:
+    with open(cnf_path(artifact_dir, CNF_JSON, create=True), "w") as fh:
         json.dump(meta, fh)
         fh.write("\n")
-    register_files(artifact_dir, *names, CNF_JSON)
     return meta
 
 
 def read_cnf_meta(artifact_dir: str, model_hash: str | None = None) -> dict:
     """The artifact's ``cnf.json``, or a one-line error telling how to create it."""
-    path = os.path.join(artifact_dir, CNF_JSON)
+    path = cnf_path(artifact_dir, CNF_JSON)
     if not os.path.exists(path):
         raise BnnError(f"{artifact_dir}: the artifact has no CNF; create it with 'bnnembed cnf {artifact_dir}'")
     with open(path) as fh:
