@@ -164,8 +164,8 @@ def test_artifact_without_cnf_explains_and_exports_on_demand(tmp_path, capsys):
     from bnnembed.artifact import WORKSPACE, read_manifest
 
     d = _random_artifact(str(tmp_path / "nocnf"), bits=2, cnf=False)
-    for argv in (["explain", d, "--data", "breast_cancer", "--row", "0"],
-                 ["verify", d, "--data", "breast_cancer", "--row", "0", "--radius", "1"]):
+    for argv in (["explain", d, "--data", "breast_cancer", "--row", "0", "--seconds", "2"],
+                 ["verify", d, "--data", "breast_cancer", "--row", "0", "--radius", "1", "--seconds", "2"]):
         assert main(argv) == 0
         capsys.readouterr()
     files_before = dict(read_manifest(d)["files"])
