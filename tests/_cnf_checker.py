@@ -1,6 +1,6 @@
 """Checking a CNF against the numpy reference: what it forces a bound to answer on given inputs.
 
-Used by the tests (``tests/test_cnf.py``) and the benchmark ``bench/cnf_equivalence.py`` (which
+Used by the tests (``tests/render/test_cnf.py``) and the benchmark ``bench/cnf_equivalence.py`` (which
 puts this folder on ``sys.path``); not part of the package. :func:`cnf_answers` propagates one
 input at a time with a SAT solver; :func:`cnf_decisions` unit-propagates many inputs at once, one
 bit per input (:class:`_LanePropagator`), and falls back to a solver only where that does not

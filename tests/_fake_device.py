@@ -45,7 +45,7 @@ class FakeDevice:
     def close(self) -> None:
         self._drop()
 
-    # the transport (a TCP socket here; tests/test_host_reliability.py has a pty one)
+    # the transport (a TCP socket here; tests/link/test_host_reliability.py has a pty one)
 
     def _connected(self) -> bool:
         return self.sock is not None

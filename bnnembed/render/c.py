@@ -226,7 +226,7 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
             f"artifact inconsistent: encoder has {enc.n_bits} bits but the bounds take "
             f"{upper.n_in} / {lower.n_in}; rebuild it"
         )
-    fp = model_footprint(enc, upper, lower, encoding)  # equal to the 32-bit ELF's (tests/test_qemu.py)
+    fp = model_footprint(enc, upper, lower, encoding)  # equal to the 32-bit ELF's (tests/device/test_qemu.py)
     return {
         "banner": banner_lines(model, encoding),
         "version": __version__,

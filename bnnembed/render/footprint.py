@@ -7,7 +7,7 @@ described once, field by field, in :data:`STRUCT_FIELDS`; :func:`struct_sizes` l
 with the C rules every supported ABI follows (each field at a multiple of its alignment, which is
 its size; the struct padded to its largest alignment). On the 32-bit targets
 (``pointer_bytes=4``) :func:`model_footprint` is the ELF's own figure, symbol by symbol
-(``tests/test_qemu.py`` checks it on every QEMU machine).
+(``tests/device/test_qemu.py`` checks it on every QEMU machine).
 """
 
 from __future__ import annotations

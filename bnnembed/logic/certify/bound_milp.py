@@ -18,7 +18,7 @@ Over raw input variables ``x`` (continuous, inside a box):
 - the last neuron's count is the bound's *score*, returned as a linear expression.
 
 :func:`bound_rows` is checked against the numpy reference by enumerating every input of tiny
-nets in tests/test_certify.py.
+nets in tests/logic/test_certify.py.
 """
 
 from __future__ import annotations

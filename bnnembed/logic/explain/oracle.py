@@ -47,7 +47,7 @@ class Backend(str, enum.Enum):
     with every neuron as two *native* cardinality constraints of Minicard (``h => sum >= T`` and
     ``NOT h => sum <= T-1``, each an AtMost over the literals plus copies of ``h``); propagation
     is arc-consistent and a conflict costs microseconds instead of milliseconds, so it is the
-    default for explanations. Both are checked against the numpy reference (tests/test_explain.py).
+    default for explanations. Both are checked against the numpy reference (tests/logic/test_explain.py).
     """
 
     CNF = "cnf"

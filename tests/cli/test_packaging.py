@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+import _paths
+
+ROOT = _paths.ROOT
 DATA_DIRS = ("templates", "firmware", "boards")
 
 

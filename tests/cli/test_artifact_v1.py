@@ -9,7 +9,6 @@ row. The PNG plots are left out (they are not hashed).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -17,10 +16,10 @@ import pytest
 
 from bnnembed.artifact import load_artifact
 from bnnembed.cli import main
+from _paths import GOLDEN
 from bnnembed.learn.data import load_data
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-V1 = os.path.join(HERE, "golden", "artifact_v1")
+V1 = str(GOLDEN / "artifact_v1")
 
 
 @pytest.fixture()
@@ -31,7 +30,7 @@ def v1(tmp_path) -> str:
 
 
 def _expected():
-    rows = np.loadtxt(os.path.join(HERE, "golden", "artifact_v1_expected.csv"), delimiter=",", skiprows=1, dtype=int)
+    rows = np.loadtxt(GOLDEN / "artifact_v1_expected.csv", delimiter=",", skiprows=1, dtype=int)
     return rows[:, 1], rows[:, 2].astype(bool)
 
 

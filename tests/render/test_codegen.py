@@ -22,6 +22,7 @@ from bnnembed.errors import BnnError
 from bnnembed.device.qemu import check_against_numpy, numpy_reference
 
 from firmware_fixtures import boundary_rows, make_artifact, rows_for
+from _paths import GOLDEN as TEST_FILES
 
 REQUIRED_BOARDS = {"nucleo_f401re", "bluepill_f103c8", "disco_f746ng", "nrf52840_dk", "pico",
                    "esp32dev", "esp32-c3-devkitm-1", "esp32-s3-devkitc-1"}
@@ -267,7 +268,7 @@ def test_cross_compile_strict_without_popcountsi2(digits_art, tmp_path, core):
 
 # --- golden files: a tiny hand-made model, refreshed only on purpose -----------------------------
 
-GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "firmware"
+GOLDEN = TEST_FILES / "firmware"
 
 
 def tiny_artifact():
@@ -302,6 +303,6 @@ def test_golden_files(name):
         # a missing golden file is a failure, never silently written: a deleted or renamed
         # golden would otherwise make this test pass with whatever the generator prints today
         pytest.fail(f"golden file {path} is missing; after checking the generated output, create it with "
-                    "BNNEMBED_UPDATE_GOLDEN=1 python -m pytest tests/test_codegen.py -k test_golden_files")
+                    "BNNEMBED_UPDATE_GOLDEN=1 python -m pytest tests/render/test_codegen.py -k test_golden_files")
     assert text == path.read_text(), (f"{name} differs from {path}; if the change is intended, rewrite the "
                                       f"golden files with BNNEMBED_UPDATE_GOLDEN=1")
