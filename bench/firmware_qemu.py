@@ -16,9 +16,10 @@ import json
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.render.c import Encoding
+from bnnembed.render.quantize import Encoding
 from bnnembed.learn.data import load_data
-from bnnembed.device.qemu import BuildOptions, check_against_numpy, qemu_machines
+from bnnembed.device.machines import qemu_machines
+from bnnembed.device.qemu import BuildOptions, check_against_numpy
 
 
 def boundary_rows(encoder, X: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import sys
@@ -35,18 +34,11 @@ from bnnembed.artifact import load_artifact
 from bnnembed.render.c import PopcountStrategy, binary_macs
 from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_scores, combine
-from bnnembed.device.qemu import (
-    TOOLCHAINS,
-    BuildOptions,
-    _parse,
-    check_against_numpy,
-    elf_symbols,
-    get_machine,
-    qemu_command,
-    require_tool,
-    write_rows,
-)
-from bnnembed.render.c import Encoding
+from bnnembed.device.elf import elf_symbols
+from bnnembed.device.machines import get_machine
+from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, qemu_command, write_rows
+from bnnembed.device.toolchain import TOOLCHAINS, require_tool
+from bnnembed.render.quantize import Encoding
 
 HERE = Path(__file__).resolve().parent
 # machine -> the kernel its boards use (boards/*.toml "popcount")

@@ -33,11 +33,11 @@ import numpy as np
 
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores, combine, invalid_rows
-from ..render.c import Encoding, PopcountStrategy, binary_macs
-from ..render.quantize import encode_int16, quantize_int16
-from .elf import Sizes, elf_sizes, elf_symbols  # noqa: F401  (re-exported, as below)
-from .machines import MACHINES, QEMU_APT, Machine, get_machine, qemu_machines  # noqa: F401
-from .toolchain import TOOLCHAINS, Toolchain, compile_elf, firmware_dir, require_tool, write_model_build  # noqa: F401
+from ..render.c import PopcountStrategy, binary_macs
+from ..render.quantize import Encoding, encode_int16, quantize_int16
+from .elf import Sizes, elf_sizes
+from .machines import Machine, get_machine
+from .toolchain import compile_elf, firmware_dir, require_tool, write_model_build
 
 SENTINEL = "BNN-TEST-DONE"
 SCORE_NONE = -1  #: BNN_SCORE_NONE (firmware/bnn.h): the score of an INVALID row, whose bounds never ran

@@ -31,15 +31,8 @@ from ..errors import BnnError
 from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet
 from ..model.packing import n_words
-from .footprint import Footprint, hidden_words, model_footprint  # noqa: F401
-from .quantize import (  # noqa: F401  (Encoding and the int16 helpers are also imported from here)
-    INT16_MAX,
-    Encoding,
-    column_shifts,
-    encode_int16,
-    int16_scales,
-    quantize_int16,
-)
+from .footprint import hidden_words, model_footprint
+from .quantize import Encoding, column_shifts, int16_scales
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
 RUNTIME_FILES = ("bnn.h", "bnn.c", "bnn_popcount.h", "bnn_kernels.c")
@@ -270,16 +263,3 @@ def write_model_sources(model, out_dir, encoding: Encoding | str = Encoding.FLOA
         (out / name).write_text(text)
         paths.append(str(out / name))
     return paths
-
-
-#: Names that moved to :mod:`bnnembed.render.project`, still importable from here.
-_PROJECT_NAMES = ("RUNTIME_LIBRARY", "APP_FILES", "PORT_FILES", "check_budget", "app_link_ram",
-                  "render_board_project", "write_board_project")
-
-
-def __getattr__(name: str):
-    if name in _PROJECT_NAMES:  # imported on first use: project.py imports this module
-        from . import project
-
-        return getattr(project, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,14 +2,14 @@
 
 - :mod:`.onnx_read` reads the DNN's ONNX graph (operators in :mod:`.onnx_ops`,
   :mod:`.onnx_shape_ops`, :mod:`.onnx_geometry`) as a piecewise-linear network, :mod:`.plnet`
-  (folded into layers by :mod:`.plfold`); :mod:`.onnx_net` re-exports them;
+  (folded into layers by :mod:`.plfold`);
 - :mod:`.dnn_milp` decides "the DNN gives decision d on every input of a box" (IBP, attack, MILP),
   with :mod:`.claims` (the claim as score differences), :mod:`.attack` (attack and float32
   replay) and :mod:`.milp_encode` (ReLU encoding) on the MILP builder of :mod:`._milp`;
 - :mod:`.bound_milp` encodes a bound (thermometer bits and binary layers) as MILP rows;
 - :mod:`.domain` proves a bound sound on a whole input domain, with a repair loop;
 - :mod:`.explanations` certifies the bounds' abductive explanations against the DNN;
-- :mod:`.report` stores the certified share in ``metrics.json``.
+- :mod:`.report` stores the certified share in the workspace (``certification.json``).
 
 See docs/certification.md.
 """

@@ -39,15 +39,10 @@ import numpy as np
 
 from ._milp import MilpBuilder, _new_highs
 from .attack import attack, replay, to_float32_in_box
-from .claims import Sides, claim_margin, runtime_says
+from .claims import Sides, claim_margin
 from .milp_encode import _encode_layers, add_refutation, encode_dnn
 from .plnet import PlNet
 
-# also importable from here, as before the split (the query's pieces live in the modules above)
-__all__ = [
-    "BoxResult", "Sides", "Status", "VerifyConfig", "add_refutation", "attack", "claim_margin",
-    "encode_dnn", "replay", "runtime_says", "tighten_bounds", "to_float32_in_box", "verify_box",
-]
 
 
 class Status:
