@@ -136,30 +136,47 @@ def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None
         return _build_artifact(ds, out, cfg, dnn_path, progress, extra_inputs)
 
 
-def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool,
-                    extra_inputs: np.ndarray | None) -> BuildResult:
-    t0 = time.time()
-    if dnn_path is not None and not os.path.isfile(dnn_path):
-        raise BnnError(f"--dnn {dnn_path}: no such file")
-    _check_trainable(ds)
-    notes: list[str] = []
-    split = split_rows(ds, cfg)
-    tr, ca, te = (ds.subset(split[k]) for k in ("train", "calibration", "test"))
+@dataclass
+class _Dnn:
+    """The DNN stage: the loaded DNN, where it sits in the artifact, its answers per split."""
 
-    # --- the DNN -------------------------------------------------------------------------
+    dnn: object
+    file: str
+    origin: str  # "default" or "user"
+    onnx_export: bool | None  # TorchScript only: was the ONNX export for certify written
+    yes: dict[str, np.ndarray]
+    accuracy: float
+
+
+@dataclass
+class _FitSet:
+    """The distillation stage: the encoder and the inputs the bounds are trained on."""
+
+    encoder: object
+    dropped: list[int]
+    bits_per_feature: int
+    augment: int
+    n_aug: int
+    n_extra: int
+    bits_fit: np.ndarray
+    y_fit: np.ndarray
+    bits: dict[str, np.ndarray]  # encoded train / calibration / test rows
+
+
+def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
+    """Train the default DNN (or check and copy the user's) into ``out`` and record its answers."""
+    tr = parts["train"]
     if dnn_path is None:
-        dnn_file = "dnn.onnx"
+        dnn_file, origin = "dnn.onnx", "default"
         os.makedirs(out, exist_ok=True)
         train_default_dnn(tr.X, tr.y_yes(), os.path.join(out, dnn_file), seed=cfg.seed)
-        dnn_kind = "default"
     else:
-        dnn_file = "dnn" + os.path.splitext(dnn_path)[1]
+        dnn_file, origin = "dnn" + os.path.splitext(dnn_path)[1], "user"
         # read the user's file first, so that a DNN that cannot be used is named as given
         load_dnn(dnn_path, ds.X.shape[1], ds.positive, ds.y, image_shape=ds.image_shape)
         os.makedirs(out, exist_ok=True)
         if os.path.abspath(dnn_path) != os.path.abspath(os.path.join(out, dnn_file)):
             shutil.copyfile(dnn_path, os.path.join(out, dnn_file))
-        dnn_kind = "user"
     dnn = load_dnn(os.path.join(out, dnn_file), ds.X.shape[1], ds.positive, ds.y, image_shape=ds.image_shape)
     dnn.output = cfg.dnn_output or guess_output(dnn, tr.X)
     if dnn.output == Output.CLASSES and dnn.n_outputs == 1 or dnn.output != Output.CLASSES and dnn.n_outputs > 1:
@@ -167,12 +184,16 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     onnx_export = export_onnx_for_certify(dnn, os.path.join(out, ONNX_EXPORT)) if dnn.kind == "torchscript" else None
     if onnx_export is not None and not onnx_export:
         notes.append("the TorchScript DNN could not be exported to ONNX; 'certify' needs an ONNX DNN")
-    dnn_yes = {k: dnn.says_yes(d.X) for k, d in (("train", tr), ("calibration", ca), ("test", te))}
-    dnn_accuracy = float(np.mean(dnn_yes["test"] == te.y_yes()))
-    if dnn_yes["train"].all() or not dnn_yes["train"].any():
+    yes = {k: dnn.says_yes(d.X) for k, d in parts.items()}
+    accuracy = float(np.mean(yes["test"] == parts["test"].y_yes()))
+    if yes["train"].all() or not yes["train"].any():
         raise BnnError("the DNN gives the same answer on every training row; nothing to bound")
+    return _Dnn(dnn, dnn_file, origin, onnx_export, yes, accuracy)
 
-    # --- encoding and distillation data ----------------------------------------------------
+
+def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_inputs, notes: list) -> _FitSet:
+    """Fit the thermometer encoder on the training rows and label the distillation inputs."""
+    tr = parts["train"]
     k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
     encoder, dropped = fit_thermometer(tr.X, k_bits)
     if dropped:
@@ -188,104 +209,142 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         X_aug = np.concatenate([X_aug, np.asarray(extra_inputs, dtype=np.float32)])
         n_extra = len(extra_inputs)
     X_fit = np.concatenate([tr.X, X_aug])
-    y_fit = np.concatenate([dnn_yes["train"], dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
-    bits_fit = encoder.encode(X_fit)
-    bits = {"train": encoder.encode(tr.X), "calibration": encoder.encode(ca.X), "test": encoder.encode(te.X)}
+    y_fit = np.concatenate([d.yes["train"], d.dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
+    bits = {k: encoder.encode(part.X) for k, part in parts.items()}
+    return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits)
 
-    # --- the bounds ----------------------------------------------------------------------
-    epochs = cfg.epochs or auto_epochs(len(X_fit))
-    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(encoder.n_bits)
+
+def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
+    """Train the upper and lower bounds (and the one-network baseline) and fold them to integers,
+    checked against torch on the calibration and test rows. Returns ``(models, upper, lower,
+    mismatches, rows checked, hidden, epochs)``."""
+    epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
+    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(fit.encoder.n_bits)
     tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
                        select_alpha=cfg.alpha)
     models: dict[str, BoundMLP] = {}
-    jobs = [("upper", y_fit, tcfg), ("lower", ~y_fit, tcfg)]
+    jobs = [("upper", fit.y_fit, tcfg), ("lower", ~fit.y_fit, tcfg)]
     if cfg.baseline:
-        jobs.append(("baseline", y_fit, TrainConfig(**{**asdict(tcfg), "asymmetry": 1.0})))
+        jobs.append(("baseline", fit.y_fit, TrainConfig(**{**asdict(tcfg), "asymmetry": 1.0})))
     for name, target, c in jobs:
         with _progress(c.epochs, f"training {name} bound", progress) as bar:
-            models[name] = train_bound(bits_fit, target, c, progress=bar)
-
+            models[name] = train_bound(fit.bits_fit, target, c, progress=bar)
     upper = fold_batchnorm(models["upper"], "yes")
     lower = fold_batchnorm(models["lower"], "no")
-    check_rows = np.concatenate([bits["calibration"], bits["test"]])
+    check_rows = np.concatenate([fit.bits["calibration"], fit.bits["test"]])
     mismatches = {name: int(np.sum(torch_scores(models[name], check_rows)
                                    != bound_scores(fold_batchnorm(models[name], "yes"), check_rows)))
                   for name in models}
     if any(mismatches.values()):  # pragma: no cover - a bug, not a user error
         raise RuntimeError(f"integer model differs from the torch model: {mismatches}")
+    return models, upper, lower, mismatches, int(len(check_rows)), hidden, epochs
 
-    # --- calibration ------------------------------------------------------------------------
+
+def _pair_scores(up, lo, fit: _FitSet, d: _Dnn, split_name: str) -> PairScores:
+    bits = fit.bits[split_name]
+    return PairScores(bound_scores(up, bits), bound_scores(lo, bits), d.yes[split_name])
+
+
+def calibrate_bounds(upper, lower, fit: _FitSet, d: _Dnn, cfg: BuildConfig, notes: list):
+    """Centre the margin grid on the training rows, calibrate on the calibration split, measure on
+    the test split. Returns ``(upper, lower with tau, centers, calibration, test decisions,
+    test metrics, test scores, curves, chosen thresholds)``."""
     n_out = upper.score_range
-
-    def pair_scores(up, lo, split_name):
-        return PairScores(bound_scores(up, bits[split_name]), bound_scores(lo, bits[split_name]), dnn_yes[split_name])
-
-    centers = median_centers(pair_scores(upper, lower, "train"), n_out)
-    cal = calibrate(pair_scores(upper, lower, "calibration"), pair_scores(upper, lower, "train"),
+    centers = median_centers(_pair_scores(upper, lower, fit, d, "train"), n_out)
+    cal = calibrate(_pair_scores(upper, lower, fit, d, "calibration"), _pair_scores(upper, lower, fit, d, "train"),
                     centers, cfg.alpha, cfg.delta)
     upper, lower = upper.with_tau(cal.tau_yes), lower.with_tau(cal.tau_no)
-    test_scores = pair_scores(upper, lower, "test")
+    test_scores = _pair_scores(upper, lower, fit, d, "test")
     dec_test = decisions_at(test_scores, centers, cal.margin if cal.certified else n_out + 1)
-    main = decision_metrics(dec_test, dnn_yes["test"], cfg.delta)
+    main = decision_metrics(dec_test, d.yes["test"], cfg.delta)
     notes += cal.notes
-
     curves = {"upper": {}, "lower": {}, "pair": {}}
-    cal_scores = pair_scores(upper, lower, "calibration")
+    cal_scores = _pair_scores(upper, lower, fit, d, "calibration")
     curves["pair"]["two networks"] = {**pair_curve(cal_scores, centers, cfg.delta), "kind": "margin"}
-    curves["upper"]["two networks: upper bound"] = side_curve(cal_scores.yes, dnn_yes["calibration"], n_out, cfg.delta)
-    curves["lower"]["two networks: lower bound"] = side_curve(cal_scores.no, ~dnn_yes["calibration"], n_out, cfg.delta)
+    curves["upper"]["two networks: upper bound"] = side_curve(cal_scores.yes, d.yes["calibration"], n_out, cfg.delta)
+    curves["lower"]["two networks: lower bound"] = side_curve(cal_scores.no, ~d.yes["calibration"], n_out, cfg.delta)
     chosen = {"two networks: upper bound": cal.tau_yes if cal.certified else None,
               "two networks: lower bound": cal.tau_no if cal.certified else None,
               "two networks": cal.margin}
+    return upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen
 
-    baseline_block = None
-    base_plain_agreement = None
-    if cfg.baseline:
-        b_up = fold_batchnorm(models["baseline"], "yes")
-        b_lo = flip_output(b_up, "no")
-        c = models["baseline"].center()
-        b_centers = Centers(int(math.ceil(c)), int(math.ceil(n_out - c)), n_out)
-        b_cal = calibrate(pair_scores(b_up, b_lo, "calibration"), pair_scores(b_up, b_lo, "train"),
-                          b_centers, cfg.alpha, cfg.delta)
-        b_test = pair_scores(b_up, b_lo, "test")
-        baseline_block = decision_metrics(
-            decisions_at(b_test, b_centers, b_cal.margin if b_cal.certified else n_out + 1), dnn_yes["test"], cfg.delta)
-        baseline_block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
-        base_plain_agreement = float(np.mean((b_test.yes >= b_centers.yes) == dnn_yes["test"]))
-        b_cal_scores = pair_scores(b_up, b_lo, "calibration")
-        curves["pair"]["one network"] = {**pair_curve(b_cal_scores, b_centers, cfg.delta), "kind": "margin"}
-        chosen["one network"] = b_cal.margin
-        curves["upper"]["one network: yes side"] = side_curve(b_cal_scores.yes, dnn_yes["calibration"], n_out, cfg.delta)
-        curves["lower"]["one network: no side"] = side_curve(b_cal_scores.no, ~dnn_yes["calibration"], n_out, cfg.delta)
-        chosen["one network: yes side"] = b_cal.tau_yes if b_cal.certified else None
-        chosen["one network: no side"] = b_cal.tau_no if b_cal.certified else None
 
-    final = np.where(dec_test == int(Decision.UNKNOWN), dnn_yes["test"], dec_test == int(Decision.YES))
+def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: BuildConfig, curves: dict,
+                    chosen: dict) -> tuple[dict, float]:
+    """The one-network baseline calibrated the same way; adds its curves; returns ``(metrics
+    block, plain agreement with the DNN at its centre)``."""
+    b_up = fold_batchnorm(model, "yes")
+    b_lo = flip_output(b_up, "no")
+    c = model.center()
+    b_centers = Centers(int(math.ceil(c)), int(math.ceil(n_out - c)), n_out)
+    b_cal = calibrate(_pair_scores(b_up, b_lo, fit, d, "calibration"), _pair_scores(b_up, b_lo, fit, d, "train"),
+                      b_centers, cfg.alpha, cfg.delta)
+    b_test = _pair_scores(b_up, b_lo, fit, d, "test")
+    block = decision_metrics(
+        decisions_at(b_test, b_centers, b_cal.margin if b_cal.certified else n_out + 1), d.yes["test"], cfg.delta)
+    block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
+    agreement = float(np.mean((b_test.yes >= b_centers.yes) == d.yes["test"]))
+    b_cal_scores = _pair_scores(b_up, b_lo, fit, d, "calibration")
+    curves["pair"]["one network"] = {**pair_curve(b_cal_scores, b_centers, cfg.delta), "kind": "margin"}
+    chosen["one network"] = b_cal.margin
+    curves["upper"]["one network: yes side"] = side_curve(b_cal_scores.yes, d.yes["calibration"], n_out, cfg.delta)
+    curves["lower"]["one network: no side"] = side_curve(b_cal_scores.no, ~d.yes["calibration"], n_out, cfg.delta)
+    chosen["one network: yes side"] = b_cal.tau_yes if b_cal.certified else None
+    chosen["one network: no side"] = b_cal.tau_no if b_cal.certified else None
+    return block, agreement
+
+
+def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool,
+                    extra_inputs: np.ndarray | None) -> BuildResult:
+    t0 = time.time()
+    if dnn_path is not None and not os.path.isfile(dnn_path):
+        raise BnnError(f"--dnn {dnn_path}: no such file")
+    _check_trainable(ds)
+    notes: list[str] = []
+    split = split_rows(ds, cfg)
+    parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
+    d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
+    fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
+    models, upper, lower, mismatches, n_checked, hidden, epochs = train_bounds(fit, cfg, progress)
+    n_out = upper.score_range
+    upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen = calibrate_bounds(
+        upper, lower, fit, d, cfg, notes)
+    baseline_block, base_plain_agreement = (baseline_result(models["baseline"], n_out, fit, d, cfg, curves, chosen)
+                                            if cfg.baseline else (None, None))
+
+    final = np.where(dec_test == int(Decision.UNKNOWN), d.yes["test"], dec_test == int(Decision.YES))
+    tr, ca, te = parts["train"], parts["calibration"], parts["test"]
     metrics = {
         **main,
         "alpha": cfg.alpha,
         "delta": cfg.delta,
         "split": {"train": len(tr.X), "calibration": len(ca.X), "test": len(te.X),
-                  "distillation_inputs": len(X_aug),
-                  "domain_samples": cfg.domain_samples, "extra_inputs": n_extra, "augment": copies,
+                  "distillation_inputs": fit.n_aug,
+                  "domain_samples": cfg.domain_samples, "extra_inputs": fit.n_extra, "augment": fit.augment,
                   "cal_fraction": cfg.cal_fraction, "test_fraction": cfg.test_fraction, "seed": cfg.seed},
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-        "dnn_accuracy": dnn_accuracy,
+        "dnn_accuracy": d.accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
-        else float(np.mean((test_scores.yes >= centers.yes) == dnn_yes["test"])),
-        "cascade_agreement": float(np.mean(final == dnn_yes["test"])),
+        else float(np.mean((test_scores.yes >= centers.yes) == d.yes["test"])),
+        "cascade_agreement": float(np.mean(final == d.yes["test"])),
         "calibration": cal.to_dict(),
         "baseline": baseline_block,
         "torch_numpy_mismatches": mismatches,
-        "torch_numpy_rows_checked": int(len(check_rows)),
-        "model": {"input_bits": encoder.n_bits, "bits_per_feature": k_bits, "hidden": list(hidden),
+        "torch_numpy_rows_checked": n_checked,
+        "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
                   "epochs": epochs, "asymmetry": cfg.asymmetry,
                   "upper_shape": upper.shape, "lower_shape": lower.shape},
         "build_seconds": None,
         "notes": notes,
     }
+    model = Model(fit.encoder, upper, lower, tuple(ds.feature_names), tuple(_jsonable(v) for v in ds.positive))
+    write_build(out, ds, split, model, d, fit, metrics, curves, chosen, cfg, t0)
+    return BuildResult(out, metrics, notes, model)
 
-    # --- the artifact ------------------------------------------------------------------------
+
+def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: _FitSet, metrics: dict,
+                curves: dict, chosen: dict, cfg: BuildConfig, t0: float) -> None:
+    """Write the artifact directory: split, plots, metrics.json, then bounds.npz and the manifest."""
     np.savez(os.path.join(out, SPLIT), **split)
     from ..plots import plot_risk_coverage
 
@@ -293,33 +352,32 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
                         ("pair", "bound pair over the calibrated margin grid")):
         plot_risk_coverage(curves[side], chosen, cfg.alpha, cfg.delta,
                            f"{ds.name}: {title}, calibration split", os.path.join(out, f"risk_coverage_{side}.png"))
+    upper, lower, encoder, dnn = model.upper, model.lower, model.encoder, d.dnn
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dataset": {"name": ds.name, "rows": ds.n_rows,
                     "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "features": {"count": int(ds.X.shape[1]), "names": list(ds.feature_names),
-                     "dropped": [ds.feature_names[c] for c in dropped]},
-        "encoding": {"kind": "thermometer", "bits_per_feature": k_bits, "input_bits": encoder.n_bits,
+                     "dropped": [ds.feature_names[c] for c in fit.dropped]},
+        "encoding": {"kind": "thermometer", "bits_per_feature": fit.bits_per_feature, "input_bits": encoder.n_bits,
                      "bit_semantics": "bit k of a feature is 1 iff float32(x) >= threshold k; "
                                       "a set bit means -1 to the first layer"},
         "positive": {"values": [_jsonable(v) for v in ds.positive],
                      "names": [ds.label_names.get(v, str(v)) for v in ds.positive]},
-        "dnn": {"file": dnn_file, "kind": dnn.kind, "origin": dnn_kind,
+        "dnn": {"file": d.file, "kind": dnn.kind, "origin": d.origin,
                 "output": dnn.output, "outputs": dnn.n_outputs,
                 "positive_columns": list(dnn.positive_columns),
                 "input_shape": list(dnn.input_shape), "description": dnn.describe(),
-                "onnx_export": ONNX_EXPORT if onnx_export else None},
+                "onnx_export": ONNX_EXPORT if d.onnx_export else None},
         "bounds": {"upper": {"answer": "yes", "shape": upper.shape, "tau": upper.tau},
                    "lower": {"answer": "no", "shape": lower.shape, "tau": lower.tau}},
-        "files": {dnn_file: None, SPLIT: None, METRICS: None, **({ONNX_EXPORT: None} if onnx_export else {})},
+        "files": {d.file: None, SPLIT: None, METRICS: None, **({ONNX_EXPORT: None} if d.onnx_export else {})},
     }
     metrics["build_seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(out, METRICS), "w") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
     write_artifact(out, manifest, encoder, upper, lower)
-    model = Model(encoder, upper, lower, tuple(ds.feature_names), tuple(manifest["positive"]["values"]))
-    return BuildResult(out, metrics, notes, model)
 
 
 def _jsonable(v):
