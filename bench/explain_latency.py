@@ -53,7 +53,7 @@ def independent_check(art, case, feats, target, seconds: float) -> dict:
         for f in feats:
             verdict, w = sat_call(o, ranges_fixed(case.levels, [g for g in feats if g != f]), target, seconds)
             if verdict is False:
-                assert not o.holds(w[None, :], target)[0], "SAT model does not replay through numpy"
+                assert not o.replay.holds(w[None, :], target)[0], "SAT model does not replay through numpy"
                 needed += 1
             elif verdict is None:
                 undecided += 1

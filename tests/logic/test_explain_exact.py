@@ -79,7 +79,7 @@ def test_box_search_agrees_with_sat(small):
             verdicts[got] += 1
             if got is False:
                 assert np.all((w >= lo) & (w <= hi))
-                assert not o.holds(w[None, :], target)[0]
+                assert not o.replay.holds(w[None, :], target)[0]
     assert verdicts[True] >= 5 and verdicts[False] >= 5, verdicts
 
 

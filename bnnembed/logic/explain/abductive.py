@@ -38,9 +38,9 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target,
     list is empty the set is subset-minimal. ``seconds`` bounds the exact phase: when it runs
     out, the features not yet tested are kept and listed as undecided."""
     levels = np.asarray(levels, dtype=np.int64)
-    if not oracle.holds(levels, target)[0]:
+    if not oracle.replay.holds(levels, target)[0]:
         raise ValueError("the target does not hold on this input")
-    worst, drop = oracle.worst_levels(levels, target)
+    worst, drop = oracle.replay.worst_levels(levels, target)
     order = [int(f) for f in np.argsort(drop, kind="stable")]
     S = set(range(oracle.n_features))
 
@@ -76,7 +76,7 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target,
             continue
         rest = S - {f}
         free = [g for g in range(oracle.n_features) if g not in rest]
-        if oracle.numpy_counterexample(levels, free, worst, target) is not None:
+        if oracle.replay.attack(levels, free, worst, target) is not None:
             continue
         verdict, _ = oracle.check(ranges_fixed(levels, rest), target)
         if verdict is True:

@@ -125,7 +125,7 @@ class BoxSearch:
         for b, answers in target:
             mn, mx = tabs[b]
             state, unstable, r = self.bound_box(b, answers, mn, mx)
-            if state == -1 and not self.o.holds(lo[None, :], target)[0]:
+            if state == -1 and not self.o.replay.holds(lo[None, :], target)[0]:
                 return None
             if state != 1:
                 rng = mx - mn
@@ -144,7 +144,7 @@ class BoxSearch:
         free = np.flatnonzero(hi > lo)
         if free.size == 0:
             return None
-        cur = float(self.o.margin(x[None, :], target)[0])
+        cur = float(self.o.replay.margin(x[None, :], target)[0])
         for _ in range(passes):
             if cur < 0:
                 return x
@@ -152,7 +152,7 @@ class BoxSearch:
             cand = np.repeat(x[None, :], len(moves), axis=0)
             for k, (f, L) in enumerate(moves):
                 cand[k, f] = L
-            m = self.o.margin(cand, target)
+            m = self.o.replay.margin(cand, target)
             k = int(np.argmin(m))
             if m[k] >= cur:
                 break
@@ -167,7 +167,7 @@ class BoxSearch:
         for f, g in zip(free, grids):
             rows[:, f] = g.reshape(-1)
         self.stats.points += size
-        ok = self.o.holds(rows, target)
+        ok = self.o.replay.holds(rows, target)
         if ok.all():
             return None
         return rows[int(np.flatnonzero(~ok)[0])]

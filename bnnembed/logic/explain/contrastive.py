@@ -31,11 +31,11 @@ def contrastive(oracle: Oracle, levels: np.ndarray, target: Target):
     ``undecided`` lists features kept in ``C`` because the solver ran out of budget (``C`` is
     subset-minimal when it is empty)."""
     levels = np.asarray(levels, dtype=np.int64)
-    if not oracle.holds(levels, target)[0]:
+    if not oracle.replay.holds(levels, target)[0]:
         raise ValueError("the target does not hold on this input")
-    worst, drop = oracle.worst_levels(levels, target)
+    worst, drop = oracle.replay.worst_levels(levels, target)
     F = oracle.n_features
-    w = oracle.numpy_counterexample(levels, list(range(F)), worst, target)
+    w = oracle.replay.attack(levels, list(range(F)), worst, target)
     if w is None:
         verdict, w = oracle.check({}, target)
         if verdict is True:
@@ -50,7 +50,7 @@ def contrastive(oracle: Oracle, levels: np.ndarray, target: Target):
             continue
         free = sorted(C - {f})
         pinned = [g for g in range(F) if g not in free]
-        cand = oracle.numpy_counterexample(levels, free, worst, target)
+        cand = oracle.replay.attack(levels, free, worst, target)
         if cand is None:
             verdict, cand = oracle.check(ranges_fixed(levels, pinned), target)
             if verdict is None:

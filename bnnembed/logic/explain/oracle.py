@@ -18,7 +18,7 @@ carry over from query to query):
   its negation is one literal, or one clause guarded by a selector variable that is assumed.
 
 A cheap sound pre-check (interval propagation over level boxes, :attr:`Oracle.boxes`, the one
-engine in :mod:`bnnembed.model.intervals`) and a cheap attack (:meth:`Oracle.numpy_counterexample`) let the
+engine in :mod:`bnnembed.model.intervals`) and a cheap attack (:meth:`~bnnembed.logic.explain.replay.Replay.attack`) let the
 algorithms skip most SAT calls; every answer they give is either a SAT/UNSAT verdict or a
 counterexample that the numpy reference confirms.
 """
@@ -36,8 +36,7 @@ from pysat.solvers import Solver
 from ...artifact import Artifact
 from ...render.cnf import DEFAULT_ENCODING, CardEncoding, encode_bound, order_clauses
 from ...model.intervals import LevelBoxes
-from ...model.intmodel import agreement_counts, bound_answers, combine, layer_forward
-from ...model.packing import pack_bits
+from .replay import Replay
 
 
 class Backend(str, enum.Enum):
@@ -109,6 +108,7 @@ class Oracle:
         self.nets = {Bound.UPPER: art.upper, Bound.LOWER: art.lower}
         self._out: dict[Bound, int] = {}
         self.stats = OracleStats()
+        self.replay = Replay(self.enc, self.nets, self.stats)  # the numpy reference over levels
         self._boxes: dict = {}
         self.load_seconds = 0.0
         self.budget = budget  # conflicts per query (0 = none)
@@ -283,48 +283,8 @@ class Oracle:
             lo[f], hi[f] = a, b
         return lo, hi
 
-    def enumerate_box(self, ranges: dict[int, tuple[int, int]], target: Target,
-                      max_points: int) -> tuple[bool | None, np.ndarray | None]:
-        """Exact answer of :meth:`check` by running every level combination of the free features
-        through the numpy reference, when there are at most ``max_points``; else ``(None, None)``."""
-        full = {f: ranges.get(f, (0, int(self.n_levels[f]))) for f in range(self.n_features)}
-        free = [f for f, (lo, hi) in full.items() if hi > lo]
-        size = 1
-        for f in free:
-            size *= full[f][1] - full[f][0] + 1
-            if size > max_points:
-                return None, None
-        base = np.array([full[f][0] for f in range(self.n_features)], np.int64)
-        grids = np.meshgrid(*[np.arange(full[f][0], full[f][1] + 1) for f in free], indexing="ij")
-        rows = np.repeat(base[None, :], size, axis=0)
-        for f, g in zip(free, grids):
-            rows[:, f] = g.reshape(-1)
-        self.stats.enumerated += size
-        for start in range(0, size, 4096):
-            chunk = rows[start : start + 4096]
-            ok = self.holds(chunk, target)
-            if not ok.all():
-                return False, chunk[np.flatnonzero(~ok)[0]]
-        return True, None
-
     def entails(self, ranges: dict[int, tuple[int, int]], target: Target) -> bool:
         return self.counterexample(ranges, target) is None
-
-    # ---------------------------------------------------------------- numpy side
-    def bits(self, levels: np.ndarray) -> np.ndarray:
-        return self.enc.bits_from_levels(np.atleast_2d(levels))
-
-    def holds(self, levels: np.ndarray, target: Target) -> np.ndarray:
-        """Does the target hold (numpy reference) for each row of levels?"""
-        bits = self.bits(levels)
-        ok = np.ones(len(bits), dtype=bool)
-        for b, answers in target:
-            ok &= bound_answers(self.nets[b], bits) == answers
-        return ok
-
-    def decisions(self, levels: np.ndarray) -> np.ndarray:
-        bits = self.bits(levels)
-        return combine(bound_answers(self.nets[Bound.UPPER], bits), bound_answers(self.nets[Bound.LOWER], bits))
 
     @property
     def boxes(self) -> dict:
@@ -332,66 +292,6 @@ class Oracle:
         if not self._boxes:
             self._boxes.update({b: LevelBoxes(self.nets[b], self.enc) for b in (Bound.UPPER, Bound.LOWER)})
         return self._boxes
-
-    def worst_levels(self, levels: np.ndarray, target: Target) -> np.ndarray:
-        """Per feature, the level (from the input's) that most lowers the target's margin when
-        that feature alone moves; used to order features and to attack."""
-        F = self.n_features
-        cand = [levels.copy()]
-        moves = []
-        for f in range(F):
-            for L in range(int(self.n_levels[f]) + 1):
-                if L != levels[f]:
-                    row = levels.copy()
-                    row[f] = L
-                    cand.append(row)
-                    moves.append((f, L))
-        cand = np.array(cand)
-        margin = self.margin(cand, target)
-        base = margin[0]
-        best = levels.copy()
-        drop = np.zeros(F)
-        for (f, L), m in zip(moves, margin[1:]):
-            if base - m > drop[f]:
-                drop[f] = base - m
-                best[f] = L
-        return best, drop
-
-    def margin(self, levels: np.ndarray, target: Target) -> np.ndarray:
-        """How far each row is from breaking the target (min over the target's bounds of the
-        score distance to the threshold, in agreement-count units; < 0 means broken)."""
-        bits = self.bits(levels)
-        out = np.full(len(bits), np.inf)
-        for b, answers in target:
-            net = self.nets[b]
-            x = bits
-            for layer in net.layers[:-1]:
-                x = layer_forward(layer, pack_bits(x))
-            score = agreement_counts(net.layers[-1], pack_bits(x))[:, 0]
-            m = (score - net.tau) if answers else (net.tau - 1 - score)
-            out = np.minimum(out, m)
-        return out
-
-    def numpy_counterexample(self, levels: np.ndarray, free: list[int], worst: np.ndarray,
-                             target: Target) -> np.ndarray | None:
-        """Cheap attack: move the free features to their worst levels (all, then halves);
-        return levels breaking the target (confirmed by numpy) or None."""
-        self.stats.attacks += 1
-        if not free:
-            return None
-        rows = []
-        row = levels.copy()
-        row[free] = worst[free]
-        rows.append(row)
-        for part in (free[: len(free) // 2], free[len(free) // 2 :]):
-            if part:
-                r = levels.copy()
-                r[part] = worst[part]
-                rows.append(r)
-        rows = np.array(rows)
-        ok = self.holds(rows, target)
-        bad = np.flatnonzero(~ok)
-        return rows[bad[0]] if bad.size else None
 
 
 def _chunks(it, size: int = 200_000):
