@@ -23,24 +23,15 @@
 
 #include <stdint.h>
 
+#include "bnn_codes.h"
 #include "bnn_popcount.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** Runtime version (the generated model records the generator version separately). */
-#define BNN_RUNTIME_VERSION "0.1.0"
-
-/** X-macro list of decisions: name, value, text. One list feeds the enum and the strings. */
-#define BNN_DECISIONS(X)     \
-    X(NO, 0, "no")           \
-    X(YES, 1, "yes")         \
-    X(UNKNOWN, 2, "unknown") \
-    X(INVALID, 3, "invalid")
-
 /** Decision of the bound pair (NO, YES, UNKNOWN), or INVALID for a float feature vector with a
- *  non-finite value (decided before encoding); values shared with `bnnembed.intmodel.Decision`. */
+ *  non-finite value (decided before encoding); values generated from `bnnembed.model.intmodel.Decision` (bnn_codes.h). */
 typedef enum {
 #define BNN_DECISION_ENUM(name, value, text) BNN_##name = value,
     BNN_DECISIONS(BNN_DECISION_ENUM)

@@ -25,18 +25,8 @@
 extern "C" {
 #endif
 
-/** Where a final decision came from. */
-typedef enum {
-    BNN_SOURCE_BNN = 0,  /**< the device's bounds answered */
-    BNN_SOURCE_DNN = 1,  /**< the bounds left it UNKNOWN; the host DNN answered */
-    BNN_SOURCE_NONE = 2  /**< nobody answered: UNKNOWN without a host answer (no reply after every
-                              retry, or a NACK), or an INVALID input */
-} bnn_source_t;
-
-/** Final decision value when nobody answered. */
-#define BNN_FINAL_UNDECIDED 2u
-/** Final decision value for an input with a non-finite feature (equals BNN_INVALID). */
-#define BNN_FINAL_INVALID 3u
+/* Where a final decision came from (bnn_source_t) and the final values BNN_FINAL_NO, _YES,
+ * _UNDECIDED and _INVALID: bnn_codes.h, generated from bnnembed.device.app_codes. */
 
 /** What bnn_app_handle() ended with for one input. */
 typedef struct {

@@ -5,7 +5,7 @@
  * A frame on the wire is 0x00, COBS(payload), 0x00 (receivers skip empty frames). The payload (integers
  * little-endian) is: version u8, type u8, session u32, seq u32, a type-specific body, and a
  * CRC-32/IEEE (check value 0xCBF43926) of every byte before it. The Python side is
- * bnnembed/protocol.py; docs/protocol.md is the reference. Portable C99, no malloc: every buffer
+ * bnnembed/link/protocol.py; docs/protocol.md is the reference. Portable C99, no malloc: every buffer
  * is owned by the caller.
  *
  * Device side in three calls: bnn_link_init() once, then bnn_link_defer() for an input the
@@ -18,18 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bnn_codes.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** Protocol version carried in every frame. */
-#define BNN_PROTO_VERSION 1u
-/** Bytes of the header: version, type, session, seq. */
-#define BNN_PROTO_HEADER_SIZE 10u
-/** Bytes of the trailing CRC-32. */
-#define BNN_PROTO_CRC_SIZE 4u
-/** Largest feature vector a frame may carry (the host refuses longer ones as malformed). */
-#define BNN_PROTO_MAX_FEATURES 4096u
 /** Payload bytes of a DEFER or REPORT with @p n features (the larger of the two, REPORT). */
 #define BNN_PROTO_REQUEST_SIZE(n) (BNN_PROTO_HEADER_SIZE + 7u + 4u * (size_t)(n) + BNN_PROTO_CRC_SIZE)
 /** Payload bytes of the longest reply (DECISION or NACK). */
@@ -39,41 +33,8 @@ extern "C" {
 /** A receive buffer big enough for any reply frame. */
 #define BNN_PROTO_RX_BUFFER_SIZE (BNN_COBS_MAX_ENCODED(BNN_PROTO_REPLY_SIZE) + 1u)
 
-/** Message types; device -> host requests are below 0x80, host -> device replies above. */
-typedef enum {
-    BNN_MSG_DEFER = 0x01,    /**< device -> host: features of an UNKNOWN input */
-    BNN_MSG_REPORT = 0x02,   /**< device -> host: a decision the device made, with its features */
-    BNN_MSG_DECISION = 0x81, /**< host -> device: the DNN's decision for a DEFER */
-    BNN_MSG_ACK = 0x82,      /**< host -> device: a REPORT is logged */
-    BNN_MSG_NACK = 0x83      /**< host -> device: the request is refused for good */
-} bnn_msg_type;
-
-/** Decision value of a REPORT for an input with a non-finite feature (BNN_INVALID in bnn.h). A
- *  REPORT carries 0 NO, 1 YES or this; a DECISION only 0 or 1. */
-#define BNN_PROTO_DECISION_INVALID 3u
-
-/** NACK reasons; values shared with bnnembed.protocol.NackReason. */
-typedef enum {
-    BNN_NACK_MODEL_MISMATCH = 1, /**< the device runs another model than the host's artifact */
-    BNN_NACK_FEATURE_COUNT = 2,  /**< the feature vector's length is not the model's */
-    BNN_NACK_HOST_ERROR = 3,     /**< the DNN failed on this input */
-    BNN_NACK_INVALID_INPUT = 4   /**< a DEFER with a NaN or infinite feature: no DNN answer exists */
-} bnn_nack_reason;
-
-/** Why a frame was dropped; the order matches bnnembed.protocol.DROP_REASONS. */
-typedef enum {
-    BNN_PROTO_OK = 0,     /**< a well-formed frame */
-    BNN_PROTO_E_COBS,     /**< malformed COBS block */
-    BNN_PROTO_E_OVERSIZE, /**< longer than the receive buffer */
-    BNN_PROTO_E_SHORT,    /**< shorter than header + CRC */
-    BNN_PROTO_E_CRC,      /**< CRC mismatch */
-    BNN_PROTO_E_VERSION,  /**< another protocol version */
-    BNN_PROTO_E_TYPE,     /**< unknown message type */
-    BNN_PROTO_E_LENGTH,   /**< body length does not match the type */
-    BNN_PROTO_E_VALUE,    /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1
-                               or 3, feature count 0 or too big) */
-    BNN_PROTO_N_STATUS
-} bnn_proto_status;
+/* Message types (bnn_msg_type), NACK reasons (bnn_nack_reason) and why a frame was dropped
+ * (bnn_proto_status): bnn_codes.h, generated from bnnembed.link.protocol. */
 
 /** A parsed message; pointers refer into the caller's payload buffer. */
 typedef struct {
@@ -149,13 +110,7 @@ void bnn_proto_rx_init(bnn_proto_rx *rx, uint8_t *buf, size_t cap);
  */
 int bnn_proto_rx_push(bnn_proto_rx *rx, uint8_t byte, bnn_msg *msg);
 
-/** Outcome of a request on the link. */
-typedef enum {
-    BNN_LINK_OK = 0,   /**< answered (decision or acknowledgement) */
-    BNN_LINK_NO_REPLY, /**< no valid reply after every attempt: the input stays undecided */
-    BNN_LINK_REFUSED,  /**< the host sent a NACK (link->last_reason says why) */
-    BNN_LINK_TOO_BIG   /**< the request does not fit the transmit buffer */
-} bnn_link_status;
+/* Outcome of a request on the link (bnn_link_status): bnn_codes.h. */
 
 /** Device end of the link: the request state, caller-owned buffers and counters. */
 typedef struct {

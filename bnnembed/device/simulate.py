@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BnnError
-from ..link.protocol import model_tag
+from ..link.protocol import LinkStatus, model_tag
 from ..link.decision_log import default_log_path
 from ..model.intmodel import Decision, invalid_rows
 from ..render.quantize import Encoding
+from .app_codes import FinalDecision
 from .machines import MACHINES, Machine, get_machine
 from .qemu import qemu_exe, write_rows
 from .toolchain import compile_elf, firmware_dir, write_model_build
@@ -45,11 +46,11 @@ SIM_UARTS = {m.name: (m.cmsdk_uart, m.cpu_hz) for m in MACHINES.values() if m.cm
 #: Sources every deferral build compiles besides the model and the runtime (firmware/ relative).
 APP_SOURCES = ("bnn_protocol.c", "bnn_app.c", "bnn_uart_cmsdk.c")
 SIM_SENTINEL = "BNN-SIM-DONE"
-LINK_STATUS = {-1: "none", 0: "ok", 1: "no_reply", 2: "refused", 3: "too_big"}
-FINAL_UNDECIDED = 2  #: BNN_FINAL_UNDECIDED (firmware/bnn_app.h): nobody answered an UNKNOWN
-FINAL_INVALID = 3  #: BNN_FINAL_INVALID: a non-finite input, answered by nobody
+LINK_STATUS = {-1: "none", **{int(s): s.name.lower() for s in LinkStatus}}
+FINAL_UNDECIDED = int(FinalDecision.UNDECIDED)  #: nobody answered an UNKNOWN
+FINAL_INVALID = int(FinalDecision.INVALID)  #: a non-finite input, answered by nobody
 #: The device's final value as ``predict`` writes it.
-FINAL_LABELS = {0: "no", 1: "yes", FINAL_UNDECIDED: "undecided", FINAL_INVALID: "invalid"}
+FINAL_LABELS = {int(f): f.label for f in FinalDecision}
 
 
 @dataclass(frozen=True)

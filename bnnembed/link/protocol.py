@@ -22,12 +22,13 @@ accepts a reply computed from the exact bytes it sent.
 
 from __future__ import annotations
 
-import enum
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .._enum import CodeEnum
 
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<BBII")  # version, type, session, seq
@@ -40,23 +41,46 @@ MAX_FEATURES = 4096
 MAX_PAYLOAD = HEADER_SIZE + 7 + 4 * MAX_FEATURES + CRC_SIZE
 
 
-class MsgType(enum.IntEnum):
+class MsgType(CodeEnum):
     """Message types. Device -> host requests are < 0x80, host -> device replies >= 0x80."""
 
-    DEFER = 0x01  #: device -> host: an input the bounds left UNKNOWN; the host replies DECISION
-    REPORT = 0x02  #: device -> host: a decision the device made itself; the host replies ACK
-    DECISION = 0x81  #: host -> device: the DNN's decision for a DEFER
-    ACK = 0x82  #: host -> device: a REPORT is logged
-    NACK = 0x83  #: host -> device: the request is refused (the reason says why); do not retry
+    DEFER = 0x01, "device -> host: an input the bounds left UNKNOWN; the host replies DECISION"
+    REPORT = 0x02, "device -> host: a decision the device made itself; the host replies ACK"
+    DECISION = 0x81, "host -> device: the DNN's decision for a DEFER"
+    ACK = 0x82, "host -> device: a REPORT is logged"
+    NACK = 0x83, "host -> device: the request is refused (the reason says why); do not retry"
 
 
-class NackReason(enum.IntEnum):
+class NackReason(CodeEnum):
     """Why the host refused a request (a device treats any NACK as "stays undecided")."""
 
-    MODEL_MISMATCH = 1  #: the device runs another model than the host's artifact
-    FEATURE_COUNT = 2  #: the feature vector's length is not the model's
-    HOST_ERROR = 3  #: the DNN failed on this input
-    INVALID_INPUT = 4  #: a DEFER with a NaN or infinite feature: no DNN answer exists for it
+    MODEL_MISMATCH = 1, "the device runs another model than the host's artifact"
+    FEATURE_COUNT = 2, "the feature vector's length is not the model's"
+    HOST_ERROR = 3, "the DNN failed on this input"
+    INVALID_INPUT = 4, "a DEFER with a NaN or infinite feature: no DNN answer exists for it"
+
+
+class FrameStatus(CodeEnum):
+    """Outcome of receiving one frame: OK, or the reason it was dropped."""
+
+    OK = 0, "a well-formed frame"
+    E_COBS = 1, "malformed COBS block"
+    E_OVERSIZE = 2, "longer than the receive buffer"
+    E_SHORT = 3, "shorter than header + CRC"
+    E_CRC = 4, "CRC mismatch"
+    E_VERSION = 5, "another protocol version"
+    E_TYPE = 6, "unknown message type"
+    E_LENGTH = 7, "body length does not match the type"
+    E_VALUE = 8, "a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big)"
+
+
+class LinkStatus(CodeEnum):
+    """Outcome of one request on the device's end of the link."""
+
+    OK = 0, "answered (decision or acknowledgement)"
+    NO_REPLY = 1, "no valid reply after every attempt: the input stays undecided"
+    REFUSED = 2, "the host sent a NACK (link->last_reason says why)"
+    TOO_BIG = 3, "the request does not fit the transmit buffer"
 
 
 class FrameError(ValueError):
@@ -71,8 +95,8 @@ class FrameError(ValueError):
 #: the values of :class:`~bnnembed.model.intmodel.Decision`. A DECISION reply carries only NO or YES.
 REPORT_DECISIONS = (0, 1, 3)
 
-#: Counter names for dropped frames, shared with the C side's ``bnn_proto_status``.
-DROP_REASONS = ("cobs", "oversize", "short", "crc", "version", "type", "length", "value")
+#: Counter names for dropped frames, in the order of :class:`FrameStatus` (C: ``bnn_proto_status``).
+DROP_REASONS = tuple(s.name[2:].lower() for s in FrameStatus if s is not FrameStatus.OK)
 
 
 def crc32(data: bytes) -> int:

@@ -18,22 +18,22 @@ it, so it is decided before any bound runs (:func:`invalid_rows`; the C runtime 
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._enum import CodeEnum
 from .packing import n_words, pack_bits, unpack_bits
 
 
-class Decision(enum.IntEnum):
+class Decision(CodeEnum):
     """Answer of a bound pair (NO, YES, UNKNOWN), or INVALID for a raw input the bounds must not
-    see; the integer values are shared with the C runtime (``BNN_DECISIONS`` in firmware/bnn.h)."""
+    see; the C runtime's ``BNN_DECISIONS`` (firmware/bnn_codes.h) is generated from this enum."""
 
-    NO = 0
-    YES = 1
-    UNKNOWN = 2
-    INVALID = 3  #: a raw input with a non-finite feature: decided before encoding, never a yes/no
+    NO = 0, "the lower bound answered: the DNN says no"
+    YES = 1, "the upper bound answered: the DNN says yes"
+    UNKNOWN = 2, "neither bound answered (or both did): left to the DNN"
+    INVALID = 3, "a raw input with a non-finite feature: decided before encoding, never a yes/no"
 
     @property
     def label(self) -> str:

@@ -17,7 +17,6 @@ also importable from here.
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import __version__
+from .._enum import CodeEnum
 from .._resources import resource_dir
 from ..errors import BnnError
 from ..model.encoding import Thermometer
@@ -35,19 +35,26 @@ from .footprint import hidden_words, model_footprint
 from .quantize import Encoding, column_shifts, int16_scales
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
-RUNTIME_FILES = ("bnn.h", "bnn.c", "bnn_popcount.h", "bnn_kernels.c")
 _WORDS_PER_LINE = 8
 
 
-class PopcountStrategy(enum.IntEnum):
-    """Values of ``BNN_POPCOUNT_STRATEGY`` (firmware/bnn_popcount.h)."""
+class PopcountStrategy(CodeEnum):
+    """Values of ``BNN_POPCOUNT_STRATEGY``: one kernel header each (firmware/bnn_popcount_*.h)."""
 
-    SWAR = 1  # the reference kernel
-    BUILTIN = 2  # __builtin_popcount: a libgcc call on cores without a popcount instruction
-    SWAR3 = 3  # nibble counts of 3 words summed, bytes accumulated across the row
-    CSA = 4  # Harley-Seal carry-save adders over groups of 4 words
-    TABLE = 5  # 256-byte lookup table in flash
-    ZBB = 6  # RISC-V Zbb cpop (the core must implement Zbb)
+    SWAR = 1, "reference: full SWAR popcount per word (shifts, masks, one multiply)"
+    BUILTIN = 2, "__builtin_popcount: only for cores with a popcount instruction (else a libgcc call)"
+    SWAR3 = 3, "nibble counts of 3 words summed, bytes accumulated across the row"
+    CSA = 4, "Harley-Seal carry-save adders over groups of 4 words"
+    TABLE = 5, "256-byte lookup table in flash"
+    ZBB = 6, "RISC-V Zbb cpop (the core must implement Zbb)"
+
+
+#: The hand-written runtime (firmware/), copied beside the generated model: the layer loop, the
+#: popcount dispatcher with one header per kernel, and the generated table of shared codes.
+RUNTIME_FILES = (
+    "bnn.h", "bnn.c", "bnn_codes.h", "bnn_kernels.c", "bnn_popcount.h", "bnn_popcount_common.h",
+    *(f"bnn_popcount_{s.name.lower()}.h" for s in PopcountStrategy),
+)
 
 
 # --------------------------------------------------------------------------------------------

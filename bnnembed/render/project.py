@@ -1,8 +1,8 @@
 """PlatformIO projects: the generated model, the runtime library and the example application for a board.
 
 A project (:func:`render_board_project`, written by :func:`write_board_project`) holds
-``platformio.ini``, ``src/main.c`` (the example: read feature lines, decide, defer UNKNOWNs over
-the link, print), the generated ``src/bnn_model.[ch]`` (:mod:`bnnembed.render.c`), the board
+``platformio.ini``, ``src/main.c`` (the example, firmware/bnn_console.c unchanged: read feature
+lines, decide, defer UNKNOWNs over the link, print), the generated ``src/bnn_model.[ch]`` (:mod:`bnnembed.render.c`), the board
 framework's port (``firmware/ports``) and the library ``lib/bnnembed_runtime`` with the runtime, the
 deferral link and the application logic; espidf boards also get their CMake files. The model
 must fit the board's flash and RAM budget (:func:`check_budget`).
@@ -22,6 +22,8 @@ RUNTIME_LIBRARY = "bnnembed_runtime"
 #: The deferral link and the application logic (decide -> defer -> final), copied into the
 #: runtime library of every project beside RUNTIME_FILES; the port file provides bnn_io.h.
 APP_FILES = ("bnn_io.h", "bnn_protocol.h", "bnn_protocol.c", "bnn_app.h", "bnn_app.c")
+#: The example application (a hand-written console over the port's text channel): the project's src/main.c.
+CONSOLE_FILE = "bnn_console.c"
 PORT_FILES = {"arduino": "bnn_port_arduino.cpp", "espidf": "bnn_port_espidf.c"}
 
 
@@ -78,13 +80,13 @@ def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT
     files: dict[str, str] = {
         "platformio.ini": env.get_template("project/platformio.ini.j2").render(**pctx),
         f"lib/{RUNTIME_LIBRARY}/library.json": env.get_template("project/library.json.j2").render(**pctx),
-        "src/main.c": env.get_template("project/main.c.j2").render(**pctx),
     }
     for name, text in render_model_sources(model, encoding).items():
         files[f"src/{name}"] = text
     for name, text in runtime_sources().items():
         files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = text
     fw = resource_dir("firmware")
+    files["src/main.c"] = (fw / CONSOLE_FILE).read_text()
     for name in APP_FILES:
         files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = (fw / name).read_text()
     ports = fw / "ports"

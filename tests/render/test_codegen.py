@@ -14,7 +14,10 @@ from bnnembed import Decision, __version__
 from bnnembed._resources import resource_dir
 from bnnembed.device.boards import get_board, load_boards
 from bnnembed.cli import main
+from bnnembed.device.app_codes import DecisionSource, FinalDecision
+from bnnembed.link import protocol as P
 from bnnembed.render.c import PopcountStrategy, c_float, render_model_sources
+from bnnembed.render.codes import committed_header, render_codes_header
 from bnnembed.render.project import render_board_project, write_board_project
 from bnnembed.render.quantize import Encoding, encode_int16, int16_scales, quantize_int16
 from bnnembed.learn.data import load_data
@@ -53,14 +56,48 @@ def test_c_float_is_exact(value):
     assert float.fromhex(text[:-1]) == float(np.float32(value))
 
 
-def test_enums_match_the_c_headers():
+def test_codes_header_is_generated_from_the_enums():
+    """firmware/bnn_codes.h is exactly what the Python enums render (regenerate, never hand-edit)."""
+    assert committed_header().read_text() == render_codes_header(), (
+        "firmware/bnn_codes.h is stale: run python -m bnnembed.render.codes --write")
+
+
+def test_c_sees_every_python_code(tmp_path):
+    """Compile a program that prints every shared constant as C sees it; compare with the enums."""
+    need_gcc()
+    tables = [(Decision, "BNN_"), (P.MsgType, "BNN_MSG_"), (P.NackReason, "BNN_NACK_"),
+              (P.FrameStatus, "BNN_PROTO_"), (P.LinkStatus, "BNN_LINK_"), (DecisionSource, "BNN_SOURCE_"),
+              (FinalDecision, "BNN_FINAL_"), (PopcountStrategy, "BNN_POPCOUNT_")]
+    expected = [(f"{prefix}{m.name}", int(m)) for cls, prefix in tables for m in cls]
+    expected += [("BNN_PROTO_VERSION", P.PROTOCOL_VERSION), ("BNN_PROTO_HEADER_SIZE", P.HEADER_SIZE),
+                 ("BNN_PROTO_CRC_SIZE", P.CRC_SIZE), ("BNN_PROTO_MAX_FEATURES", P.MAX_FEATURES),
+                 ("BNN_PROTO_DECISION_INVALID", int(Decision.INVALID)),
+                 ("BNN_PROTO_N_STATUS", len(P.DROP_REASONS) + 1)]
+    lines = "\n".join(f'    printf("{name} %ld\\n", (long)({name}));' for name, _ in expected)
+    names = "\n".join(f'    printf("name %d %s\\n", (int)BNN_{d.name}, bnn_decision_name(BNN_{d.name}));'
+                      for d in Decision)
+    src = tmp_path / "codes.c"
+    src.write_text(f"""#include <stdio.h>
+#include "bnn.h"
+#include "bnn_protocol.h"
+#include "bnn_app.h"
+int main(void)
+{{
+{lines}
+{names}
+    printf("version %s\\n", BNN_RUNTIME_VERSION);
+    return 0;
+}}
+""")
     fw = resource_dir("firmware")
-    bnn_h = (fw / "bnn.h").read_text()
-    for d in Decision:
-        assert re.search(rf"X\({d.name}, {int(d)}, \"{d.label}\"\)", bnn_h), d
-    popcount_h = (fw / "bnn_popcount.h").read_text()
-    for s in PopcountStrategy:
-        assert f"#define BNN_POPCOUNT_{s.name} {int(s)}" in popcount_h
+    exe = tmp_path / "codes"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{fw}", str(src), str(fw / "bnn.c"),
+                    str(fw / "bnn_kernels.c"), "-o", str(exe)], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+    got = dict(line.split(" ", 1) for line in out if not line.startswith("name "))
+    assert {k: int(v) for k, v in got.items() if k != "version"} == dict(expected)
+    assert got["version"] == __version__
+    assert [line for line in out if line.startswith("name ")] == [f"name {int(d)} {d.label}" for d in Decision]
 
 
 def test_int16_scales_exact_for_integer_data(digits_art):
@@ -90,8 +127,8 @@ def test_int16_never_misses_a_set_bit(bc_art):
 
 def test_banner_in_every_generated_file(digits_art):
     files = render_board_project(digits_art, get_board("nucleo_f401re"))
-    generated = [p for p in files if p.endswith((".ini", "main.c", "bnn_model.c", "bnn_model.h", "library.json"))]
-    assert len(generated) == 5
+    generated = [p for p in files if p.endswith((".ini", "bnn_model.c", "bnn_model.h", "library.json"))]
+    assert len(generated) == 4
     for path in generated:
         head = "\n".join(files[path].splitlines()[:10])
         assert "generated — do not edit" in head, path

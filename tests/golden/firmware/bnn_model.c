@@ -34,14 +34,14 @@ static const float bnn_thresholds[BNN_N_BITS] = {
 };
 
 static const bnn_encoder_t bnn_encoder = {
-    BNN_N_FEATURES,
-    BNN_N_KEPT,
-    BNN_N_BITS,
-    bnn_feature_index,
-    bnn_offsets,
-    bnn_thresholds,
-    NULL,
-    NULL,
+    .n_features = BNN_N_FEATURES,
+    .n_kept = BNN_N_KEPT,
+    .n_bits = BNN_N_BITS,
+    .feature_index = bnn_feature_index,
+    .offsets = bnn_offsets,
+    .thresholds = bnn_thresholds,
+    .thresholds_q = NULL,
+    .feature_shift = NULL,
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -73,11 +73,13 @@ static const int16_t bnn_upper_l1_max_mismatch[1] = {
 };
 
 static const bnn_layer_t bnn_upper_layers[2] = {
-    { 3, 2, 1, bnn_upper_l0_weights, bnn_upper_l0_max_mismatch },
-    { 2, 1, 1, bnn_upper_l1_weights, bnn_upper_l1_max_mismatch },
+    {.n_in = 3, .n_out = 2, .n_words = 1, .weights = bnn_upper_l0_weights,
+     .max_mismatch = bnn_upper_l0_max_mismatch},
+    {.n_in = 2, .n_out = 1, .n_words = 1, .weights = bnn_upper_l1_weights,
+     .max_mismatch = bnn_upper_l1_max_mismatch},
 };
 
-static const bnn_bound_t bnn_upper = { 2, bnn_upper_layers };
+static const bnn_bound_t bnn_upper = {.n_layers = 2, .layers = bnn_upper_layers};
 
 /* ------------------------------------------------------------------------------------------
  * lower bound (answers no): 3 -> 2 -> 1, tau = 1, 8 binary MACs
@@ -108,11 +110,13 @@ static const int16_t bnn_lower_l1_max_mismatch[1] = {
 };
 
 static const bnn_layer_t bnn_lower_layers[2] = {
-    { 3, 2, 1, bnn_lower_l0_weights, bnn_lower_l0_max_mismatch },
-    { 2, 1, 1, bnn_lower_l1_weights, bnn_lower_l1_max_mismatch },
+    {.n_in = 3, .n_out = 2, .n_words = 1, .weights = bnn_lower_l0_weights,
+     .max_mismatch = bnn_lower_l0_max_mismatch},
+    {.n_in = 2, .n_out = 1, .n_words = 1, .weights = bnn_lower_l1_weights,
+     .max_mismatch = bnn_lower_l1_max_mismatch},
 };
 
-static const bnn_bound_t bnn_lower = { 2, bnn_lower_layers };
+static const bnn_bound_t bnn_lower = {.n_layers = 2, .layers = bnn_lower_layers};
 
 /* ------------------------------------------------------------------------------------------
  * Static scratch memory, sized for this model (12 bytes)
@@ -122,10 +126,10 @@ static uint32_t bnn_scratch_a[BNN_HIDDEN_WORDS];
 static uint32_t bnn_scratch_b[BNN_HIDDEN_WORDS];
 
 const bnn_model_t bnn_model = {
-    &bnn_encoder,
-    &bnn_upper,
-    &bnn_lower,
-    bnn_input_bits,
-    bnn_scratch_a,
-    bnn_scratch_b,
+    .encoder = &bnn_encoder,
+    .upper = &bnn_upper,
+    .lower = &bnn_lower,
+    .input_bits = bnn_input_bits,
+    .scratch_a = bnn_scratch_a,
+    .scratch_b = bnn_scratch_b,
 };

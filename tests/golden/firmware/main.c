@@ -1,29 +1,27 @@
-/*
- * src/main.c (example application for ST Nucleo-F401RE)
- * bnnembed <version> — generated — do not edit
- * model hash: 0123456789abcdef
- * input: 3 features (2 kept) -> 3 thermometer bits, float encoding
- * upper bound (answers yes): 3 -> 2 -> 1, tau = 2
- * lower bound (answers no): 3 -> 2 -> 1, tau = 1
- */
-/*
+/**
+ * @file bnn_console.c
+ * @brief The example application of every generated PlatformIO project (its src/main.c).
+ *
  * Console (the port's text channel, see bnn_port.h): reads feature vectors, one per line:
- * BNN_N_FEATURES numbers separated by commas or spaces, in the training column order
- * (float).
- * Send floats with 9 significant digits to reproduce the host's float32 values exactly.
- * For each line it prints "<decision> <upper score> <lower score>", and " dnn" after it when the
- * decision came from the host:
+ * BNN_N_FEATURES numbers separated by commas, spaces, tabs or semicolons, in the training column
+ * order (float models: decimal floats; int16 models: integers, column c scaled by
+ * 2^bnn_feature_shift[c], see bnn_model.h). Send floats with 9 significant digits to reproduce
+ * the host's float32 values exactly. For each line it prints "<decision> <upper score> <lower
+ * score>", and " dnn" after it when the decision came from the host:
  *   yes|no <u> <l>       the device's bounds decided (reported to the host when BNN_APP_REPORT is 1)
  *   yes|no <u> <l> dnn   the bounds said unknown; the host DNN decided over the link
  *   unknown <u> <l>      the bounds said unknown and the host gave no answer after every retry
- *   invalid -1 -1        a feature was NaN or infinite: nobody answers it (reported, never deferred)
+ *   invalid -1 -1        (float models) a feature was NaN or infinite: nobody answers it
+ *                        (reported, never deferred)
+ * A line with the wrong number of values prints "error expected N features, got M".
  *
  * Link (bnn_io.h, a second UART on a board): the deferral protocol of docs/protocol.md, served on
  * the PC by `bnnembed host DIR --serial PORT`. The decide -> defer -> final logic is
  * bnn_app_handle() (bnn_app.c), the same code `bnnembed simulate` runs under QEMU.
  *
- * Compile-time settings: BNN_APP_REPORT (default 1), BNN_LINK_TIMEOUT_MS (500),
- * BNN_LINK_MAX_ATTEMPTS (5).
+ * Hand-written and copied unchanged into every project: the model comes from bnn_model.h (its
+ * feature count, encoding and hash). Compile-time settings: BNN_APP_REPORT (default 1),
+ * BNN_LINK_TIMEOUT_MS (500), BNN_LINK_MAX_ATTEMPTS (5).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +31,6 @@
 #include "bnn_io.h"
 #include "bnn_model.h"
 #include "bnn_port.h"
-
-/** First 32 bits of the model hash: the host refuses requests for another model. */
-#define BNN_MODEL_TAG 0x01234567u
 
 #ifndef BNN_APP_REPORT
 #define BNN_APP_REPORT 1
@@ -60,6 +55,21 @@ static uint8_t app_rx[BNN_APP_RX_SIZE];
 static bnn_app app;
 static int app_linked;         /* the link is initialised (at the first vector) */
 
+/** First 32 bits of the model hash (its first 8 hex digits): the host refuses requests for
+ *  another model. */
+static uint32_t model_tag(void)
+{
+    const char *h = BNN_MODEL_HASH;
+    uint32_t tag = 0u;
+    unsigned i;
+    for (i = 0u; i < 8u; ++i) {
+        const char c = h[i];
+        const uint32_t d = (c >= '0' && c <= '9') ? (uint32_t)(c - '0') : (uint32_t)(c - 'a' + 10);
+        tag = (tag << 4) | d;
+    }
+    return tag;
+}
+
 /** A complete feature vector: decide, defer if needed, print the final answer. */
 static void handle_vector(const app_feature_t *features)
 {
@@ -67,7 +77,7 @@ static void handle_vector(const app_feature_t *features)
     bnn_app_result r;
     if (!app_linked) {
         /* the session is taken when the first input arrives, which varies from boot to boot */
-        bnn_app_init(&app, &bnn_model, bnn_port_session(), BNN_MODEL_TAG, (uint8_t)BNN_APP_REPORT, app_tx,
+        bnn_app_init(&app, &bnn_model, bnn_port_session(), model_tag(), (uint8_t)BNN_APP_REPORT, app_tx,
                      sizeof app_tx, app_rx, sizeof app_rx);
 #ifndef BNN_ENCODING_FLOAT
         app.defer_buf = app_defer_buf;
