@@ -36,6 +36,17 @@ def load_rows(args, art):
     return art.load_rows(args.data, label=args.label or "label", positive=args.positive)
 
 
+def feature_count(text: str) -> float:
+    """``--features``: a whole number of features (>= 1), or a fraction in (0, 1) of the columns."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < v < 1 or (v >= 1 and v == int(v))):
+        raise argparse.ArgumentTypeError(f"{text}: give a whole number of features (>= 1) or a fraction in (0, 1)")
+    return int(v) if v >= 1 else v
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "build", help="train, fold and calibrate the two bounds of a DNN into an artifact",
@@ -57,6 +68,10 @@ def register(sub) -> None:
                    help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256; "
                         "smaller bounds have much faster exact explanations)")
     p.add_argument("--epochs", type=count(1), default=None, help="training epochs (default: from the data size)")
+    p.add_argument("--features", type=feature_count, default=None, metavar="K",
+                   help="the bounds read at most K input features (or a fraction like 0.5 of the columns), "
+                        "chosen for both by a gate network trained on the DNN's decisions: explanations name "
+                        "at most K features and are found faster, at some coverage (default: read all)")
     p.add_argument("--augment", type=count(0), default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
     p.add_argument("--domain-samples", type=count(0), default=0, metavar="N",
@@ -145,7 +160,7 @@ def run_build(args) -> int:
                       hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
                       domain_samples=args.domain_samples,
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
-                      baseline=not args.no_baseline, dnn_output=args.dnn_output)
+                      baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features)
     if args.bits_per_feature is not None and args.bits_per_feature < 1:
         raise BnnError("--bits-per-feature must be at least 1")
     res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)

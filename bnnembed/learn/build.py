@@ -11,7 +11,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -46,6 +46,7 @@ class BuildConfig:
     test_fraction: float = 0.25
     baseline: bool = True
     dnn_output: str | None = None  # the DNN's output convention; None = guess (see bnnembed.learn.dnn)
+    features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
 
 
 @dataclass
@@ -124,7 +125,8 @@ def config_of(metrics: dict) -> BuildConfig:
         epochs=model.get("epochs"), augment=split.get("augment"), domain_samples=split.get("domain_samples", 0),
         asymmetry=model.get("asymmetry", 4.0), cal_fraction=split.get("cal_fraction", 0.25),
         test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None,
-        dnn_output=(metrics.get("settings") or {}).get("dnn_output"))
+        dnn_output=(metrics.get("settings") or {}).get("dnn_output"),
+        features=(metrics.get("settings") or {}).get("features"))
 
 
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
@@ -161,6 +163,7 @@ class _FitSet:
     bits_fit: np.ndarray
     y_fit: np.ndarray
     bits: dict[str, np.ndarray]  # encoded train / calibration / test rows
+    selection: dict | None = None  # what --features chose (None: every feature is read)
 
 
 def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
@@ -212,6 +215,32 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
     y_fit = np.concatenate([d.yes["train"], d.dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
     bits = {k: encoder.encode(part.X) for k, part in parts.items()}
     return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits)
+
+
+def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) -> _FitSet:
+    """``--features K``: prune the encoder's features to K with gate networks trained on the DNN's
+    decisions (see :mod:`bnnembed.learn.select`). The returned set's encoder
+    reads only those features and its bits are the matching columns of the full encoding."""
+    from .select import features_to_keep, select_features as keep_best
+
+    enc = fit.encoder
+    k = features_to_keep(cfg.features, ds.X.shape[1], enc.n_kept)
+    if k >= enc.n_kept:
+        notes.append(f"--features {cfg.features:g}: all {enc.n_kept} non-constant features are read")
+        return replace(fit, selection={"requested": cfg.features, "read": enc.n_kept, "columns": ds.X.shape[1],
+                                       "ranked": None})
+    epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
+    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(enc.n_bits)
+    keep, order = keep_best(fit.bits_fit, fit.y_fit, enc.bit_owner(), enc.n_kept, k,
+                            hidden=hidden, epochs=epochs, seed=cfg.seed)
+    cols = enc.bit_columns(keep)
+    sub = enc.restrict(keep)
+    notes.append(f"--features {cfg.features:g}: the bounds read {k} of {ds.X.shape[1]} features "
+                 f"({sub.n_bits} of {enc.n_bits} input bits)")
+    selection = {"requested": cfg.features, "read": k, "columns": ds.X.shape[1],
+                 "ranked": [ds.feature_names[int(enc.feature_index[f])] for f in order]}
+    return replace(fit, encoder=sub, bits_fit=np.ascontiguousarray(fit.bits_fit[:, cols]),
+                   bits={name: np.ascontiguousarray(b[:, cols]) for name, b in fit.bits.items()}, selection=selection)
 
 
 def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
@@ -305,6 +334,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
+    if cfg.features is not None:
+        fit = select_features(ds, fit, cfg, notes)
     models, upper, lower, mismatches, n_checked, hidden, epochs = train_bounds(fit, cfg, progress)
     n_out = upper.score_range
     upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen = calibrate_bounds(
@@ -333,7 +364,9 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_rows_checked": n_checked,
         "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
                   "epochs": epochs, "asymmetry": cfg.asymmetry,
-                  "upper_shape": upper.shape, "lower_shape": lower.shape},
+                  "upper_shape": upper.shape, "lower_shape": lower.shape,
+                  **({"features_read": fit.selection["read"]} if fit.selection else {})},
+        **({"feature_selection": fit.selection} if fit.selection else {}),
         "build_seconds": None,
         "notes": notes,
     }
@@ -358,7 +391,9 @@ def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: 
         "dataset": {"name": ds.name, "rows": ds.n_rows,
                     "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "features": {"count": int(ds.X.shape[1]), "names": list(ds.feature_names),
-                     "dropped": [ds.feature_names[c] for c in fit.dropped]},
+                     "dropped": [ds.feature_names[c] for c in fit.dropped],
+                     **({"read": [ds.feature_names[int(c)] for c in encoder.feature_index],
+                         "selected_by": f"--features {cfg.features:g}"} if fit.selection else {})},
         "encoding": {"kind": "thermometer", "bits_per_feature": fit.bits_per_feature, "input_bits": encoder.n_bits,
                      "bit_semantics": "bit k of a feature is 1 iff float32(x) >= threshold k; "
                                       "a set bit means -1 to the first layer"},

@@ -8,6 +8,8 @@ value lies in. The bits of all kept features are concatenated in feature order; 
 feature ``f`` occupy positions ``offsets[f] .. offsets[f+1]-1``.
 
 Features that are constant on the training data get no thresholds and are dropped (with a note).
+:meth:`Thermometer.restrict` drops more features the same way (a build that reads only K
+features): the format is unchanged, the device just reads fewer bits.
 Under the packing convention a set bit means -1; the first binary layer learns the sign.
 """
 
@@ -83,6 +85,33 @@ class Thermometer:
             else:
                 x[col] = np.float32(min(float(lo[col]), float(t[0]) - 1.0)) if len(t) else lo[col]
         return x
+
+    def restrict(self, features) -> "Thermometer":
+        """The same encoder reading only the kept features ``features`` (indices among the kept
+        features, any order; kept in their original order). Each kept feature keeps its
+        thresholds, so the result encodes exactly the columns of :meth:`encode` that belong to
+        those features; the other features become unread, as constant features already are."""
+        keep = np.unique(np.asarray(features, dtype=np.int64))
+        if keep.size == 0:
+            raise ValueError("restrict: keep at least one feature")
+        if keep[0] < 0 or keep[-1] >= self.n_kept:
+            raise ValueError(f"restrict: feature indices must be in 0..{self.n_kept - 1}")
+        sizes = np.diff(self.offsets)[keep]
+        bits = self.bit_columns(keep)
+        return Thermometer(
+            n_features=self.n_features,
+            feature_index=self.feature_index[keep].astype(np.int32),
+            offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32),
+            thresholds=self.thresholds[bits].astype(np.float32),
+        )
+
+    def bit_columns(self, features) -> np.ndarray:
+        """Positions in :meth:`encode`'s output of the bits of kept features ``features``
+        (sorted), i.e. the columns that :meth:`restrict` keeps."""
+        keep = np.unique(np.asarray(features, dtype=np.int64))
+        if keep.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(self.offsets[f], self.offsets[f + 1]) for f in keep])
 
     def to_arrays(self, prefix: str = "encoding_") -> dict[str, np.ndarray]:
         return {
