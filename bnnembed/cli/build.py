@@ -72,6 +72,9 @@ def register(sub) -> None:
                    help="the bounds read at most K input features (or a fraction like 0.5 of the columns), "
                         "chosen for both by a gate network trained on the DNN's decisions: explanations name "
                         "at most K features and are found faster, at some coverage (default: read all)")
+    p.add_argument("--stability", type=float, default=0.0, metavar="W",
+                   help="weight of a training penalty on hidden pre-activations near their threshold (neuron "
+                        "stability; experimental, see docs/explanations.md; default 0 = none)")
     p.add_argument("--augment", type=count(0), default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
     p.add_argument("--domain-samples", type=count(0), default=0, metavar="N",
@@ -160,7 +163,10 @@ def run_build(args) -> int:
                       hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
                       domain_samples=args.domain_samples,
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
-                      baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features)
+                      baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features,
+                      stability=args.stability)
+    if not args.stability >= 0:
+        raise BnnError(f"--stability must be 0 or more, not {args.stability}")
     if args.bits_per_feature is not None and args.bits_per_feature < 1:
         raise BnnError("--bits-per-feature must be at least 1")
     res = build_artifact(ds, args.out, cfg, dnn_path=args.dnn, progress=sys.stderr.isatty() and not args.json)

@@ -47,6 +47,7 @@ class BuildConfig:
     baseline: bool = True
     dnn_output: str | None = None  # the DNN's output convention; None = guess (see bnnembed.learn.dnn)
     features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
+    stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
 
 
 @dataclass
@@ -126,7 +127,8 @@ def config_of(metrics: dict) -> BuildConfig:
         asymmetry=model.get("asymmetry", 4.0), cal_fraction=split.get("cal_fraction", 0.25),
         test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None,
         dnn_output=(metrics.get("settings") or {}).get("dnn_output"),
-        features=(metrics.get("settings") or {}).get("features"))
+        features=(metrics.get("settings") or {}).get("features"),
+        stability=(metrics.get("settings") or {}).get("stability", 0.0))
 
 
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
@@ -250,7 +252,7 @@ def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
     hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(fit.encoder.n_bits)
     tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
-                       select_alpha=cfg.alpha)
+                       select_alpha=cfg.alpha, stability=cfg.stability)
     models: dict[str, BoundMLP] = {}
     jobs = [("upper", fit.y_fit, tcfg), ("lower", ~fit.y_fit, tcfg)]
     if cfg.baseline:

@@ -41,6 +41,7 @@ class TrainConfig:
     asymmetry: float = 4.0  # cost of a wrong answer relative to a missed one
     seed: int = 0
     select_alpha: float = 0.05  # the epoch kept is the one answering most at this wrong-answer rate
+    stability: float = 0.0  # weight of the neuron-stability penalty (0 = none; see instability)
 
 
 class _SignSTE(torch.autograd.Function):
@@ -130,6 +131,22 @@ class BoundMLP(nn.Module):
             acts.append(v)
         return acts
 
+    def logit_and_instability(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` in one pass with the mean over hidden neurons and inputs of
+        ``relu(1 - |BN(dot)|)``: how close the
+        pre-activations sit to their threshold. Penalising it (``TrainConfig.stability``) pushes
+        each neuron's dot product away from its threshold, so fewer input bits can flip it and a
+        solver fixes more neurons once a few features are known (a simple form of the
+        cardinality-bound decay of Jia & Rinard, NeurIPS 2020)."""
+        v = 1.0 - 2.0 * bits
+        terms = []
+        for layer, norm in zip(self.hidden, self.norms):
+            pre = norm(layer.dot(v))
+            terms.append(torch.relu(1.0 - pre.abs()).mean())
+            v = sign_ste(pre)
+        logit = torch.exp(self.log_scale) * self.out.dot(v)[:, 0] / self.out.n_in + self.bias
+        return logit, (torch.stack(terms).mean() if terms else torch.zeros(()))
+
     def out_dot(self, bits: torch.Tensor) -> torch.Tensor:
         acts = self.features(bits)
         v = acts[-1] if acts else 1.0 - 2.0 * bits
@@ -177,7 +194,11 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             if len(idx) < 2:
                 continue
             opt.zero_grad()
-            loss = (loss_fn(model(x[idx]), t[idx]) * weight[idx]).mean()
+            if cfg.stability:
+                logit, unstable = model.logit_and_instability(x[idx])
+                loss = (loss_fn(logit, t[idx]) * weight[idx]).mean() + cfg.stability * unstable
+            else:
+                loss = (loss_fn(model(x[idx]), t[idx]) * weight[idx]).mean()
             loss.backward()
             opt.step()
             sched.step()

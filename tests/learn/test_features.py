@@ -90,3 +90,22 @@ def test_sparse_build_is_exact_numpy_torch_cnf(sparse_build):
         answers, _, n_solved = cnf_answers(encode_bound(net, art.encoder), bits)
         assert n_solved == 0
         np.testing.assert_array_equal(answers, bound_answers(net, bits))
+
+
+def test_stability_penalty_moves_pre_activations_off_the_threshold_and_stays_exact():
+    import torch
+
+    from bnnembed.learn.train import TrainConfig, fold_batchnorm, torch_scores, train_bound
+    from bnnembed.model.intmodel import bound_scores
+
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, (2000, 40)).astype(np.uint8)
+    target = bits[:, :7].sum(1) + 2 * bits[:, 30] > 4
+    with torch_threads(1):
+        plain = train_bound(bits, target, TrainConfig(hidden=(24,), epochs=4, seed=0))
+        stable = train_bound(bits, target, TrainConfig(hidden=(24,), epochs=4, seed=0, stability=1.0))
+        x = torch.from_numpy(bits.astype(np.float32))
+        with torch.no_grad():
+            near = [float(m.logit_and_instability(x)[1]) for m in (plain, stable)]
+    assert near[1] < near[0]
+    assert np.array_equal(torch_scores(stable, bits), bound_scores(fold_batchnorm(stable, "yes"), bits))
