@@ -73,10 +73,19 @@ void bnn_encode_q16(const bnn_encoder_t *enc, const int16_t *features, uint32_t 
     }
 }
 
+/** Shift neuron @p j's output bit into @p word (bits enter at the top and move down: after 32
+ *  neurons bit j sits at position j); the sign bit of (max_mismatch - mismatch) is 0 iff the
+ *  neuron fires. */
+#define BNN_SHIFT_IN(word, layer, j, mismatch)                                                     \
+    ((word) = ((word) >> 1) |                                                                      \
+              (~(uint32_t)((int32_t)(layer)->max_mismatch[(j)] - (int32_t)(mismatch)) & 0x80000000u))
+
 /**
  * One hidden layer: output bit j is 1 iff neuron j fires. Output words are built in a register
  * and stored once per 32 neurons (padding bits stay 0). Inlined once per row shape that the
  * kernel distinguishes (BNN_ROW_DISPATCH), so the per-neuron loop carries no shape tests.
+ * Kernels that define BNN_HAVE_ROW_PAIR count two rows per pass (register blocking: each input
+ * word is loaded once for both neurons).
  */
 BNN_ALWAYS_INLINE void bnn_layer_loop(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out,
                                       const bnn_row_t row)
@@ -84,12 +93,22 @@ BNN_ALWAYS_INLINE void bnn_layer_loop(const bnn_layer_t *layer, const uint32_t *
     const uint32_t *w = layer->weights;
     const uint32_t n_out = layer->n_out;
     uint32_t word = 0u;
-    uint32_t j;
-    for (j = 0; j < n_out; ++j) {
-        const int32_t mismatch = (int32_t)bnn_xor_popcount_next(in, &w, row); /* advances w */
-        /* bits enter at the top and move down: after 32 neurons bit j sits at position j;
-         * the sign bit of (max_mismatch - mismatch) is 0 iff the neuron fires */
-        word = (word >> 1) | (~(uint32_t)((int32_t)layer->max_mismatch[j] - mismatch) & 0x80000000u);
+    uint32_t j = 0u;
+#ifdef BNN_HAVE_ROW_PAIR
+    for (; j + 2u <= n_out; j += 2u) {
+        uint32_t second;
+        const uint32_t first = bnn_xor_popcount_pair(in, &w, row, &second); /* advances w by 2 rows */
+        BNN_SHIFT_IN(word, layer, j, first);
+        BNN_SHIFT_IN(word, layer, j + 1u, second);
+        if ((j & 31u) == 30u) {
+            out[j >> 5] = word;
+            word = 0u;
+        }
+    }
+#endif
+    for (; j < n_out; ++j) {
+        const uint32_t mismatch = bnn_xor_popcount_next(in, &w, row); /* advances w */
+        BNN_SHIFT_IN(word, layer, j, mismatch);
         if ((j & 31u) == 31u) {
             out[j >> 5] = word;
             word = 0u;

@@ -91,5 +91,6 @@ typedef enum {
 #define BNN_POPCOUNT_CSA 4 /**< Harley-Seal carry-save adders over groups of 4 words */
 #define BNN_POPCOUNT_TABLE 5 /**< 256-byte lookup table in flash */
 #define BNN_POPCOUNT_ZBB 6 /**< RISC-V Zbb cpop (the core must implement Zbb) */
+#define BNN_POPCOUNT_CSA7 7 /**< carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores */
 
 #endif /* BNN_CODES_H */

@@ -24,8 +24,13 @@
  * | 4     | CSA     | Harley–Seal: carry-save adders over 4 words, SWAR only on the carries  |
  * | 5     | TABLE   | 256-entry byte table in flash (4 lookups per word)                     |
  * | 6     | ZBB     | RISC-V Zbb `cpop` (emitted as a raw `.insn`, so rv32imc tool chains    |
- * |       |         | build it; the core must implement Zbb)                                 |
+ * |       |         | build it; the core must implement Zbb); rows unrolled, two rows per    |
+ * |       |         | pass sharing each input word                                           |
+ * | 7     | CSA7    | 4 carry-save adders per 7 words, nibble counts of the three results,   |
+ * |       |         | `usada8` byte sums; one asm block per unit with `ldm` on Thumb-2 DSP   |
  *
+ * A kernel may also define BNN_HAVE_ROW_PAIR and bnn_xor_popcount_pair(): the layer loop then
+ * counts two neurons per pass (register blocking), and bnn_xor_popcount_next() for an odd last one.
  * Adding a kernel: add a member to `PopcountStrategy` in bnnembed/render/c.py and regenerate
  * bnn_codes.h (`python -m bnnembed.render.codes --write`), write bnn_popcount_<name>.h with a
  * bnn_xor_popcount_inline() that gives the reference's result for every input, include it below
@@ -74,6 +79,8 @@ uint32_t bnn_xor_popcount(const uint32_t *a, const uint32_t *w, uint32_t n_words
 #include "bnn_popcount_table.h"
 #elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_ZBB
 #include "bnn_popcount_zbb.h"
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_CSA7
+#include "bnn_popcount_csa7.h"
 #else
 #error "unknown BNN_POPCOUNT_STRATEGY (see bnn_popcount.h for the available kernels)"
 #endif

@@ -47,6 +47,7 @@ class PopcountStrategy(CodeEnum):
     CSA = 4, "Harley-Seal carry-save adders over groups of 4 words"
     TABLE = 5, "256-byte lookup table in flash"
     ZBB = 6, "RISC-V Zbb cpop (the core must implement Zbb)"
+    CSA7 = 7, "carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores"
 
 
 #: The hand-written runtime (firmware/), copied beside the generated model: the layer loop, the
