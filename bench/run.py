@@ -8,8 +8,10 @@ MNIST files are present (``--mnist-data``, default ``../shared/data/mnist``), th
 (positive = 5..9). Missing artifacts are built with ``bnnembed build`` into the given directory.
 
 Device numbers are QEMU instruction counts (``-icount``, deterministic), not cycles:
-- the bound pair with the reference kernel (SWAR, 1), the libgcc builtin (2) and the optimized
-  kernel each machine's boards use, every decision checked against numpy;
+- the bound pair with every popcount kernel that runs on the machine (the reference SWAR, 1, the
+  libgcc builtin, 2, and the optimized ones), every decision checked against numpy; the fewest
+  instructions per binary MAC with 0 mismatches is the kernel the boards on that core name
+  (``--write-boards`` writes it into boards/*.toml);
 - the DNN (the artifact's ONNX MLP, normalisation folded into the first layer) as emlearn's
   generated float C (``emlearn.net`` "loadable" inference) and as a hand-written int8 dense
   reference (bench/c/int8_dense.c), on the same machines.
@@ -41,14 +43,25 @@ from bnnembed.device.toolchain import TOOLCHAINS, require_tool
 from bnnembed.render.quantize import Encoding
 
 HERE = Path(__file__).resolve().parent
-# machine -> the kernel its boards use (boards/*.toml "popcount")
-OPTIMIZED = {
-    "mps2-an386": PopcountStrategy.SWAR3,
-    "microbit": PopcountStrategy.SWAR3,
-    "riscv32-virt": PopcountStrategy.SWAR3,
-}
-EXTRA = {"riscv32-virt": [PopcountStrategy.ZBB, PopcountStrategy.CSA], "microbit": [PopcountStrategy.TABLE],
-         "mps2-an386": [PopcountStrategy.CSA]}
+BOARDS = HERE.parent / "boards"
+#: Zbb's `cpop` is a RISC-V instruction; every other kernel is portable C (assembly where the core allows).
+ZBB_TOOLCHAIN = "riscv"
+
+
+def kernels_for(machine: str) -> list[PopcountStrategy]:
+    """Every kernel that runs on ``machine`` (all of them are measured; the boards take the best)."""
+    riscv = get_machine(machine).toolchain == ZBB_TOOLCHAIN
+    return [s for s in PopcountStrategy if s is not PopcountStrategy.ZBB or riscv]
+
+
+def best_kernel(entry: dict, allow_zbb: bool = False) -> str:
+    """The measured best kernel of one machine: fewest instructions per binary MAC, 0 mismatches;
+    Zbb only where asked (the RISC-V boards are rv32imc: the ESP32-C3 has no Zbb)."""
+    ok = {k: r for k, r in entry.items() if isinstance(r, dict) and r["mismatches"] == 0
+          and r["score_mismatches"] == 0 and (allow_zbb or k != "zbb")}
+    return min(ok, key=lambda k: ok[k]["instructions_per_bmac"])
+
+
 _BOUND_TABLE = re.compile(r"^bnn_(upper|lower)_l\d+_(weights|max_mismatch)$|^bnn_(upper|lower)(_layers)?$")
 
 
@@ -336,7 +349,8 @@ def host(art, X: np.ndarray) -> dict:
 # ------------------------------------------------------------------------------------------
 
 
-def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list[str]) -> dict:
+def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list[str],
+                 kernels_only: bool = False) -> dict:
     art = load_artifact(art_dir)
     X = load_data(data, require_labels=False).X.astype(np.float32)
     split = Path(art_dir) / "split.npz"
@@ -362,13 +376,17 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
     res["int8_host_agreement"] = float(np.mean(int8_emulate(in_scale, q_layers, X) == dnn.says_yes(X)))
     for m in machines:
         entry = {}
-        for strat in [PopcountStrategy.SWAR, PopcountStrategy.BUILTIN, OPTIMIZED[m]] + EXTRA.get(m, []):
+        for strat in kernels_for(m):
             t0 = time.time()
             entry[strat.name.lower()] = bnn_device(art, m, Xd, strat)
             print(f"  {name} {m} {strat.name}: {entry[strat.name.lower()]['instructions_per_bmac']} instr/bMAC "
                   f"({time.time() - t0:.0f} s)", flush=True)
-        entry["optimized"] = OPTIMIZED[m].name.lower()
+        entry["optimized"] = best_kernel(entry)  # what the boards on this core name
+        if "zbb" in entry:
+            entry["optimized_zbb"] = best_kernel(entry, allow_zbb=True)
         res["device"][m] = entry
+        if kernels_only:
+            continue
         dd = {}
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -386,6 +404,8 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
         print(f"  {name} {m} DNN: {dd['emlearn_float']['instructions']} (float) "
               f"{dd['int8']['instructions']} (int8) instructions", flush=True)
         res["dnn_device"][m] = dd
+    if kernels_only:
+        return res
     # host
     n_host = 2000 if quick else 10000
     Xh = X[np.arange(n_host) % len(X)]
@@ -436,11 +456,14 @@ def markdown(results: dict) -> str:
             for k, r in e.items():
                 if not isinstance(r, dict):
                     continue
-                star = " (boards)" if k == e["optimized"] else ""
+                star = (" (boards)" if k == e["optimized"] else
+                        " (best with Zbb)" if k == e.get("optimized_zbb") else "")
                 out.append(f"| {m} | {k}{star} | {r['mismatches']}/{r['score_mismatches']} | {r['bounds_instructions']:.0f} | "
                            f"{r['instructions_per_bmac']:.3f} | {ratio(ref, r['bounds_instructions']):.2f}x | "
                            f"{r['flash_bytes']} ({r['model_flash_bytes']} + {r['runtime_flash_bytes']}) | "
                            f"{r['bits_per_weight']:.3f} |")
+        if "host" not in w:  # --kernels-only
+            continue
         out += ["", "| machine | DNN as | instr / inference | flash B | agrees with DNN | DNN ÷ pair "
                 "(encode + bounds, boards' kernel): instructions | flash |", "|---|---|---|---|---|---|---|"]
         for m, dd in w["dnn_device"].items():
@@ -478,13 +501,35 @@ def markdown(results: dict) -> str:
     return "\n".join(out)
 
 
+def write_boards(results: dict) -> list[str]:
+    """Set each board file's ``popcount`` to the kernel measured best on its QEMU machine (the
+    MNIST workload when it ran, else the last one); returns the lines changed."""
+    w = results["workloads"].get("mnist") or list(results["workloads"].values())[-1]
+    changed = []
+    for path in sorted(BOARDS.glob("*.toml")):
+        text = path.read_text()
+        machine = re.search(r'^qemu_machine = "(.*)"$', text, re.M)
+        if machine is None or machine.group(1) not in w["device"]:
+            continue
+        best = w["device"][machine.group(1)]["optimized"]
+        new = re.sub(r'^popcount = ".*"$', f'popcount = "{best}"', text, count=1, flags=re.M)
+        if new != text:
+            path.write_text(new)
+            changed.append(f"{path.name}: popcount = {best!r} (measured on {machine.group(1)})")
+    return changed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rows (a few minutes)")
     ap.add_argument("--digits", default=str(HERE / "artifacts" / "digits"))
     ap.add_argument("--mnist", default=str(HERE / "artifacts" / "mnist"))
     ap.add_argument("--mnist-data", default="../shared/data/mnist")
-    ap.add_argument("--machines", default="mps2-an386,microbit,riscv32-virt")
+    ap.add_argument("--machines", default="mps2-an386,mps2-an500,mps2-an385,microbit,riscv32-virt")
+    ap.add_argument("--kernels-only", action="store_true",
+                    help="only the bound pair with every kernel on the device (no DNN, host or cascade)")
+    ap.add_argument("--write-boards", action="store_true",
+                    help="set each board's popcount to the kernel measured best on its QEMU machine")
     ap.add_argument("--out", default=str(HERE))
     args = ap.parse_args(argv)
     machines = args.machines.split(",")
@@ -498,11 +543,14 @@ def main(argv=None) -> int:
                "workloads": {}}
     for name, path, data in work:
         print(f"workload {name}: {path}", flush=True)  # the report keeps only the directory name
-        results["workloads"][name] = run_workload(name, path, data, args.quick, machines)
+        results["workloads"][name] = run_workload(name, path, data, args.quick, machines, args.kernels_only)
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
     (out / "results.md").write_text(markdown(results) + "\n")
     print(markdown(results))
+    if args.write_boards:
+        for line in write_boards(results):
+            print(line)
     return 0
 
 
