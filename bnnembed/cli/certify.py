@@ -35,6 +35,11 @@ def register(sub) -> None:
     p.add_argument("--explain-seconds", type=positive_float, default=10.0, metavar="S",
                    help="time budget of each abductive explanation (default 10; the explanation stays "
                         "sufficient, only its minimality may be unproven)")
+    p.add_argument("--delta", type=float, metavar="D",
+                   help="explanations' domain: the features an explanation leaves free move at most D raw units "
+                        "from the input, for the bound and for the DNN's box (default: the whole data box)")
+    p.add_argument("--radius", type=count(0), metavar="R",
+                   help="explanations' domain: free features move at most R thermometer steps from the input")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a feature's domain (repeatable; *=LO:HI for every feature)")
     p.add_argument("--domain", action="store_true", help="also run the whole-domain soundness query per bound")
@@ -77,6 +82,9 @@ def run_certify(args) -> int:
     if args.retrain_rounds < 0:
         raise BnnError("--retrain-rounds must be >= 0")
     art = load_artifact(args.artifact)
+    from ..logic.explain.domain import check_flags
+
+    check_flags(art.encoder, args.delta, args.radius)
     ds = load_rows(args, art)
     art.certify_onnx()  # before any work: a DNN certify cannot read is refused in one line
     lo, hi, source = domain_box(art, ds, args.range)
@@ -110,14 +118,18 @@ def run_certify(args) -> int:
         try:
             with Explainer(art, seconds=args.explain_seconds) as ex:
                 results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
-                                       max_decided=args.limit, on_result=write_row)
+                                       max_decided=args.limit, on_result=write_row, delta=args.delta,
+                                       radius=args.radius)
         finally:
             if out_fh is not None:
                 out_fh.close()
             if progress is not None:
                 progress.close()
         summary = summarize(results, min(len(rows), _looked_at(results, rows, args.limit)))
-        summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds)
+        summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds,
+                       explanation_domain=({"kind": "delta", "delta": args.delta} if args.delta is not None else
+                                           {"kind": "radius", "radius": args.radius} if args.radius is not None
+                                           else {"kind": "box"}))
         totals.update(summary)
         record["explanations"] = summary
     if args.domain:

@@ -41,6 +41,10 @@ def register(sub) -> None:
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",
                    help="time budget of one abductive explanation (default 30; 0 = none). Features not "
                         "tested in time are kept: the explanation stays sufficient, flagged not proven minimal")
+    add_domain_args(p)
+    p.add_argument("--search", choices=("quickxplain", "deletion"), default="quickxplain",
+                   help="abductive search: QuickXplain over a sensitivity order (default) or one feature at a "
+                        "time; both prove every kept feature necessary")
     p.add_argument("--label", default="label", metavar="COL", help="label column of a CSV, if any (default: label)")
     p.add_argument("--positive", default=None, metavar="V[,V...]", help=ROWS_POSITIVE_HELP)
     p.add_argument("--png", type=out_file, metavar="FILE", help="draw the input with the explanation's pixels marked (image data)")
@@ -51,8 +55,7 @@ def register(sub) -> None:
     p.add_argument("artifact", metavar="DIR")
     add_rows_args(p)
     p.add_argument("--row", type=count(0), required=True)
-    p.add_argument("--radius", type=count(0), help="thermometer steps per feature")
-    p.add_argument("--delta", type=float, help="absolute amount per feature (raw units)")
+    add_domain_args(p, verify=True)
     p.add_argument("--scope", choices=[s.value for s in Scope], default=Scope.DECISION.value)
     p.add_argument("--backend", choices=[b.value for b in Backend], default=Backend.CARD.value)
     p.add_argument("--budget", type=count(0), default=2000, metavar="N",
@@ -62,6 +65,34 @@ def register(sub) -> None:
                    help="time budget of the query (default 30; 0 = none); out of time the verdict is UNDECIDED")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_verify)
+
+
+def add_domain_args(p, verify: bool = False) -> None:
+    """--delta / --radius: the domain of an explanation or robustness verdict (docs/cnf.md)."""
+    what = "every feature moves" if verify else "the features an explanation leaves free move"
+    p.add_argument("--delta", type=float, metavar="D",
+                   help=f"domain: {what} at most D raw units from the input" + ("" if verify else " (default: the whole data box)"))
+    p.add_argument("--radius", type=count(0), metavar="R",
+                   help=f"domain: {what} at most R thermometer steps from the input")
+
+
+def domain_text(d: dict) -> str:
+    if d["kind"] == "delta":
+        return f"within delta {d['delta']:g} of the input"
+    if d["kind"] == "radius":
+        return f"within {d['radius']} thermometer steps of the input"
+    return "over the whole data box"
+
+
+def _refuse_deferred(case, where: str) -> None:
+    """One line for a row the bounds left to the DNN, and what can be asked instead."""
+    from ..model.intmodel import Decision
+
+    if case.decision is Decision.UNKNOWN:
+        states = "both bounds answer" if case.upper and case.lower else "neither bound answers"
+        raise BnnError(f"{where} was left to the DNN by the bounds (decision unknown: {states}), so there is no bound "
+                       "decision to explain; '--scope decision' explains why the device deferred, and "
+                       "'bnnembed verify ... --delta D' whether it still defers nearby")
 
 
 def run_cnf(args) -> int:
@@ -96,15 +127,22 @@ def run_explain(args) -> int:
 
         ds = load_rows(args, art)
         n = explain_all(art.path, ds.X, args.out, kind=args.kind, scope=args.scope, workers=args.workers,
-                        backend=args.backend, budget=args.budget, seconds=args.seconds or None)
+                        backend=args.backend, budget=args.budget, seconds=args.seconds or None,
+                        delta=args.delta, radius=args.radius, strategy=args.search)
         print(f"wrote {n} explanations to {args.out}")
         return 0
-    with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:
+    from ..logic.explain.domain import check_flags
+
+    check_flags(art.encoder, args.delta, args.radius)
+    with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None,
+                   strategy=args.search) as ex:
         if args.id:
             case = ex.case_from_id(args.id)
         else:
             case = ex.case(_row(load_rows(args, art), args.row))
-        result = ex.explain(case, args.kind, args.scope)
+        if args.scope == "bound":
+            _refuse_deferred(case, f"decision {args.id}" if args.id else f"row {args.row}")
+        result = ex.explain(case, args.kind, args.scope, delta=args.delta, radius=args.radius)
     if args.png:
         _draw_png(art, case, result, args.png)
     if args.json:
@@ -120,8 +158,9 @@ def run_verify(args) -> int:
     from ..logic.explain import Explainer
 
     art = load_artifact(args.artifact)
-    if args.radius is not None and args.radius < 0:
-        raise BnnError("--radius must be >= 0")
+    from ..logic.explain.domain import check_flags
+
+    check_flags(art.encoder, args.delta, args.radius)
     with Explainer(art, backend=args.backend, budget=args.budget, seconds=args.seconds or None) as ex:
         case = ex.case(_row(load_rows(args, art), args.row))
         result = ex.verify(case, radius=args.radius, delta=args.delta, scope=args.scope)
@@ -142,20 +181,25 @@ def run_verify(args) -> int:
 
 
 def render_text(r: dict) -> str:
-    lines = [f"decision {r['decision']} (id {r['decision_id']}); {r['kind']} explanation of: {r['explains']}"]
+    dom = domain_text(r.get("domain", {"kind": "box"}))
+    lines = [f"decision {r['decision']} (id {r['decision_id']}); {r['kind']} explanation of: {r['explains']}, {dom}"]
     if r["kind"] == "abductive":
-        lines.append(f"  sufficient: these {r['size']} of {r['n_features']} features "
-                     f"({'subset-minimal' if r['minimal'] else 'not proven minimal: ' + str(len(r['undecided'])) + ' undecided'}):")
-        lines += [f"    {f['condition']}" for f in r["features"]]
+        if not r["features"]:
+            lines.append(f"  robust: it holds for every input {dom} (no feature needs to be kept)")
+        else:
+            lines.append(f"  sufficient: these {r['size']} of {r['n_features']} features "
+                         f"({'subset-minimal' if r['minimal'] else 'not proven minimal: ' + str(len(r['undecided'])) + ' undecided'}):")
+            lines += [f"    {f['condition']}" for f in r["features"]]
     else:
         if r["witness"] is None:
-            lines.append("  nothing can change it: it holds on the whole input domain")
+            lines.append(f"  nothing can change it: it holds for every input {dom}")
         else:
             lines.append(f"  changing these {r['size']} features can change it "
                          f"({'subset-minimal' if r['minimal'] else 'not proven minimal'}):")
             lines += [f"    {f['condition']}  ->  {f['to']}" for f in r["features"]]
             lines.append(f"  witness (replayed through numpy): decision {r['witness']['decision']}")
-    lines.append(f"  [{r['seconds'] * 1000:.1f} ms, {r['sat_calls']} SAT calls{', cached' if r['cached'] else ''}]")
+    q = f"{r['queries']} questions, " if r.get("queries") is not None else ""
+    lines.append(f"  [{r['seconds'] * 1000:.1f} ms, {q}{r['sat_calls']} SAT calls{', cached' if r['cached'] else ''}]")
     return "\n".join(lines)
 
 

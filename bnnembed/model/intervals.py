@@ -90,6 +90,19 @@ def count_range(cmin: np.ndarray, cmax: np.ndarray, T0: np.ndarray, deeper) -> t
     return lo_c, hi_c, unstable0
 
 
+def layer_states(cmin: np.ndarray, cmax: np.ndarray, T0: np.ndarray, deeper) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer before the output, ``(fires, silent)``: the neurons that surely fire and surely
+    stay silent for every first-layer count in ``cmin..cmax`` (the same propagation as
+    :func:`count_range`; a neuron in neither may go either way)."""
+    out = [(cmin >= T0, cmax < T0)]
+    for w1, w0, T in deeper[:-1]:
+        on, off = (x.astype(np.float32) for x in out[-1])
+        lo_c = w1 @ on + w0 @ off
+        hi_c = lo_c + float(len(on) - on.sum() - off.sum())
+        out.append((lo_c >= T, hi_c < T))
+    return out if deeper else []
+
+
 def output_count_range(mn: np.ndarray, mx: np.ndarray, T0: np.ndarray, deeper) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`count_range` from per-feature first-layer ranges ``mn``/``mx`` (:func:`box_ranges`)."""
     return count_range(mn.sum(1), mx.sum(1), T0, deeper)
@@ -125,6 +138,12 @@ class LevelBoxes:
             lo[f], hi[f] = a, b
         mn, mx = self.feature_ranges(lo, hi)
         return mn.sum(1), mx.sum(1)
+
+    def stable(self, lo: np.ndarray, hi: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per hidden layer, the neurons that surely fire / surely stay silent on every input of
+        the level box ``lo..hi`` (:func:`layer_states`); the SAT oracle assumes them as units."""
+        mn, mx = self.feature_ranges(lo, hi)
+        return layer_states(mn.sum(1), mx.sum(1), self.T0, self.deeper)
 
     def certain(self, cmin: np.ndarray, cmax: np.ndarray, answers: bool) -> bool:
         """True iff the bound surely answers (``answers``) or surely does not (``not answers``)

@@ -168,11 +168,17 @@ def test_verify_decided_rows_checked_independently(tiny, capsys):
     assert verdicts <= {True, False} and verdicts, verdicts
 
 
+def _first_decided(path) -> str:
+    art = load_artifact(path)
+    return str(int(_decided_rows(art, load_data("breast_cancer").X, 1)[0]))
+
+
 def test_verify_and_lookup_cli(tiny, capsys):
-    assert main(["explain", tiny, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    row = _first_decided(tiny)
+    assert main(["explain", tiny, "--data", "breast_cancer", "--row", row, "--json"]) == 0
     import json
     capsys.readouterr()
-    assert main(["explain", tiny, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    assert main(["explain", tiny, "--data", "breast_cancer", "--row", row, "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["cached"] is True
     assert main(["explain", tiny, "--id", r["decision_id"], "--json"]) == 0
@@ -195,9 +201,10 @@ def test_explanations_need_no_cnf_files(tmp_path, tiny, capsys):
     shutil.copytree(tiny, d)
     shutil.rmtree(os.path.join(d, WORKSPACE))
     before = {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d) if os.path.isfile(os.path.join(d, f))}
-    assert main(["explain", d, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    row = _first_decided(tiny)
+    assert main(["explain", d, "--data", "breast_cancer", "--row", row, "--json"]) == 0
     without = json.loads(capsys.readouterr().out)
-    assert main(["explain", tiny, "--data", "breast_cancer", "--row", "0", "--json"]) == 0
+    assert main(["explain", tiny, "--data", "breast_cancer", "--row", row, "--json"]) == 0
     with_cnf = json.loads(capsys.readouterr().out)
     assert {k: v for k, v in without.items() if k not in ("seconds", "cached", "sat_calls")} == \
         {k: v for k, v in with_cnf.items() if k not in ("seconds", "cached", "sat_calls")}

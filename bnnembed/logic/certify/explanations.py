@@ -76,9 +76,11 @@ def level_box(enc: Thermometer, llo: np.ndarray, lhi: np.ndarray, lo: np.ndarray
 
 
 def explanation_box(enc: Thermometer, pinned: list[tuple[int, int]], lo: np.ndarray, hi: np.ndarray,
-                    x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    x: np.ndarray | None = None, domain=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(lo, hi, hi_open)`` of the region where kept features ``f`` sit at level ``L`` for every
-    ``(f, L)`` in ``pinned`` and the other features range over ``[lo, hi]`` (widened to ``x``)."""
+    ``(f, L)`` in ``pinned`` and the other features range over ``[lo, hi]`` (widened to ``x``),
+    restricted to the explanation's ``domain`` (:class:`~bnnembed.logic.explain.domain.Domain`,
+    default the whole box): its levels, and for ``delta`` also ``[x - delta, x + delta]``."""
     blo = np.asarray(lo, np.float64)
     bhi = np.asarray(hi, np.float64)
     if x is not None:
@@ -86,6 +88,12 @@ def explanation_box(enc: Thermometer, pinned: list[tuple[int, int]], lo: np.ndar
         bhi = np.maximum(bhi, np.asarray(x, np.float64))
     llo = np.zeros(enc.n_kept, dtype=np.int64)
     lhi = np.diff(enc.offsets).astype(np.int64)
+    if domain is not None and domain.kind != "box":
+        llo, lhi = domain.lo.copy(), domain.hi.copy()
+        if domain.kind == "delta":
+            xd = np.asarray(x, np.float64)
+            blo = np.maximum(blo, xd - domain.delta)
+            bhi = np.minimum(bhi, xd + domain.delta)
     for f, L in pinned:
         llo[f] = lhi[f] = L
     return level_box(enc, llo, lhi, blo, bhi)
@@ -121,6 +129,7 @@ class CaseResult:
             "decision_id": self.explanation.get("decision_id"),
             "size": len(feats),
             "features": feats,
+            "domain": self.explanation.get("domain", {"kind": "box"}),
             "dnn_agrees_on_input": self.dnn_agrees_on_input,
             "verification": self.result.to_dict(),
         }
@@ -138,7 +147,8 @@ def pinned_of(enc: Thermometer, explanation: dict) -> list[tuple[int, int]]:
 
 
 def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray,
-                           pinned: list[tuple[int, int]], first: BoxResult, lo, hi, cfg: CertifyConfig) -> dict:
+                           pinned: list[tuple[int, int]], first: BoxResult, lo, hi, cfg: CertifyConfig,
+                           domain=None) -> dict:
     """Pin more features until the DNN is certified on the box (see the module docstring)."""
     t0 = time.perf_counter()
     sides = Sides.for_net(net.n_out, dnn.positive_columns if net.n_out > 1 else ())
@@ -167,7 +177,7 @@ def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, lev
         free.discard(f)
         pinned.append((f, int(levels[f])))
         added.append(f)
-        blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
+        blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x, domain)
         left = cfg.extend_time - (time.perf_counter() - t0)
         if left < 0.5:
             break
@@ -183,11 +193,13 @@ def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, lev
 
 def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  cfg: CertifyConfig = CertifyConfig(), explainer=None, progress=None,
-                 max_decided: int | None = None, on_result=None) -> list[CaseResult]:
+                 max_decided: int | None = None, on_result=None, delta: float | None = None,
+                 radius: int | None = None) -> list[CaseResult]:
     """Explain every decided row of ``X[rows]`` (up to ``max_decided`` of them) with the bound's
     abductive explanation and try to certify it against the DNN; results are also stored in the
     artifact's explanation store and passed to ``on_result`` as they come (a long run cut short
-    keeps what it did)."""
+    keeps what it did). With ``delta`` / ``radius`` the explanation and the DNN's box are both
+    restricted to that domain around each input (the free features move only that far)."""
     from ..explain import Explainer
     from ...model.intmodel import Decision
     from .onnx_read import read_onnx
@@ -209,21 +221,22 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
                 continue
             claim = "yes" if case.decision is Decision.YES else "no"
             t0 = time.perf_counter()
-            expl = ex.explain(case, "abductive", "bound")
+            dom = ex.domain(case, delta, radius)
+            expl = ex.explain(case, "abductive", "bound", delta=delta, radius=radius)
             t_expl = time.perf_counter() - t0 if not expl.get("cached") else float(expl.get("seconds", 0.0))
             pinned = pinned_of(art.encoder, expl)
-            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x)
+            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x, dom)
             res = verify_box(net, dnn, blo, bhi, claim, cfg.verify, hi_open=hopen, start=x)
             cr = CaseResult(int(r), claim, expl, res, t_expl)
             cr.dnn_agrees_on_input = bool(dnn.says_yes(x[None, :])[0]) == (claim == "yes")
             cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
-                net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify)
+                net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify, dom)
             if cfg.extend and res.status != Status.CERTIFIED:
                 cr.extended = extend_until_certified(net, dnn, art.encoder, x.astype(np.float64), case.levels,
-                                                     pinned, res, lo, hi, cfg)
+                                                     pinned, res, lo, hi, cfg, dom)
             if ex.store is not None:
-                request = {"what": "certify", "kind": "abductive", "scope": "bound",
-                           "margin": cfg.verify.margin, "domain": _domain_key(lo, hi)}
+                request = ex.request("certify", dom, kind="abductive", scope="bound", margin=cfg.verify.margin,
+                                     data_box=_domain_key(lo, hi))
                 ex.store.put(case.did, request, cr.to_dict(), res.seconds)
             out.append(cr)
             if on_result is not None:
@@ -237,12 +250,12 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
 
 
 def _cell_status(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray, lo, hi, claim: str,
-                 vcfg: VerifyConfig) -> str:
+                 vcfg: VerifyConfig, domain=None) -> str:
     """Does the DNN decide the input's whole cell (every kept feature at its level) the same way?
     If not, no explanation at this encoding can be certified for the input: a diagnostic of the
     encoding's resolution against the DNN's sensitivity."""
     pinned = [(f, int(levels[f])) for f in range(enc.n_kept)]
-    blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x)
+    blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x, domain)
     return verify_box(net, dnn, blo, bhi, claim, vcfg, hi_open=hopen, start=x).status
 
 

@@ -17,6 +17,10 @@ Algorithms, one module each over the shared :mod:`~bnnembed.logic.explain.oracle
 a witness input replayed through numpy) and :mod:`~bnnembed.logic.explain.robustness` (does the target
 survive every move of at most R thermometer steps, or of at most delta in value).
 
+Every result is about a :class:`~bnnembed.logic.explain.domain.Domain`: the whole data box
+(default), or the inputs within ``delta`` raw units or ``radius`` thermometer steps of the input;
+features an explanation does not pin range over the domain only, and the JSON names it.
+
 :class:`Explainer` ties them to an artifact, renders features as readable interval conditions
 and caches every result in the artifact's :mod:`~bnnembed.logic.explain.store` under its decision id.
 """
@@ -36,10 +40,11 @@ from .store import ExplanationStore
 from ...model.intmodel import Decision, bound_answers, combine
 from .abductive import abductive
 from .contrastive import contrastive
+from .domain import Domain
 from .oracle import Backend, Bound, Oracle, Target, describe_target
-from .robustness import delta_ranges, radius_ranges, robust
+from .robustness import robust
 
-__all__ = ["Kind", "Scope", "Explainer", "Case", "target_for", "Backend", "Bound", "Oracle"]
+__all__ = ["Kind", "Scope", "Explainer", "Case", "target_for", "Backend", "Bound", "Oracle", "Domain"]
 
 
 class Kind(str, enum.Enum):
@@ -113,9 +118,10 @@ class Explainer:
     """Explanations and robustness verdicts for one artifact, cached by decision id."""
 
     def __init__(self, art: Artifact, backend: str = "card", use_store: bool = True, budget: int = 2_000,
-                 seconds: float | None = None) -> None:
+                 seconds: float | None = None, strategy: str = "quickxplain") -> None:
         self.art = art
         self.oracle = Oracle(art, backend=backend, budget=budget)
+        self.strategy = strategy  # abductive search: "quickxplain" or "deletion"
         self.seconds = seconds  # time budget of one explanation's exact phase or one verify query (None: none)
         self.store = ExplanationStore(art.path, art.model_hash) if use_store else None
 
@@ -175,7 +181,19 @@ class Explainer:
             cond = f"{_fmt(lo)} <= {name} < {_fmt(hi)}"
         return {"feature": name, "column": col, "level": int(level), "lo": lo, "hi": hi, "condition": cond}
 
-    def _header(self, case: Case, kind: str, target: Target) -> dict:
+    def domain(self, case: Case, delta: float | None = None, radius: int | None = None) -> Domain:
+        """The domain of ``--delta`` / ``--radius`` around the case (neither: the whole box)."""
+        return Domain.build(self.art.encoder, case.levels, case.x, delta=delta, radius=radius)
+
+    def request(self, what: str, domain: Domain, **kw) -> dict:
+        """The store key of a question: what was asked and in which domain (the level box too
+        when it depends on the raw row, so a whole-box result never answers a delta question)."""
+        out = {"what": what, **kw, "domain": domain.describe()}
+        if domain.kind != "box":
+            out["box"] = [domain.lo.tolist(), domain.hi.tolist()]
+        return out
+
+    def _header(self, case: Case, kind: str, target: Target, domain: Domain | None = None) -> dict:
         return {
             "decision_id": case.did,
             "model_hash": self.art.model_hash,
@@ -185,6 +203,7 @@ class Explainer:
             "kind": kind,
             "explains": describe_target(target),
             "target": [{"bound": b.value, "answers": a} for b, a in target],
+            "domain": (domain or Domain.whole(self.art.encoder)).describe(),
         }
 
     def _cached(self, case: Case, request: dict, compute) -> dict:
@@ -204,32 +223,46 @@ class Explainer:
         return result
 
     # ---------------------------------------------------------------- explanations
-    def explain(self, case: Case, kind: Kind | str = Kind.ABDUCTIVE, scope: Scope | str = Scope.BOUND) -> dict:
+    def explain(self, case: Case, kind: Kind | str = Kind.ABDUCTIVE, scope: Scope | str = Scope.BOUND,
+                delta: float | None = None, radius: int | None = None) -> dict:
+        """An explanation of the case inside the domain of ``delta`` / ``radius`` (default: the
+        whole data box)."""
         kind, scope = Kind(kind), Scope(scope)
         target = target_for(case.decision, case.upper, case.lower, scope)
-        request = {"what": "explain", "kind": kind.value, "scope": scope.value}
+        domain = self.domain(case, delta, radius)
+        request = self.request("explain", domain, kind=kind.value, scope=scope.value, search=self.strategy)
 
         def compute() -> dict:
-            out = self._header(case, kind.value, target)
+            out = self._header(case, kind.value, target, domain)
             out["scope"] = scope.value
             out["n_features"] = self.oracle.n_features
             if kind is Kind.ABDUCTIVE:
-                feats, undecided = abductive(self.oracle, case.levels, target, self.seconds)
+                feats, undecided, info = abductive(self.oracle, case.levels, target, self.seconds, domain,
+                                                   self.strategy)
                 out["features"] = [self.feature_entry(f, int(case.levels[f])) for f in feats]
                 out["size"] = len(feats)
+                out["robust"] = not feats  # the target holds on the whole domain
                 out["minimal"] = not undecided
                 out["undecided"] = [self.feature_entry(f, int(case.levels[f]))["feature"] for f in undecided]
-                out["meaning"] = ("every valid input meeting all these conditions (any value for the other "
-                                  f"features) gets the same outcome: {describe_target(target)}")
+                out["search"] = info
+                out["queries"] = info["queries"]
+                out["meaning"] = (f"every valid input meeting all these conditions ({domain.text()}) gets the "
+                                  f"same outcome: {describe_target(target)}")
                 return out
-            found = contrastive(self.oracle, case.levels, target)
+            found = contrastive(self.oracle, case.levels, target, domain, self.seconds)
             if found is None:
                 out["features"] = []
                 out["size"] = 0
                 out["witness"] = None
-                out["meaning"] = "no input at all changes this outcome: it holds on the whole input domain"
+                out["robust"] = True
+                out["minimal"] = True
+                out["meaning"] = ("no input of the domain changes this outcome: it holds on the whole "
+                                  + ("input domain" if domain.kind == "box" else f"domain ({domain.text()})"))
                 return out
-            feats, w, undecided = found
+            feats, w, undecided, info = found
+            out["robust"] = False
+            out["search"] = info
+            out["queries"] = info["queries"]
             out["minimal"] = not undecided
             out["undecided"] = [self.feature_entry(f, int(case.levels[f]))["feature"] for f in undecided]
             out["features"] = [
@@ -238,7 +271,7 @@ class Explainer:
             ]
             out["size"] = len(feats)
             out["witness"] = self._witness(case, w, target)
-            out["meaning"] = ("changing these features (all others kept) can break the outcome "
+            out["meaning"] = ("changing these features (all others kept; inside the domain) can break the outcome "
                               f"({describe_target(target)}); the witness is such an input")
             return out
 
@@ -254,7 +287,9 @@ class Explainer:
         if not broken:  # pragma: no cover - the CNF is exact
             raise AssertionError("witness does not replay through the numpy reference")
         changed = np.flatnonzero(np.asarray(w) != case.levels)
+        moved = np.abs(x2.astype(np.float64) - case.x.astype(np.float64)) if case.x is not None else None
         return {
+            "distance": None if moved is None else float(moved.max(initial=0.0)),
             "x": [float(v) for v in x2],
             "decision": Decision(int(combine(np.array([up]), np.array([lo]))[0])).label,
             "upper_answers": up,
@@ -271,20 +306,17 @@ class Explainer:
                scope: Scope | str = Scope.DECISION) -> dict:
         """Robustness of the outcome to moves of at most ``radius`` levels or ``delta`` in value."""
         scope = Scope(scope)
-        if (radius is None) == (delta is None):
+        if radius is None and delta is None:
             raise BnnError("give exactly one of --radius (thermometer steps) or --delta (value)")
-        if delta is not None and case.x is None:
-            raise BnnError("--delta needs the raw row; use --data SRC --row N")
         target = target_for(case.decision, case.upper, case.lower, scope)
-        request = {"what": "verify", "scope": scope.value, "radius": radius, "delta": delta}
+        domain = self.domain(case, delta, radius)
+        request = self.request("verify", domain, scope=scope.value)
 
         def compute() -> dict:
-            out = self._header(case, "robustness", target)
+            out = self._header(case, "robustness", target, domain)
             out["scope"] = scope.value
             out["radius"], out["delta"] = radius, delta
-            ranges = (radius_ranges(self.oracle, case.levels, radius) if radius is not None
-                      else delta_ranges(self.oracle, case.x, delta))
-            verdict, w = robust(self.oracle, ranges, target, self.seconds)
+            verdict, w = robust(self.oracle, domain.ranges(case.levels, []), target, self.seconds)
             out["robust"] = verdict  # None: undecided within the conflict budget
             out["counterexample"] = None if w is None else self._witness(case, w, target)
             return out

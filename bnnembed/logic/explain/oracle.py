@@ -14,6 +14,8 @@ carry over from query to query):
   upper bound alone never pays for the lower one;
 - a feature's level is pinned to ``[lo, hi]`` by at most two assumptions: bit ``lo-1`` is 1 and
   bit ``hi`` is 0 (the order constraints ``x_{k+1} => x_k`` do the rest);
+- neurons that cannot change inside a query's box (the interval engine proves them on or off
+  there, :meth:`Oracle.stable_literals`) are assumed too, so the solver starts with them fixed;
 - a target is a conjunction of bound states (``upper answers``, ``lower does not answer``...);
   its negation is one literal, or one clause guarded by a selector variable that is assumed.
 
@@ -87,6 +89,7 @@ class OracleStats:
     attacks: int = 0
     undecided: int = 0
     enumerated: int = 0
+    fixed_neurons: int = 0  # stable hidden neurons assumed in SAT calls (the pre-pass)
 
 
 class Oracle:
@@ -118,6 +121,7 @@ class Oracle:
         self._box_search = None
         self.probe = probe  # conflicts of the SAT probe that runs before the branch and bound
         self.node_budget = node_budget  # branch-and-bound nodes per query
+        self.fix_stable = True  # assume the neurons the interval engine proves stable in each query's box
 
     def close(self) -> None:
         self.solver.delete()
@@ -244,6 +248,8 @@ class Oracle:
         The input variables get the highest activity before each call, so the solver decides
         free inputs first and every neuron then follows by propagation."""
         assume = self.assumptions(ranges) + [self.neg_target_assumption(target)]
+        if self.fix_stable:
+            assume += self.stable_literals(ranges, target)
         if self._acts is not None:
             try:
                 self.solver.set_activities(self._acts)
@@ -263,6 +269,20 @@ class Oracle:
         if not sat:
             return True, None
         return False, self.levels_of_model(self.solver.get_model())
+
+    def stable_literals(self, ranges: dict[int, tuple[int, int]], target: Target) -> list[int]:
+        """The pre-pass: hidden neurons of the target's bounds that cannot change inside the
+        box of ``ranges`` (the interval engine proves them on or off there) as literals to assume,
+        so the solver starts with them fixed. Sound: every input of the box gives them these
+        values, so the query's answer is unchanged."""
+        lo, hi = self.box(ranges)
+        out = []
+        for b, _ in target:
+            for l, (fires, silent) in enumerate(self.boxes[b].stable(lo, hi)):
+                out += [self.pool.id(("h", b.value, l, int(j))) for j in np.flatnonzero(fires)]
+                out += [-self.pool.id(("h", b.value, l, int(j))) for j in np.flatnonzero(silent)]
+        self.stats.fixed_neurons += len(out)
+        return out
 
     def counterexample(self, ranges: dict[int, tuple[int, int]], target: Target) -> np.ndarray | None:
         """Pure SAT, no budget: counterexample levels, or None when the ranges force the target."""
