@@ -92,5 +92,6 @@ typedef enum {
 #define BNN_POPCOUNT_TABLE 5 /**< 256-byte lookup table in flash */
 #define BNN_POPCOUNT_ZBB 6 /**< RISC-V Zbb cpop (the core must implement Zbb) */
 #define BNN_POPCOUNT_CSA7 7 /**< carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores */
+#define BNN_POPCOUNT_CSA15 8 /**< carry-save adder trees over 15 words (then 7 words and a tail), nibble counts, one multiply per reduction */
 
 #endif /* BNN_CODES_H */

@@ -28,6 +28,8 @@
  * |       |         | pass sharing each input word                                           |
  * | 7     | CSA7    | 4 carry-save adders per 7 words, nibble counts of the three results,   |
  * |       |         | `usada8` byte sums; one asm block per unit with `ldm` on Thumb-2 DSP   |
+ * | 8     | CSA15   | 11 carry-save adders per 15 words (weights 1, 2, 4, 8), then a 7-word  |
+ * |       |         | unit and 0..7 tail words; nibble counts, one byte reduction per unit   |
  *
  * A kernel may also define BNN_HAVE_ROW_PAIR and bnn_xor_popcount_pair(): the layer loop then
  * counts two neurons per pass (register blocking), and bnn_xor_popcount_next() for an odd last one.
@@ -81,6 +83,8 @@ uint32_t bnn_xor_popcount(const uint32_t *a, const uint32_t *w, uint32_t n_words
 #include "bnn_popcount_zbb.h"
 #elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_CSA7
 #include "bnn_popcount_csa7.h"
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_CSA15
+#include "bnn_popcount_csa15.h"
 #else
 #error "unknown BNN_POPCOUNT_STRATEGY (see bnn_popcount.h for the available kernels)"
 #endif

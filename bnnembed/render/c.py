@@ -48,6 +48,7 @@ class PopcountStrategy(CodeEnum):
     TABLE = 5, "256-byte lookup table in flash"
     ZBB = 6, "RISC-V Zbb cpop (the core must implement Zbb)"
     CSA7 = 7, "carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores"
+    CSA15 = 8, "carry-save adder trees over 15 words (then 7 words and a tail), nibble counts, one multiply per reduction"
 
 
 #: The hand-written runtime (firmware/), copied beside the generated model: the layer loop, the

@@ -350,8 +350,8 @@ def test_mnist_sized_model_bit_exact(mnist_dir, tmp_path_factory, machine):
 
 
 #: the kernel each QEMU machine's boards use, and the Zbb kernel on the RISC-V core that has it
-BOARD_KERNELS = sorted({(m, s) for m in qemu_machines() for s in (PopcountStrategy.SWAR3, PopcountStrategy.CSA7,
-                                                                   PopcountStrategy.ZBB)
+BOARD_KERNELS = sorted({(m, s) for m in qemu_machines()
+                        for s in (PopcountStrategy.SWAR3, PopcountStrategy.CSA7, PopcountStrategy.CSA15, PopcountStrategy.ZBB)
                         if kernel_runs_on(s, m)})
 
 
