@@ -228,12 +228,23 @@ def test_every_kernel_bit_exact(arts, machine, strategy):
 def test_kernels_long_rows_on_host(tmp_path, strategy):
     """Rows longer than one accumulation block (SWAR3: 29 words, CSA: 124 words): 4,128 input
     bits = 129 words, built natively with gcc (same C, same check)."""
+    _rows_on_host(tmp_path, strategy, 129)
+
+
+@pytest.mark.parametrize("n_words", [29, 33, 34])
+def test_csa15_tails_on_host(tmp_path, n_words):
+    """CSA15's row shapes the fixtures do not reach: 29 = 15 + 7 + 7 (tail of 7), 33 = 2 x 15 + 3,
+    34 = 2 x 15 + 4 words."""
+    _rows_on_host(tmp_path, PopcountStrategy.CSA15, n_words)
+
+
+def _rows_on_host(tmp_path, strategy, n_feat):
     need_machine("host")
     from bnnembed.artifact import write_artifact, load_artifact
     from bnnembed.model.encoding import Thermometer
 
     rng = np.random.default_rng(1)
-    n_feat, k = 129, 32
+    k = 32
     enc = Thermometer(n_feat, np.arange(n_feat, dtype=np.int32), np.arange(0, n_feat * k + 1, k, dtype=np.int32),
                       np.tile(np.arange(1, k + 1, dtype=np.float32), n_feat))
     X = rng.uniform(0, k + 1, size=(200, n_feat)).astype(np.float32)
