@@ -12,9 +12,10 @@ target`` is UNSAT). One question, :class:`Sufficiency` ``p(S)``, answered cheape
 
 The search (``strategy``)::
 
-    order  <- features by sensitivity: how much freeing the feature alone (inside the domain)
-              widens the interval engine's score range, then how far moving it alone lowers the
-              target's margin in numpy
+    order  <- features by sensitivity: how far moving the feature alone (inside the domain)
+              lowers the target's margin in numpy, then how much freeing it alone widens the
+              interval engine's score range (the margin first: it keeps the explanations the
+              drop order found before, which the DNN certification tests rely on)
     S      <- all features
     # phase 1, cheap and sound: free a feature while the interval engine still proves the target
     for f in order, least sensitive first:  if IBP proves p(S - {f}):  S <- S - {f}
@@ -142,7 +143,7 @@ def abductive(oracle: Oracle, levels: np.ndarray, target: Target, seconds: float
     deadline = None if seconds is None else time.perf_counter() + seconds
     p = Sufficiency(oracle, levels, target, domain, deadline)
     widen = p.sensitivity()
-    order = [int(f) for f in np.lexsort((p.drop, widen))]  # least sensitive first
+    order = [int(f) for f in np.lexsort((widen, p.drop))]  # least sensitive first
     F = oracle.n_features
 
     # phase 1: the interval engine frees what it can prove, one feature at a time (incremental sums)
