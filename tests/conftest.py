@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from bnnembed.learn.build import BuildConfig, build_artifact
+from bnnembed.learn.build import build_artifact
+from bnnembed.learn.config import BuildConfig
 from bnnembed.render.cnf import write_cnf
 from bnnembed.learn.data import load_data
 

@@ -156,7 +156,8 @@ def format_table(m: dict) -> str:
 
 
 def run_build(args) -> int:
-    from ..learn.build import BuildConfig, build_artifact
+    from ..learn.build import build_artifact
+    from ..learn.config import BuildConfig
 
     ds = _load(args)
     cfg = BuildConfig(alpha=args.alpha, delta=args.delta, seed=args.seed, bits_per_feature=args.bits_per_feature,

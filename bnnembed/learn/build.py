@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
+from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_epochs, auto_hidden
 from .calibrate import Centers, PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs
@@ -29,57 +30,12 @@ from .metrics import decision_metrics
 from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, torch_threads, train_bound
 
 
-@dataclass(frozen=True)
-class BuildConfig:
-    """Everything ``bnnembed build`` can be told (None = chosen from the data)."""
-
-    alpha: float = 0.05
-    delta: float = 0.05
-    seed: int = 0
-    bits_per_feature: int | None = None
-    hidden: tuple[int, ...] | None = None
-    epochs: int | None = None
-    augment: int | None = None
-    domain_samples: int = 0  # distillation inputs drawn uniformly from the training box
-    asymmetry: float = 4.0
-    cal_fraction: float = 0.25
-    test_fraction: float = 0.25
-    baseline: bool = True
-    dnn_output: str | None = None  # the DNN's output convention; None = guess (see bnnembed.learn.dnn)
-    features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
-    stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
-
-
 @dataclass
 class BuildResult:
     path: str
     metrics: dict
     notes: list[str] = field(default_factory=list)
     model: Model | None = None  # what was written, for renderers that follow the build
-
-
-def auto_bits_per_feature(n_features: int) -> int:
-    """About 256 input bits for small tables, at least 2 bits a feature for images."""
-    return int(np.clip(round(256 / max(n_features, 1)), 2, 8))
-
-
-def auto_hidden(n_bits: int) -> tuple[int, ...]:
-    """64-32 hidden neurons up to 512 input bits, else 256-256.
-
-    Measured (docs/cnf.md): on digits 5..9 and breast_cancer, 64-32 bounds reach the coverage of
-    256-256 ones (93.8% vs 94.4%, 96.5% vs 92.3%) while their exact explanations are tractable
-    (seconds instead of minutes); MNIST-sized inputs keep the wider layers."""
-    return (64, 32) if n_bits <= 512 else (256, 256)
-
-
-def auto_augment(n_train: int) -> int:
-    """Distillation copies per training row: about 20k training inputs in all."""
-    return int(np.clip(round(20_000 / max(n_train, 1)), 2, 20))
-
-
-def auto_epochs(n_inputs: int) -> int:
-    """About 4,000 optimisation steps of 128 inputs, between 8 and 40 epochs."""
-    return int(np.clip(round(4_000 * 128 / max(n_inputs, 1)), 8, 40))
 
 
 def split_rows(ds: Dataset, cfg: BuildConfig) -> dict[str, np.ndarray]:
@@ -114,21 +70,6 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, leave=False)
-
-
-def config_of(metrics: dict) -> BuildConfig:
-    """The build configuration an artifact's metrics.json records (defaults where it is silent),
-    so a rebuild on the same data reproduces its split and its training set-up."""
-    model, split = metrics.get("model") or {}, metrics.get("split") or {}
-    return BuildConfig(
-        alpha=metrics.get("alpha", 0.05), delta=metrics.get("delta", 0.05), seed=split.get("seed", 0),
-        bits_per_feature=model.get("bits_per_feature"), hidden=tuple(model["hidden"]) if model.get("hidden") else None,
-        epochs=model.get("epochs"), augment=split.get("augment"), domain_samples=split.get("domain_samples", 0),
-        asymmetry=model.get("asymmetry", 4.0), cal_fraction=split.get("cal_fraction", 0.25),
-        test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None,
-        dnn_output=(metrics.get("settings") or {}).get("dnn_output"),
-        features=(metrics.get("settings") or {}).get("features"),
-        stability=(metrics.get("settings") or {}).get("stability", 0.0))
 
 
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
@@ -421,4 +362,4 @@ def _jsonable(v):
     return v.item() if hasattr(v, "item") else v
 
 
-__all__ = ["BuildConfig", "BuildResult", "build_artifact", "config_of"]
+__all__ = ["BuildResult", "build_artifact", "split_rows"]

@@ -13,7 +13,8 @@ import pytest
 from _cnf_checker import cnf_answers
 from bnnembed.artifact import load_artifact
 from bnnembed.cli.build import feature_count
-from bnnembed.learn.build import BuildConfig, build_artifact, config_of
+from bnnembed.learn.build import build_artifact
+from bnnembed.learn.config import BuildConfig, config_of
 from bnnembed.learn.data import load_data
 from bnnembed.learn.train import torch_threads
 from bnnembed.learn.select import features_to_keep, select_features

@@ -11,7 +11,8 @@ import pytest
 
 import bnnembed.learn.build as build_mod
 from bnnembed.artifact import load_artifact
-from bnnembed.learn.build import BuildConfig, build_artifact, config_of, split_rows
+from bnnembed.learn.build import build_artifact, split_rows
+from bnnembed.learn.config import BuildConfig, config_of
 from bnnembed.learn.data import load_data
 from bnnembed.model.decision_id import decision_id, decision_ids
 from bnnembed.model.encoding import fit_thermometer

@@ -26,7 +26,8 @@ from dataclasses import replace
 import numpy as np
 
 from ...artifact import load_artifact
-from ...learn.build import build_artifact, config_of
+from ...learn.build import build_artifact
+from ...learn.config import config_of
 from ...learn.data import Dataset
 from .cell_search import CellSearchConfig
 from .domain import DomainConfig
