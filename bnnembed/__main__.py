@@ -1,3 +1,5 @@
+"""`python -m bnnembed ...`: the same command line as the `bnnembed` script."""
+
 import sys
 
 from .cli import main
