@@ -40,6 +40,13 @@ def register(sub) -> None:
                         "from the input, for the bound and for the DNN's box (default: the whole data box)")
     p.add_argument("--radius", type=count(0), metavar="R",
                    help="explanations' domain: free features move at most R thermometer steps from the input")
+    p.add_argument("--pin", choices=("value", "cell"), default="value",
+                   help="how the DNN is asked about an explanation: value (default): its features at the input's "
+                        "exact values, the others free in the domain; cell: its features anywhere in the input's "
+                        "thermometer cell (the bound's own statement; rarely holds for image DNNs)")
+    p.add_argument("--both-domains", action="store_true",
+                   help="with --delta or --radius: also certify the same rows over the whole data box and "
+                        "report both")
     p.add_argument("--range", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a feature's domain (repeatable; *=LO:HI for every feature)")
     p.add_argument("--domain", action="store_true", help="also run the whole-domain soundness query per bound")
@@ -93,45 +100,58 @@ def run_certify(args) -> int:
     if not args.no_explanations:
         rows = parse_rows(args.rows, ds.n_rows) if args.rows else default_rows(art, ds)
         cfg = CertifyConfig(VerifyConfig(margin=args.margin, time_limit=args.time_limit), extend=not args.no_extend,
-                            extend_time=args.extend_time)
-        progress = _progress(len(rows), args.json)
+                            extend_time=args.extend_time, pin=args.pin)
         from ..logic.explain import Explainer
 
         shape = (art.manifest.get("dataset") or {}).get("image_shape")
         if args.png_dir and not shape:
             raise BnnError("--png-dir needs image data (the artifact's data has no image shape)")
+        if args.both_domains and args.delta is None and args.radius is None:
+            raise BnnError("--both-domains needs --delta D or --radius R (the whole box is always one of the two)")
+        # (delta, radius) per domain asked: the one of the flags first, then the whole box
+        domains = [(args.delta, args.radius)] + ([(None, None)] if args.both_domains else [])
         out_fh = open(args.out, "w") if args.out else None
-
-        def write_row(case) -> None:  # one line per row as soon as it is done
-            rec = case.to_dict()
-            if out_fh is not None:
-                out_fh.write(json.dumps(rec) + "\n")
-                out_fh.flush()
-            if args.png_dir:
-                import os
-
-                from ..plots import plot_certificate
-
-                plot_certificate(ds.X[case.row], shape, [f["column"] for f in rec["features"]], rec,
-                                 os.path.join(args.png_dir, f"row{case.row}.png"))
-
+        summaries = []
         try:
-            with Explainer(art, seconds=args.explain_seconds) as ex:
-                results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
-                                       max_decided=args.limit, on_result=write_row, delta=args.delta,
-                                       radius=args.radius)
+            for i, (delta, radius) in enumerate(domains):
+                progress = _progress(len(rows), args.json, desc="certify" if i == 0 else "certify (box)")
+
+                def write_row(case, first=(i == 0)) -> None:  # one line per row as soon as it is done
+                    rec = case.to_dict()
+                    if out_fh is not None:
+                        out_fh.write(json.dumps(rec) + "\n")
+                        out_fh.flush()
+                    if args.png_dir and first:
+                        import os
+
+                        from ..plots import plot_certificate
+
+                        plot_certificate(ds.X[case.row], shape, [f["column"] for f in rec["features"]], rec,
+                                         os.path.join(args.png_dir, f"row{case.row}.png"))
+
+                try:
+                    with Explainer(art, seconds=args.explain_seconds) as ex:
+                        results = certify_rows(art, ds.X, rows, lo, hi, cfg, explainer=ex, progress=progress,
+                                               max_decided=args.limit, on_result=write_row, delta=delta,
+                                               radius=radius)
+                finally:
+                    if progress is not None:
+                        progress.close()
+                summary = summarize(results, min(len(rows), _looked_at(results, rows, args.limit)))
+                summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds,
+                               extend_time=None if args.no_extend else args.extend_time, pin=args.pin,
+                               explanation_domain=({"kind": "delta", "delta": delta} if delta is not None else
+                                                   {"kind": "radius", "radius": radius} if radius is not None
+                                                   else {"kind": "box"}))
+                summaries.append(summary)
         finally:
             if out_fh is not None:
                 out_fh.close()
-            if progress is not None:
-                progress.close()
-        summary = summarize(results, min(len(rows), _looked_at(results, rows, args.limit)))
-        summary.update(time_limit=args.time_limit, margin=args.margin, explain_seconds=args.explain_seconds,
-                       explanation_domain=({"kind": "delta", "delta": args.delta} if args.delta is not None else
-                                           {"kind": "radius", "radius": args.radius} if args.radius is not None
-                                           else {"kind": "box"}))
-        totals.update(summary)
-        record["explanations"] = summary
+        totals.update(summaries[0])
+        record["explanations"] = summaries[0]
+        if len(summaries) > 1:
+            totals["whole_box"] = summaries[1]
+            record["explanations_whole_box"] = summaries[1]
     if args.domain:
         from ..logic.certify.cell_search import CellSearchConfig
 
@@ -205,22 +225,53 @@ def _format_retrain_round(rec: dict) -> str:
             + f"; {rec['counterexamples']} counterexamples")
 
 
-def format_totals(t: dict) -> str:
-    lines = []
-    if "decided" in t:
-        d = t["decided"] or 1
-        lines.append(f"{t['rows']} rows, {t['decided']} decided; explanations of the bounds vs the DNN "
-                     f"(domain: {t['domain_source']}):")
-        for k in ("certified", "refuted", "timeout", "spurious"):
-            lines.append(f"  {k:<10} {t[k]:>5}  {t[k] / d:6.1%}")
+def _domain_words(dom: dict | None) -> str:
+    dom = dom or {"kind": "box"}
+    if dom.get("kind") == "delta":
+        return f"the other features within {dom['delta']:g} raw units of the input"
+    if dom.get("kind") == "radius":
+        return f"the other features within {dom['radius']} thermometer steps of the input"
+    return "the other features anywhere in the data box"
+
+
+def _format_explanations(t: dict, source: str) -> list[str]:
+    d = t["decided"] or 1
+    pin = t.get("pin") or "value"
+    held = ("pinned at the input's exact values" if pin == "value" else "pinned to the input's thermometer cells")
+    lines = [f"{t['rows']} rows, {t['decided']} decided; explanations of the bounds vs the DNN "
+             f"(domain: {source}; features {held}, {_domain_words(t.get('explanation_domain'))}):"]
+    for k in ("certified", "refuted", "timeout", "spurious"):
+        lines.append(f"  {k:<10} {t[k]:>5}  {t[k] / d:6.1%}")
+    if "cell_certified" in t:
         lines.append(f"  ceiling: the DNN decides the input's whole cell one way on {t['cell_certified']} "
                      f"({t['cell_certified'] / d:.1%}); on {t['cell_refuted']} it does not, and no explanation at "
                      f"this encoding can be certified for them")
-        lines.append(f"  certified after pinning more features: {t['certified_after_extension']} "
-                     f"({t['certified_after_extension_rate']:.1%})")
-        med = t["median_certificate_seconds"]
-        lines.append(f"  median time per certificate: {'-' if med is None else f'{med:.3f} s'}, "
-                     f"median explanation size {t['median_explanation_size']:g} features")
+    lines.append(f"  certified after pinning more features: {t['certified_after_extension']} "
+                 f"({t['certified_after_extension_rate']:.1%})")
+    if t.get("median_certified_size") is not None:
+        lines.append(f"  size of the certified explanations (after pinning more): median "
+                     f"{t['median_certified_size']:g}, p95 {t['p95_certified_size']:g} of {t['n_features']} features; "
+                     f"after extension {t['refuted_after_extension']} refuted, {t['timeout_after_extension']} "
+                     f"undecided")
+    if t.get("median_counterexample_linf") is not None:
+        lines.append(f"  refutations: median L-inf distance of the counterexample to the input "
+                     f"{t['median_counterexample_linf']:.4g} raw units (replayed through the DNN runtime)")
+    med = t["median_certificate_seconds"]
+    lines.append(f"  median time per certificate: {'-' if med is None else f'{med:.3f} s'}, "
+                 f"median explanation size {t['median_explanation_size']:g} features")
+    if t.get("median_row_seconds") is not None:
+        lines.append(f"  time per row (explanation, DNN queries, extension): median {t['median_row_seconds']:.3f} s, "
+                     f"p95 {t['p95_row_seconds']:.3f} s")
+    return lines
+
+
+def format_totals(t: dict) -> str:
+    lines = []
+    if "decided" in t:
+        lines += _format_explanations(t, t["domain_source"])
+    if "whole_box" in t:
+        lines.append("the same rows over the whole data box:")
+        lines += ["  " + ln for ln in _format_explanations(t["whole_box"], t["domain_source"])]
     for name, r in (t.get("domain") or {}).items():
         cov = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
         verdict = ("sound as calibrated" if r["sound_as_is"] else

@@ -459,7 +459,7 @@ CERTIFY_CASES = [
 
 @pytest.mark.parametrize("fixture,rows,must_run", CERTIFY_CASES, ids=[c[0] for c in CERTIFY_CASES])
 def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, capsys):
-    """Certified explanations are attacked (2,000 uniform points through onnxruntime, then PGD on a
+    """``--pin cell``: certified explanations are attacked (2,000 uniform points through onnxruntime, then PGD on a
     torch copy of the DNN); refuted ones replay; the rows are chosen so both occur, plus an
     extension that ends certified, and each branch is counted so it cannot silently not run."""
     from bnnembed.artifact import load_artifact
@@ -471,7 +471,7 @@ def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, ca
     artifact = request.getfixturevalue(fixture)
     out = str(tmp_path / "cert.jsonl")
     rc = main(["certify", artifact, "--data", "breast_cancer", "--rows", rows, "--time-limit", "10",
-               "--extend-time", "3", "--out", out, "--json"])
+               "--extend-time", "3", "--out", out, "--json", "--pin", "cell"])
     assert rc == 0
     totals = json.loads(capsys.readouterr().out)
     lines = [json.loads(line) for line in open(out)]
@@ -551,6 +551,133 @@ def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, ca
     assert f"certified explanations (last 'certify'): {c} of {d} decided rows ({c / d:.1%})" in capsys.readouterr().out
 
 
+#: rows of ``tiny_artifact`` (default-DNN architecture) for the value-pinned certificate: over the
+#: whole box 0, 3, 24, 42 certify (milp, ibp, ibp, lp) and 8, 22, 49 are refuted, then certified
+#: after pinning one or two more features; at ``--delta 1`` 22 and 41 are refuted, the rest certify
+VALUE_ROWS = "0,3,8,22,24,41,42,49"
+
+
+def _value_box(x, lo, hi, columns, delta):
+    """The region of a value-pinned explanation, from its definition: ``columns`` at ``x``'s exact
+    values, every other feature over the data box (widened to ``x``), cut to ``[x - delta, x + delta]``."""
+    blo, bhi = np.minimum(lo, x), np.maximum(hi, x)
+    if delta is not None:
+        blo, bhi = np.maximum(blo, x - delta), np.minimum(bhi, x + delta)
+    cols = list(columns)
+    blo[cols] = bhi[cols] = x[cols]
+    return blo, bhi
+
+
+def _sample_closed(blo, bhi, n, seed):
+    """``n`` float32 points of the closed box ``[blo, bhi]`` (float32 rounding kept inside)."""
+    rng = np.random.default_rng(seed)
+    lo32, hi32 = blo.astype(np.float32), bhi.astype(np.float32)
+    lo32 = np.where(lo32 < blo, np.nextafter(lo32, np.float32(np.inf)), lo32)
+    hi32 = np.where(hi32 > bhi, np.nextafter(hi32, np.float32(-np.inf)), hi32)
+    P = (blo + rng.random((n, len(blo))) * (bhi - blo)).astype(np.float32)
+    P = np.clip(P, lo32, hi32)
+    # the corners too: the extremes are where a DNN that is not robust flips first
+    C = np.where(rng.random((n // 4, len(blo))) < 0.5, lo32, hi32).astype(np.float32)
+    return np.vstack([P, C])
+
+
+def test_cli_certify_value_pinned_both_domains(tiny_artifact, tmp_path, capsys):
+    """The default meaning (``pin: value``): the explanation's features at the input's exact values,
+    every other feature free in the domain (the whole box, and ``[x-1, x+1]`` with ``--delta 1``).
+    A certified (or extended-and-certified) explanation is checked by sampling its region through
+    the test's own onnxruntime session (no flip) and the bound (it answers everywhere); a
+    refutation's counterexample flips onnxruntime, lies in the domain and keeps every pinned feature
+    at the input's exact value; the totals count what the records say, for both domains."""
+    import re
+
+    from bnnembed.artifact import load_artifact
+    from bnnembed.cli import main
+    from bnnembed.logic.certify.pipeline import domain_box
+    from bnnembed.learn.data import load_data
+
+    out = str(tmp_path / "cert.jsonl")
+    rc = main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", VALUE_ROWS, "--delta", "1",
+               "--both-domains", "--time-limit", "10", "--extend-time", "5", "--out", out, "--json", "--no-metrics"])
+    assert rc == 0
+    totals = json.loads(capsys.readouterr().out)
+    recs = [json.loads(line) for line in open(out)]
+    art = load_artifact(tiny_artifact)
+    ort_yes = OrtDnn(art.file("dnn.onnx"))
+    ds = load_data("breast_cancer")
+    lo, hi, _ = domain_box(art, ds)
+    decided = art.decide(ds.X)
+    ran = {"certified": 0, "refuted": 0, "extended_certified": 0}
+    by_domain = {"delta": [r for r in recs if r["domain"]["kind"] == "delta"],
+                 "box": [r for r in recs if r["domain"]["kind"] == "box"]}
+    assert len(by_domain["delta"]) == totals["decided"] and len(by_domain["box"]) == totals["whole_box"]["decided"]
+    for kind, t in (("delta", totals), ("box", totals["whole_box"])):
+        rs = by_domain[kind]
+        assert t["pin"] == "value" and "cell_certified" not in t
+        for k in ("certified", "refuted", "timeout", "spurious"):
+            assert t[k] == sum(r["status"] == k for r in rs), (kind, k)
+        after = sum(r["status"] == "certified" or (r.get("extended") or {}).get("status") == "certified" for r in rs)
+        assert t["certified_after_extension"] == after
+        sizes = [r["extended"]["size"] if r.get("extended") else r["size"] for r in rs
+                 if (r.get("extended") or r)["status"] == "certified"]
+        assert t["median_certified_size"] == float(np.median(sizes))
+    assert totals["explanation_domain"] == {"kind": "delta", "delta": 1.0}
+    assert totals["whole_box"]["explanation_domain"] == {"kind": "box"}
+    for rec in recs:
+        assert rec["pin"] == "value" and "cell" not in rec
+        delta = rec["domain"].get("delta")
+        x = ds.X[rec["row"]].astype(np.float32).astype(np.float64)
+        assert rec["decision"] == {1: "yes", 0: "no"}[int(decided[rec["row"]])]
+        yes = rec["decision"] == "yes"
+        net_b = art.upper if yes else art.lower
+        cols = [int(f["column"]) for f in rec["features"]]
+        for f in rec["features"]:
+            assert f["value"] == x[int(f["column"])]
+        if rec["status"] == Status.CERTIFIED:
+            ran["certified"] += 1
+            blo, bhi = _value_box(x, lo, hi, cols, delta)
+            P = _sample_closed(blo, bhi, 2000, seed=rec["row"])
+            assert np.all(ort_yes(P) == yes), rec["row"]
+            # the value region lies in the bound's explanation region: the bound answers on it too
+            assert np.all(bound_scores(net_b, art.encode(P)) >= net_b.tau), rec["row"]
+        else:
+            assert rec["status"] == Status.REFUTED, rec["status"]
+            ran["refuted"] += 1
+            c = np.array(rec["verification"]["counterexample"], dtype=np.float32)
+            assert bool(ort_yes(c[None, :])[0]) != yes  # it flips the DNN
+            cd = c.astype(np.float64)
+            assert np.all(cd[cols] == x[cols])  # pinned features at the input's exact values
+            blo, bhi = _value_box(x, lo, hi, cols, delta)
+            assert np.all(cd >= blo) and np.all(cd <= bhi)  # in the domain
+            if delta is not None:
+                assert np.abs(cd - x).max() <= delta
+            dist = rec["counterexample_distance"]
+            assert abs(dist["linf"] - np.abs(cd - x).max()) < 1e-5 and dist["changed"] == int(np.sum(cd != x))
+            ext = rec["extended"]
+            if ext["status"] == Status.CERTIFIED:
+                ran["extended_certified"] += 1
+                assert ext["size"] == len(cols) + len(ext["added"]) and not set(ext["added"]) & set(cols)
+                blo, bhi = _value_box(x, lo, hi, cols + ext["added"], delta)
+                P = _sample_closed(blo, bhi, 2000, seed=1000 + rec["row"])
+                assert np.all(ort_yes(P) == yes), rec["row"]
+                assert np.all(bound_scores(net_b, art.encode(P)) >= net_b.tau), rec["row"]
+            elif "counterexample" in ext:
+                c = np.array(ext["counterexample"], dtype=np.float32)
+                assert bool(ort_yes(c[None, :])[0]) != yes
+                pinned = cols + ext["added"][: ext["counterexample_added"]]
+                assert np.all(c.astype(np.float64)[pinned] == x[pinned])
+    assert all(v > 0 for v in ran.values()), ran
+    # the text says what was asked, for both domains
+    assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--rows", VALUE_ROWS, "--delta", "1",
+                 "--both-domains", "--time-limit", "10", "--extend-time", "5", "--no-metrics"]) == 0
+    text = capsys.readouterr().out
+    assert "features pinned at the input's exact values, the other features within 1 raw units" in text
+    assert "the same rows over the whole data box:" in text
+    assert re.search(r"certified after pinning more features: \d+", text)
+    assert "whole cell" not in text
+    # --both-domains without a distance is a one-line error
+    assert main(["certify", tiny_artifact, "--data", "breast_cancer", "--both-domains"]) == 2
+
+
 def _f32_below(v):
     """The largest float32 below each (float32) value, as float64."""
     return np.nextafter(np.asarray(v).astype(np.float32), np.float32(-np.inf)).astype(np.float64)
@@ -567,7 +694,7 @@ def test_cli_certify_text_and_errors(sparse_artifact, tmp_path, capsys):
     out = tmp_path / "rows.jsonl"
     rows = "1,3,29,40"  # 3 certified-or-refuted decided rows and one undecided (see SPARSE_ROWS)
     rc = main(["certify", sparse_artifact, "--data", "breast_cancer", "--rows", rows, "--time-limit", "5",
-               "--no-extend", "--no-metrics", "--out", str(out)])
+               "--no-extend", "--no-metrics", "--out", str(out), "--pin", "cell"])
     assert rc == 0
     text = capsys.readouterr().out
     recs = [json.loads(line) for line in out.read_text().splitlines()]
@@ -768,7 +895,8 @@ def test_retrain_repair_round_trip(tmp_path):
     """One retraining round: the rebuilt artifact keeps the split and settings (config_of round
     trip), carries the counterexamples as extra distillation inputs, and is re-certified."""
     from bnnembed.artifact import load_artifact
-    from bnnembed.learn.build import BuildConfig, build_artifact, config_of
+    from bnnembed.learn.build import build_artifact
+    from bnnembed.learn.config import BuildConfig, config_of
     from bnnembed.logic.certify.cell_search import CellSearchConfig
     from bnnembed.logic.certify.domain import DomainConfig
     from bnnembed.logic.certify.pipeline import domain_box

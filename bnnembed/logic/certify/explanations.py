@@ -52,6 +52,15 @@ class CertifyConfig:
     verify: VerifyConfig = VerifyConfig()
     extend: bool = True
     extend_time: float = 60.0  # seconds for the whole extension of one explanation
+    pin: str = "value"  # "value": pinned features at the input's exact values; "cell": in its thermometer cell
+
+    def __post_init__(self) -> None:
+        if self.pin not in PINS:
+            raise ValueError(f"pin must be one of {PINS}, got {self.pin!r}")
+
+
+#: how an explanation's features are held when the DNN is asked (see the module docstring)
+PINS = ("value", "cell")
 
 
 def level_box(enc: Thermometer, llo: np.ndarray, lhi: np.ndarray, lo: np.ndarray, hi: np.ndarray
@@ -99,6 +108,45 @@ def explanation_box(enc: Thermometer, pinned: list[tuple[int, int]], lo: np.ndar
     return level_box(enc, llo, lhi, blo, bhi)
 
 
+def value_box(enc: Thermometer, pinned, lo: np.ndarray, hi: np.ndarray, x: np.ndarray,
+              domain=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, hi_open)`` of the region where the kept features ``pinned`` (indices, or
+    ``(feature, level)`` pairs) equal the input's exact values ``x`` and every other feature ranges
+    over the data box ``[lo, hi]`` (widened to ``x``) cut to the ``domain``: for ``delta`` to
+    ``[x - delta, x + delta]``, for ``radius`` to the raw span of the domain's levels. Every point
+    of it has the pinned features at their input level and the others at levels of the domain, so
+    it lies inside the bound's explanation region (:func:`explanation_box`)."""
+    x = np.asarray(x, np.float64)
+    blo = np.minimum(np.asarray(lo, np.float64), x)
+    bhi = np.maximum(np.asarray(hi, np.float64), x)
+    hopen = np.zeros(len(blo), dtype=bool)
+    if domain is not None and domain.kind == "radius":
+        blo, bhi, hopen = level_box(enc, domain.lo, domain.hi, blo, bhi)
+    elif domain is not None and domain.kind == "delta":
+        blo = np.maximum(blo, x - domain.delta)
+        bhi = np.minimum(bhi, x + domain.delta)
+    for p in pinned:
+        col = int(enc.feature_index[int(p[0] if isinstance(p, tuple) else p)])
+        blo[col] = bhi[col] = x[col]
+        hopen[col] = False
+    return blo, bhi, hopen
+
+
+def pinned_box(enc: Thermometer, pin: str, pinned: list[tuple[int, int]], lo, hi, x, domain=None):
+    """The DNN's question box of an explanation under ``pin`` ("value" or "cell")."""
+    if pin == "value":
+        return value_box(enc, pinned, lo, hi, x, domain)
+    return explanation_box(enc, pinned, lo, hi, x, domain)
+
+
+def distance(c: np.ndarray, x: np.ndarray) -> dict:
+    """How far a counterexample is from the input: L-infinity and L2 in raw units, and how many
+    features it changes."""
+    d = np.asarray(c, np.float64).reshape(-1) - np.asarray(x, np.float64).reshape(-1)
+    return {"linf": round(float(np.abs(d).max(initial=0.0)), 6), "l2": round(float(np.sqrt((d * d).sum())), 6),
+            "changed": int(np.count_nonzero(d))}
+
+
 @dataclass
 class CaseResult:
     """Certification of one decided input."""
@@ -110,22 +158,40 @@ class CaseResult:
     explain_seconds: float
     extended: dict | None = None
     dnn_agrees_on_input: bool = True
-    cell_status: str | None = None  # the DNN on the input's whole cell (every feature pinned)
+    cell_status: str | None = None  # the DNN on the input's whole cell (every feature pinned); pin "cell" only
+    pin: str = "value"
+    x: np.ndarray | None = None  # the input (float32 row as float64): values of the pinned features
+    seconds: float = 0.0  # the whole row: explanation, DNN query and extension
 
     @property
     def status(self) -> str:
         return self.result.status
 
+    @property
+    def final_status(self) -> str:
+        """The status after extension (the first status when there was none)."""
+        return self.extended["status"] if self.extended is not None else self.status
+
+    @property
+    def final_size(self) -> int:
+        return self.extended["size"] if self.extended is not None else len(self.explanation.get("features", []))
+
     def to_dict(self) -> dict:
-        feats = [{k: f.get(k) for k in ("feature", "column", "level", "lo", "hi", "condition")}
-                 for f in self.explanation.get("features", [])]
+        feats = []
+        for f in self.explanation.get("features", []):
+            e = {k: f.get(k) for k in ("feature", "column", "level", "lo", "hi", "condition")}
+            if self.pin == "value" and self.x is not None:
+                e["value"] = float(self.x[int(f["column"])])
+            feats.append(e)
         d = {
             "row": self.row,
             "decision": self.claim,
+            "pin": self.pin,
             "status": self.status,
             "method": self.result.method,
             "seconds": round(self.result.seconds, 4),
             "explain_seconds": round(self.explain_seconds, 4),
+            "row_seconds": round(self.seconds, 4),
             "decision_id": self.explanation.get("decision_id"),
             "size": len(feats),
             "features": feats,
@@ -133,6 +199,8 @@ class CaseResult:
             "dnn_agrees_on_input": self.dnn_agrees_on_input,
             "verification": self.result.to_dict(),
         }
+        if self.result.counterexample is not None and self.x is not None:
+            d["counterexample_distance"] = distance(self.result.counterexample, self.x)
         if self.extended is not None:
             d["extended"] = self.extended
         if self.cell_status is not None:
@@ -149,13 +217,17 @@ def pinned_of(enc: Thermometer, explanation: dict) -> list[tuple[int, int]]:
 def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray,
                            pinned: list[tuple[int, int]], first: BoxResult, lo, hi, cfg: CertifyConfig,
                            domain=None) -> dict:
-    """Pin more features until the DNN is certified on the box (see the module docstring)."""
+    """Pin more features (at their exact values for ``cfg.pin == "value"``, at their levels for
+    ``"cell"``) until the DNN is certified on the box (see the module docstring)."""
     t0 = time.perf_counter()
     sides = Sides.for_net(net.n_out, dnn.positive_columns if net.n_out > 1 else ())
     pinned = list(pinned)
     free = set(range(enc.n_kept)) - {f for f, _ in pinned}
     res = first
     added: list[int] = []
+    queries = 0
+    refuted_last = first if first.counterexample is not None else None
+    refuted_added = 0  # how many of ``added`` were pinned when ``refuted_last`` was found
     while res.status != Status.CERTIFIED and free:
         if time.perf_counter() - t0 > cfg.extend_time:
             break
@@ -177,18 +249,28 @@ def extend_until_certified(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, lev
         free.discard(f)
         pinned.append((f, int(levels[f])))
         added.append(f)
-        blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x, domain)
+        blo, bhi, hopen = pinned_box(enc, cfg.pin, pinned, lo, hi, x, domain)
         left = cfg.extend_time - (time.perf_counter() - t0)
         if left < 0.5:
             break
         vcfg = VerifyConfig(**{**cfg.verify.__dict__, "time_limit": min(cfg.verify.time_limit, left)})
         res = verify_box(net, dnn, blo, bhi, res.claim, vcfg, hi_open=hopen, start=x)
-    return {
+        queries += 1
+        if res.counterexample is not None:
+            refuted_last, refuted_added = res, len(added)
+    out = {
         "status": res.status,
         "added": [int(enc.feature_index[f]) for f in added],
         "size": len(pinned),
+        "queries": queries,
         "seconds": round(time.perf_counter() - t0, 4),
     }
+    if res.status != Status.CERTIFIED and refuted_last is not None:
+        # the last counterexample met: it pins what the extension pinned before it was found
+        out["counterexample"] = [float(v) for v in refuted_last.counterexample]
+        out["counterexample_added"] = refuted_added  # it meets the explanation and added[:counterexample_added]
+        out["counterexample_distance"] = distance(refuted_last.counterexample, x)
+    return out
 
 
 def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -214,6 +296,7 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
             if max_decided is not None and len(out) >= max_decided:
                 break
             x = np.asarray(X[int(r)], dtype=np.float32)
+            xd = x.astype(np.float64)
             case = ex.case(x=x)
             if case.decision is Decision.UNKNOWN:
                 if progress is not None:
@@ -224,19 +307,22 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
             dom = ex.domain(case, delta, radius)
             expl = ex.explain(case, "abductive", "bound", delta=delta, radius=radius)
             t_expl = time.perf_counter() - t0 if not expl.get("cached") else float(expl.get("seconds", 0.0))
+            t1 = time.perf_counter()
             pinned = pinned_of(art.encoder, expl)
-            blo, bhi, hopen = explanation_box(art.encoder, pinned, lo, hi, x, dom)
+            blo, bhi, hopen = pinned_box(art.encoder, cfg.pin, pinned, lo, hi, xd, dom)
             res = verify_box(net, dnn, blo, bhi, claim, cfg.verify, hi_open=hopen, start=x)
-            cr = CaseResult(int(r), claim, expl, res, t_expl)
+            cr = CaseResult(int(r), claim, expl, res, t_expl, pin=cfg.pin, x=xd)
             cr.dnn_agrees_on_input = bool(dnn.says_yes(x[None, :])[0]) == (claim == "yes")
-            cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
-                net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify, dom)
+            if cfg.pin == "cell":
+                cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
+                    net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify, dom)
             if cfg.extend and res.status != Status.CERTIFIED:
-                cr.extended = extend_until_certified(net, dnn, art.encoder, x.astype(np.float64), case.levels,
+                cr.extended = extend_until_certified(net, dnn, art.encoder, xd, case.levels,
                                                      pinned, res, lo, hi, cfg, dom)
+            cr.seconds = t_expl + time.perf_counter() - t1
             if ex.store is not None:
                 request = ex.request("certify", dom, kind="abductive", scope="bound", margin=cfg.verify.margin,
-                                     data_box=_domain_key(lo, hi))
+                                     data_box=_domain_key(lo, hi), pin=cfg.pin)
                 ex.store.put(case.did, request, cr.to_dict(), res.seconds)
             out.append(cr)
             if on_result is not None:
@@ -252,7 +338,7 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
 def _cell_status(net: PlNet, dnn, enc: Thermometer, x: np.ndarray, levels: np.ndarray, lo, hi, claim: str,
                  vcfg: VerifyConfig, domain=None) -> str:
     """Does the DNN decide the input's whole cell (every kept feature at its level) the same way?
-    If not, no explanation at this encoding can be certified for the input: a diagnostic of the
+    If not, no explanation pinned at the cell can be certified for the input: a diagnostic of the
     encoding's resolution against the DNN's sensitivity."""
     pinned = [(f, int(levels[f])) for f in range(enc.n_kept)]
     blo, bhi, hopen = explanation_box(enc, pinned, lo, hi, x, domain)
@@ -266,34 +352,62 @@ def _domain_key(lo: np.ndarray, hi: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def _median(v) -> float | None:
+    return float(np.median(v)) if len(v) else None
+
+
+def _p95(v) -> float | None:
+    return float(np.percentile(v, 95)) if len(v) else None
+
+
 def summarize(results: list[CaseResult], n_rows: int) -> dict:
-    """Totals: rows looked at, decided, and how many explanations were certified / refuted / ..."""
+    """Totals: rows looked at, decided, and how many explanations were certified / refuted / ...,
+    before and after extension, with sizes, times and counterexample distances."""
     st = [r.status for r in results]
     secs = [r.result.seconds for r in results]
     cert_secs = [r.result.seconds for r in results if r.status == Status.CERTIFIED]
     ext = [r for r in results if r.extended is not None]
     ext_cert = sum(1 for r in ext if r.extended["status"] == Status.CERTIFIED)
+    final = [r.final_status for r in results]
     decided = len(results)
+    rate = (lambda k: k / decided) if decided else (lambda k: 0.0)
+    after = st.count(Status.CERTIFIED) + ext_cert
+    cert_final_sizes = [r.final_size for r in results if r.final_status == Status.CERTIFIED]
+    dists = [distance(r.result.counterexample, r.x)["linf"] for r in results
+             if r.result.counterexample is not None and r.x is not None]
+    row_secs = [r.seconds for r in results]
     d = {
         "rows": n_rows,
         "decided": decided,
+        "pin": results[0].pin if results else None,
         "certified": st.count(Status.CERTIFIED),
         "refuted": st.count(Status.REFUTED),
         "timeout": st.count(Status.TIMEOUT),
         "spurious": st.count(Status.SPURIOUS),
-        "certified_rate": st.count(Status.CERTIFIED) / decided if decided else 0.0,
-        "certified_after_extension": st.count(Status.CERTIFIED) + ext_cert,
-        "certified_after_extension_rate": (st.count(Status.CERTIFIED) + ext_cert) / decided if decided else 0.0,
+        "certified_rate": rate(st.count(Status.CERTIFIED)),
+        "certified_after_extension": after,
+        "certified_after_extension_rate": rate(after),
+        # after extension: what is left refuted (a replayed counterexample) or undecided
+        "refuted_after_extension": final.count(Status.REFUTED),
+        "timeout_after_extension": final.count(Status.TIMEOUT) + final.count(Status.SPURIOUS),
         "median_seconds": float(np.median(secs)) if secs else 0.0,
-        "median_certificate_seconds": float(np.median(cert_secs)) if cert_secs else None,
+        "median_certificate_seconds": _median(cert_secs),
         "max_certificate_seconds": float(np.max(cert_secs)) if cert_secs else None,
         "median_explain_seconds": float(np.median([r.explain_seconds for r in results])) if results else 0.0,
+        "median_row_seconds": _median(row_secs),
+        "p95_row_seconds": _p95(row_secs),
         "median_explanation_size": float(np.median([len(r.explanation.get("features", [])) for r in results])) if results else 0.0,
+        # the size of the certified explanations, extended or not (the DNN needs these many features)
+        "median_certified_size": _median(cert_final_sizes),
+        "p95_certified_size": _p95(cert_final_sizes),
+        "n_features": int(results[0].explanation.get("n_features", 0)) if results else 0,
+        "median_counterexample_linf": _median(dists),
         "dnn_disagrees_on_input": sum(1 for r in results if not r.dnn_agrees_on_input),
-        # the ceiling: rows whose whole cell the DNN decides one way (certifiable at all)
-        "cell_certified": sum(1 for r in results if r.cell_status == Status.CERTIFIED),
-        "cell_refuted": sum(1 for r in results if r.cell_status == Status.REFUTED),
         "methods": {m: sum(1 for r in results if r.result.method == m and r.status == Status.CERTIFIED)
                     for m in ("ibp", "lp", "milp")},
     }
+    if results and results[0].pin == "cell":
+        # the ceiling: rows whose whole cell the DNN decides one way (certifiable at all)
+        d["cell_certified"] = sum(1 for r in results if r.cell_status == Status.CERTIFIED)
+        d["cell_refuted"] = sum(1 for r in results if r.cell_status == Status.REFUTED)
     return d

@@ -48,9 +48,15 @@ def certification_lines(block: dict | None) -> list[str]:
     e = block.get("explanations")
     if e and e.get("decided"):
         d = e["decided"]
+        dom = e.get("explanation_domain") or {"kind": "box"}
+        where = (f"delta {dom['delta']:g}" if dom.get("kind") == "delta" else
+                 f"radius {dom['radius']}" if dom.get("kind") == "radius" else "whole box")
+        pin = e.get("pin") or "cell"  # results recorded before the pin existed held features in cells
+        tail = (f"features pinned at the input's values, {where}" if pin == "value" else
+                f"features pinned to the input's cells, {where}; ceiling {e.get('cell_certified', '-')} rows")
         lines.append(f"certified explanations (last 'certify'): {e['certified']} of {d} decided rows "
                      f"({e['certified'] / d:.1%}), {e.get('certified_after_extension', e['certified'])} after "
-                     f"pinning more features; ceiling {e.get('cell_certified', '-')} rows")
+                     f"pinning more features; {tail}")
     for name, r in (block.get("domain") or {}).items():
         cov = "-" if r.get("coverage_after") is None else f"{r['coverage_after']:.1%}"
         verdict = ("sound as calibrated" if r.get("sound_as_is") else
