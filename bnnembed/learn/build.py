@@ -115,7 +115,9 @@ def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, p
     if dnn_path is None:
         dnn_file, origin = "dnn.onnx", "default"
         os.makedirs(out, exist_ok=True)
-        train_default_dnn(tr.X, tr.y_yes(), os.path.join(out, dnn_file), seed=cfg.seed)
+        # image pixels share one scale (per-pixel standardisation magnifies near-constant borders)
+        train_default_dnn(tr.X, tr.y_yes(), os.path.join(out, dnn_file), seed=cfg.seed,
+                          scale="uniform" if ds.image_shape else "feature")
     else:
         dnn_file, origin = "dnn" + os.path.splitext(dnn_path)[1], "user"
         # read the user's file first, so that a DNN that cannot be used is named as given

@@ -279,11 +279,16 @@ def export_onnx_for_certify(dnn: Dnn, path: str) -> bool:
 
 
 def train_default_dnn(X: np.ndarray, yes: np.ndarray, path: str, *, seed: int = 0,
-                      hidden: tuple[int, ...] | None = None, epochs: int | None = None) -> None:
+                      hidden: tuple[int, ...] | None = None, epochs: int | None = None,
+                      scale: str = "feature") -> None:
     """Train a small float MLP on the training split and store it as ONNX at ``path``.
 
     The input standardisation is part of the exported graph, so the ONNX model takes raw
-    features, exactly as the device sees them.
+    features, exactly as the device sees them. ``scale="feature"`` standardises each feature by
+    its own mean and deviation; ``"uniform"`` (images) uses one mean and deviation for every pixel,
+    so a near-constant border pixel is not magnified into the most sensitive input (with per-pixel
+    scaling the digits DNN changed its decision within a few grey levels of almost every image,
+    which no explanation of it could survive; see docs/certification.md).
     """
     import torch
     from torch import nn
@@ -295,8 +300,14 @@ def train_default_dnn(X: np.ndarray, yes: np.ndarray, path: str, *, seed: int = 
         hidden = (128, 64) if f > 100 else (64, 32)
     if epochs is None:
         epochs = int(np.clip(60_000 // max(n, 1), 15, 300))
-    mean = X.mean(0)
-    std = X.std(0)
+    if scale == "uniform":
+        mean = np.full(f, X.mean(), np.float32)
+        std = np.full(f, X.std(), np.float32)
+    elif scale == "feature":
+        mean = X.mean(0)
+        std = X.std(0)
+    else:
+        raise ValueError(f"scale must be 'feature' or 'uniform', got {scale!r}")
     std[std < 1e-6] = 1.0
 
     class Standardized(nn.Module):

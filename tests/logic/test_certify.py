@@ -922,3 +922,41 @@ def test_retrain_repair_round_trip(tmp_path):
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
     assert config_of(new.metrics) == cfg
     assert res["final_artifact"] == new.path
+
+
+def test_default_dnn_scales_image_pixels_uniformly(monkeypatch, tmp_path):
+    """Image data gets a default DNN with one input scale for every pixel (per-pixel
+    standardisation magnifies near-constant border pixels, and the DNN then flips within a few grey
+    levels of most images); other data keeps per-feature standardisation."""
+    import onnx
+    from onnx import numpy_helper
+
+    import bnnembed.learn.build as build
+    from bnnembed.cli import main
+    from bnnembed.learn.data import load_data
+    from bnnembed.learn.dnn import train_default_dnn
+
+    ds = load_data("digits", positive="5,6,7,8,9")
+    path = str(tmp_path / "u.onnx")
+    train_default_dnn(ds.X[:200], ds.y_yes()[:200], path, hidden=(8,), epochs=1, scale="uniform")
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+    scales = [v for k, v in inits.items() if k.endswith("mean") or k.endswith("inv_std")]
+    assert len(scales) == 2 and all(v.size == 64 and np.unique(v).size == 1 for v in scales)
+    assert read_onnx(path).n_out == 1
+    with pytest.raises(ValueError):
+        train_default_dnn(ds.X[:50], ds.y_yes()[:50], path, hidden=(4,), epochs=1, scale="pixel")
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(*a, scale="feature", **kw):
+        seen["scale"] = scale
+        raise Stop
+
+    monkeypatch.setattr(build, "train_default_dnn", record)
+    for data, positive, want in (("digits", ["--positive", "5,6,7,8,9"], "uniform"), ("breast_cancer", [], "feature")):
+        with pytest.raises(Stop):
+            main(["build", "--data", data, *positive, "--out", str(tmp_path / data)])
+        assert seen.pop("scale") == want, data
