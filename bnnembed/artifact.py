@@ -29,10 +29,12 @@ from . import __version__
 from .model.encoding import Thermometer
 from .errors import ArtifactError
 from .model.intmodel import BoundNet
-from .model.model import Model
+from .model.model import Model, has_masks
 
 FORMAT = "bnnembed-artifact"
-FORMAT_VERSION = 2  # 2: dnn.output is a convention name, dnn.input_shape, settings
+FORMAT_VERSION = 3  # the newest format read: 2: dnn.output is a convention name, dnn.input_shape,
+#                     settings; 3: bounds.npz may hold masked layers (<p>l<i>_mask)
+DENSE_FORMAT_VERSION = 2  # what an artifact without masks is written as (readers of 2 load it)
 MANIFEST = "manifest.json"
 BOUNDS = "bounds.npz"
 METRICS = "metrics.json"
@@ -153,12 +155,17 @@ class Artifact:
 
 def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: BoundNet,
                    lower: BoundNet) -> None:
-    """Write bounds.npz and a manifest that hashes every file already in the directory."""
+    """Write bounds.npz and a manifest that hashes every file already in the directory.
+
+    The manifest names format 3 only when a bound has a masked layer: a reader of format 2 would
+    ignore the masks and misread the model, so it refuses the artifact ("newer than this bnnembed
+    reads"); a dense artifact stays format 2, readable by every release that reads format 2."""
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, BOUNDS), "wb") as fh:
         fh.write(Model(encoder, upper, lower).to_npz_bytes())
     manifest = dict(manifest)
-    manifest.update(format=FORMAT, format_version=FORMAT_VERSION, generator=f"bnnembed {__version__}")
+    version = FORMAT_VERSION if has_masks(upper, lower) else DENSE_FORMAT_VERSION
+    manifest.update(format=FORMAT, format_version=version, generator=f"bnnembed {__version__}")
     manifest["model_hash"] = sha256_file(os.path.join(path, BOUNDS))[:16]
     manifest.setdefault("files", {})
     manifest["files"][BOUNDS] = None

@@ -119,9 +119,69 @@ BNN_ALWAYS_INLINE void bnn_layer_loop(const bnn_layer_t *layer, const uint32_t *
     }
 }
 
+#ifndef BNN_MASK_CHUNK
+/** Words of masked input a kernel call counts (a stack buffer of 4 x this many bytes). */
+#define BNN_MASK_CHUNK 16u
+#endif
+
+/**
+ * Masked mismatch count popcount((a XOR w) AND m) over @p n_words: the weight row is 0 outside
+ * its mask, so this is popcount((a AND m) XOR w), which the selected kernel (its out-of-line
+ * entry point, same contract as the reference on every core) counts on a copy of a AND m, up to
+ * BNN_MASK_CHUNK words at a time.
+ */
+static uint32_t bnn_xor_popcount_masked(const uint32_t *a, const uint32_t *w, const uint32_t *m,
+                                        uint32_t n_words)
+{
+    uint32_t buf[BNN_MASK_CHUNK];
+    uint32_t acc = 0u;
+    while (n_words != 0u) {
+        const uint32_t k = (n_words < BNN_MASK_CHUNK) ? n_words : BNN_MASK_CHUNK;
+        uint32_t i;
+        for (i = 0; i < k; ++i) {
+            buf[i] = a[i] & m[i];
+        }
+        acc += bnn_xor_popcount(buf, w, k);
+        a += k;
+        w += k;
+        m += k;
+        n_words -= k;
+    }
+    return acc;
+}
+
+/** A masked hidden layer: as bnn_layer_loop(), each row's count restricted to its mask row. */
+static void bnn_layer_loop_masked(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
+{
+    const uint32_t n_words = layer->n_words;
+    const uint32_t n_out = layer->n_out;
+    const uint32_t *w = layer->weights;
+    const uint32_t *m = bnn_layer_mask(layer);
+    uint32_t word = 0u;
+    uint32_t j;
+    for (j = 0; j < n_out; ++j) {
+        const uint32_t mismatch = bnn_xor_popcount_masked(in, w, m, n_words);
+        w += n_words;
+        m += n_words;
+        BNN_SHIFT_IN(word, layer, j, mismatch);
+        if ((j & 31u) == 31u) {
+            out[j >> 5] = word;
+            word = 0u;
+        }
+    }
+    if ((n_out & 31u) != 0u) {
+        out[n_out >> 5] = word >> (32u - (n_out & 31u));
+    }
+}
+
 static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
 {
-    const bnn_row_t row = bnn_row(layer->n_words); /* per-row loop plan, once per layer */
+    bnn_row_t row;
+    if (layer->masked) {
+        bnn_layer_loop_masked(layer, in, out);
+        return;
+    }
+    row = bnn_row(layer->n_words); /* per-row loop plan, once per layer */
 #define BNN_LAYER_LOOP(r) bnn_layer_loop(layer, in, out, r)
     BNN_ROW_DISPATCH(row, BNN_LAYER_LOOP);
 #undef BNN_LAYER_LOOP
@@ -135,16 +195,27 @@ int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t
     const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
     uint32_t l;
     int32_t mismatch;
+    int32_t n_read = (int32_t)last->n_in; /* bits the last neuron reads */
     for (l = 0; l + 1u < bound->n_layers; ++l) {
         bnn_layer_forward(&bound->layers[l], in, out);
         in = out;
         out = (out == scratch_a) ? scratch_b : scratch_a;
     }
-    mismatch = (int32_t)bnn_xor_popcount_inline(in, last->weights, last->n_words);
+    if (last->masked) {
+        const uint32_t *m = bnn_layer_mask(last);
+        uint32_t i;
+        n_read = 0;
+        for (i = 0; i < last->n_words; ++i) {
+            n_read += (int32_t)bnn_popcount32_swar(m[i]);
+        }
+        mismatch = (int32_t)bnn_xor_popcount_masked(in, last->weights, m, last->n_words);
+    } else {
+        mismatch = (int32_t)bnn_xor_popcount_inline(in, last->weights, last->n_words);
+    }
     if (answers != NULL) {
         *answers = (mismatch <= (int32_t)last->max_mismatch[0]) ? 1 : 0;
     }
-    return (int32_t)last->n_in - mismatch;
+    return n_read - mismatch;
 }
 
 bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,

@@ -12,8 +12,11 @@
  *   sorted increasingly), or iff `xq[col_f] >= tq_fk` for the int16 variant;
  * - a neuron with packed input `a`, packed weights `w` over `n_in` bits and threshold `T`
  *   fires iff `popcount(a XOR w) <= n_in - T` (the generator stores `n_in - T`);
- * - a bound's score is `n_in - popcount(a XOR w)` of its single last neuron; the bound answers
- *   iff that neuron fires; upper answers yes, lower answers no, both or neither is UNKNOWN;
+ * - in a masked layer neuron j reads only the `n_j = popcount(m)` bits of its mask row `m`
+ *   (weight bits outside it are 0) and fires iff `popcount((a XOR w) AND m) <= n_j - T`;
+ * - a bound's score is `n_j - popcount((a XOR w) AND m)` of its single last neuron (`n_j = n_in`
+ *   and no AND when dense); the bound answers iff that neuron fires; upper answers yes, lower
+ *   answers no, both or neither is UNKNOWN;
  * - a float feature vector with a NaN or an infinity has no thermometer code (a compare with NaN
  *   is false, which would read as "below every threshold"): bnn_decide() returns BNN_INVALID for
  *   it without encoding or running the bounds, and sets both scores to BNN_SCORE_NONE.
@@ -38,14 +41,21 @@ typedef enum {
 #undef BNN_DECISION_ENUM
 } bnn_decision_t;
 
-/** One binary dense layer, stored in flash. */
+/** One binary layer, stored in flash. */
 typedef struct {
     uint16_t n_in;                /**< input bits */
     uint16_t n_out;               /**< neurons */
     uint16_t n_words;             /**< 32-bit words per weight row: ceil(n_in / 32) */
-    const uint32_t *weights;      /**< n_out rows of n_words packed words (bit 1 = -1) */
-    const int16_t *max_mismatch;  /**< per neuron: fires iff popcount(a XOR w) <= this (n_in - T) */
+    uint16_t masked;              /**< 0: dense; 1: n_out mask rows follow the weight rows (bnn_layer_mask()) */
+    const uint32_t *weights;      /**< n_out rows of n_words packed words (bit 1 = -1), then the masks if masked */
+    const int16_t *max_mismatch;  /**< per neuron: fires iff its mismatch count <= this (n_j - T) */
 } bnn_layer_t;
+
+/** The mask rows of a layer (n_out rows of n_words words, bit 1 = the input bit is read), or NULL
+ *  for a dense layer. They sit in the weights table right after the weight rows, so a masked layer
+ *  costs its mask words and a dense one nothing (`masked` fills the struct's padding). */
+#define bnn_layer_mask(layer) \
+    ((layer)->masked ? (layer)->weights + (uint32_t)(layer)->n_out * (layer)->n_words : (const uint32_t *)0)
 
 /** A bound: a stack of layers whose last layer has a single neuron. */
 typedef struct {

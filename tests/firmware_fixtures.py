@@ -15,32 +15,50 @@ from bnnembed.model.intmodel import BoundNet, IntLayer, agreement_counts, layer_
 from bnnembed.model.packing import n_words, pack_bits
 
 
-def random_bound(answer: str, bits: np.ndarray, hidden: tuple[int, ...], rng) -> BoundNet:
+def random_mask(width: int, n_in: int, density: float, rng) -> np.ndarray:
+    """0/1 ``(width, n_in)``: each bit read with probability ``density``; the first row reads
+    every bit and the second none (when there are that many rows), the shapes at the ends."""
+    m = (rng.random((width, n_in)) < density).astype(np.uint8)
+    if width >= 3:
+        m[0] = 1
+        m[1] = 0
+    return m
+
+
+def random_bound(answer: str, bits: np.ndarray, hidden: tuple[int, ...], rng,
+                 mask_density: float | None = None) -> BoundNet:
+    """Random weights, thresholds at the median count; ``mask_density`` masks every layer."""
     layers = []
     x = bits
     widths = list(hidden) + [1]
     for width in widths:
         n_in = x.shape[1]
         wbits = rng.integers(0, 2, size=(width, n_in), dtype=np.uint8)
+        mask = None
+        if mask_density is not None:
+            mbits = random_mask(width, n_in, mask_density, rng)
+            wbits &= mbits
+            mask = pack_bits(mbits)
         weights = pack_bits(wbits)
-        probe = IntLayer(n_in, weights, np.zeros(width, np.int32))
+        probe = IntLayer(n_in, weights, np.zeros(width, np.int32), mask)
         counts = agreement_counts(probe, pack_bits(x))
         thresholds = np.median(counts, axis=0).astype(np.int32)
-        layer = IntLayer(n_in, weights, thresholds)
+        layer = IntLayer(n_in, weights, thresholds, mask)
         layers.append(layer)
         x = layer_forward(layer, pack_bits(x))
     return BoundNet(answer, tuple(layers))
 
 
 def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_feature: int = 3,
-                  seed: int = 0):
-    """Write and load a fixture artifact for ``source`` (a built-in data set name)."""
+                  seed: int = 0, mask_density: float | None = None):
+    """Write and load a fixture artifact for ``source`` (a built-in data set name); with
+    ``mask_density`` every layer of both bounds is masked (:func:`random_mask`)."""
     ds = load_data(source)
     rng = np.random.default_rng(seed)
     enc, _ = fit_thermometer(ds.X, bits_per_feature)
     bits = enc.encode(ds.X)
-    upper = random_bound("yes", bits, hidden, rng)
-    lower = random_bound("no", bits, hidden, rng)
+    upper = random_bound("yes", bits, hidden, rng, mask_density)
+    lower = random_bound("no", bits, hidden, rng, mask_density)
     manifest = {
         "features": {"names": list(ds.feature_names)},
         "dataset": {"name": source, "image_shape": list(ds.image_shape) if ds.image_shape else None},

@@ -28,14 +28,17 @@ from .intmodel import BoundNet
 def level_table(net: BoundNet, enc: Thermometer) -> np.ndarray:
     """``(n_neurons_0, sum_f (K_f + 1))``: the agreement feature ``f`` at level ``L`` adds to each
     first-layer neuron of bound ``net`` (bits below ``L`` are 1 and agree where the weight bit is
-    1; bits from ``L`` on are 0 and agree where it is 0)."""
-    w = net.layers[0].weight_bits().astype(np.int64)  # (n_out, n_bits)
+    1; bits from ``L`` on are 0 and agree where it is 0; a bit the neuron does not read, outside
+    a masked layer's mask, adds nothing)."""
+    first = net.layers[0]
+    w = first.weight_bits().astype(np.int64)  # (n_out, n_bits)
+    r = first.read_bits().astype(np.int64)
     cols = []
     for f in range(enc.n_kept):
         lo, hi = int(enc.offsets[f]), int(enc.offsets[f + 1])
-        wf = w[:, lo:hi]
-        ones = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(wf, 1)], 1)
-        zeros_after = np.concatenate([np.cumsum((1 - wf)[:, ::-1], 1)[:, ::-1],
+        wf, rf = w[:, lo:hi], r[:, lo:hi]
+        ones = np.concatenate([np.zeros((w.shape[0], 1), np.int64), np.cumsum(wf & rf, 1)], 1)
+        zeros_after = np.concatenate([np.cumsum(((1 - wf) & rf)[:, ::-1], 1)[:, ::-1],
                                       np.zeros((w.shape[0], 1), np.int64)], 1)
         cols.append(ones + zeros_after)  # (n_out, K_f + 1)
     return np.concatenate(cols, 1)
@@ -61,14 +64,26 @@ def box_ranges(table: np.ndarray, index, lo: np.ndarray, hi: np.ndarray) -> tupl
     return mn, mx
 
 
-def deeper_layers(net: BoundNet) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The layers after the first as float32 ``(agree-if-on, agree-if-off, thresholds)`` (sums of
-    0/1 values below 2^24 are exact in float32)."""
+def deeper_layers(net: BoundNet) -> list[tuple]:
+    """The layers after the first as float32 ``(agree-if-on, agree-if-off, thresholds, read)``
+    (sums of 0/1 values below 2^24 are exact in float32); ``read`` is the 0/1 matrix of the bits
+    each neuron reads for a masked layer, None for a dense one (every neuron reads every bit)."""
     out = []
     for layer in net.layers[1:]:
         w = layer.weight_bits().astype(np.float32)
-        out.append((w, 1.0 - w, layer.thresholds.astype(np.float32)))
+        if layer.masked:
+            r = layer.read_bits().astype(np.float32)
+            out.append((w, r - w, layer.thresholds.astype(np.float32), r))
+        else:
+            out.append((w, 1.0 - w, layer.thresholds.astype(np.float32), None))
     return out
+
+
+def _open_count(read, on: np.ndarray, off: np.ndarray):
+    """How many of a layer's inputs that may go either way each neuron reads."""
+    if read is None:
+        return float(len(on) - on.sum() - off.sum())
+    return read @ (1.0 - on - off)
 
 
 def count_range(cmin: np.ndarray, cmax: np.ndarray, T0: np.ndarray, deeper) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,11 +96,11 @@ def count_range(cmin: np.ndarray, cmax: np.ndarray, T0: np.ndarray, deeper) -> t
     if not deeper:  # a one-layer bound: the first layer is the output
         return np.asarray(cmin, np.float32), np.asarray(cmax, np.float32), unstable0
     lo_c = hi_c = T_prev = None
-    for k, (w1, w0, T) in enumerate(deeper):
+    for k, (w1, w0, T, read) in enumerate(deeper):
         if k:
             on, off = (lo_c >= T_prev).astype(np.float32), (hi_c < T_prev).astype(np.float32)
         lo_c = w1 @ on + w0 @ off
-        hi_c = lo_c + float(len(on) - on.sum() - off.sum())
+        hi_c = lo_c + _open_count(read, on, off)
         T_prev = T
     return lo_c, hi_c, unstable0
 
@@ -95,10 +110,10 @@ def layer_states(cmin: np.ndarray, cmax: np.ndarray, T0: np.ndarray, deeper) -> 
     stay silent for every first-layer count in ``cmin..cmax`` (the same propagation as
     :func:`count_range`; a neuron in neither may go either way)."""
     out = [(cmin >= T0, cmax < T0)]
-    for w1, w0, T in deeper[:-1]:
+    for w1, w0, T, read in deeper[:-1]:
         on, off = (x.astype(np.float32) for x in out[-1])
         lo_c = w1 @ on + w0 @ off
-        hi_c = lo_c + float(len(on) - on.sum() - off.sum())
+        hi_c = lo_c + _open_count(read, on, off)
         out.append((lo_c >= T, hi_c < T))
     return out if deeper else []
 

@@ -9,6 +9,12 @@ is ``c_j = popcount(XNOR(a, W[j]))`` over the ``n`` real bits, computed as
 neuron carries the value -1 into the next layer; the trained network's sign is folded into the
 weights, see :func:`bnnembed.learn.train.fold_batchnorm`).
 
+A layer may carry a *mask* (same shape as the weights, bit 1 = the input bit is read): neuron ``j``
+then reads only the ``n_j = popcount(M[j])`` bits of its mask row, its agreement count is
+``c_j = popcount(XNOR(a, W[j]) AND M[j])``, computed as ``n_j - popcount((a XOR W[j]) AND M[j])``,
+and ``T[j]`` lies in ``0..n_j + 1``. Weight bits outside the mask are 0 (canonical), so the count
+is also ``n_j - popcount((a AND M[j]) XOR W[j])``. A layer without a mask reads every bit (``n_j = n``).
+
 The last layer has a single neuron: its agreement count is the bound's *score* and its threshold
 is the bound's decision threshold (tau), so "the bound answers" is simply "the last neuron fires".
 The upper bound answers ``yes``, the lower bound answers ``no``; both or neither means unknown.
@@ -54,11 +60,13 @@ def invalid_rows(X: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IntLayer:
-    """One binary dense layer: neuron j fires iff popcount(XNOR(a, weights[j])) >= thresholds[j]."""
+    """One binary layer: neuron j fires iff popcount(XNOR(a, weights[j]) AND mask[j]) >= thresholds[j]
+    (no mask: every input bit is read, the dense layer)."""
 
     n_in: int
     weights: np.ndarray  # uint32, shape (n_out, n_words(n_in)), padding bits 0
-    thresholds: np.ndarray  # int32, shape (n_out,), each in [0, n_in + 1]
+    thresholds: np.ndarray  # int32, shape (n_out,), each in [0, n_j + 1]
+    mask: np.ndarray | None = None  # uint32 like weights: bit 1 = the input bit is read; None = dense
 
     def __post_init__(self) -> None:
         w = np.ascontiguousarray(self.weights, dtype=np.uint32)
@@ -72,17 +80,43 @@ class IntLayer:
         pad = n_words(self.n_in) * 32 - self.n_in
         if pad and np.any(w[:, -1] >> np.uint32(32 - pad)):
             raise ValueError("padding bits of the weights must be 0")
+        if self.mask is not None:
+            m = np.ascontiguousarray(self.mask, dtype=np.uint32)
+            object.__setattr__(self, "mask", m)
+            if m.shape != w.shape:
+                raise ValueError(f"mask shape {m.shape} != weights shape {w.shape}")
+            if pad and np.any(m[:, -1] >> np.uint32(32 - pad)):
+                raise ValueError("padding bits of the mask must be 0")
+            if np.any(w & ~m):
+                raise ValueError("weight bits outside the mask must be 0")
 
     @property
     def n_out(self) -> int:
         return int(self.weights.shape[0])
 
+    @property
+    def masked(self) -> bool:
+        return self.mask is not None
+
     def weight_bits(self) -> np.ndarray:
-        """(n_out, n_in) 0/1 matrix of the weights (1 means -1)."""
+        """(n_out, n_in) 0/1 matrix of the weights (1 means -1; 0 also where the bit is not read)."""
         return unpack_bits(self.weights, self.n_in)
 
+    def read_bits(self) -> np.ndarray:
+        """(n_out, n_in) 0/1 matrix: 1 where the neuron reads the input bit (all 1 when dense)."""
+        if self.mask is None:
+            return np.ones((self.n_out, self.n_in), np.uint8)
+        return unpack_bits(self.mask, self.n_in)
+
+    @property
+    def n_read(self) -> np.ndarray:
+        """int64 ``(n_out,)``: input bits each neuron reads (``n_in`` when dense)."""
+        if self.mask is None:
+            return np.full(self.n_out, self.n_in, np.int64)
+        return np.bitwise_count(self.mask).sum(axis=1, dtype=np.int64)
+
     def with_thresholds(self, thresholds: np.ndarray) -> "IntLayer":
-        return IntLayer(self.n_in, self.weights, np.asarray(thresholds, dtype=np.int32))
+        return IntLayer(self.n_in, self.weights, np.asarray(thresholds, dtype=np.int32), self.mask)
 
 
 @dataclass(frozen=True)
@@ -112,8 +146,9 @@ class BoundNet:
 
     @property
     def score_range(self) -> int:
-        """Scores lie in ``0..score_range`` (the last layer's input width)."""
-        return self.layers[-1].n_in
+        """Scores lie in ``0..score_range`` (the bits the last neuron reads: its layer's input
+        width unless masked)."""
+        return int(self.layers[-1].n_read[0])
 
     def with_tau(self, tau: int) -> "BoundNet":
         last = self.layers[-1].with_thresholds(np.array([tau], dtype=np.int32))
@@ -124,7 +159,8 @@ class BoundNet:
         return [self.n_in] + [layer.n_out for layer in self.layers]
 
     def n_synapses(self) -> int:
-        return sum(layer.n_in * layer.n_out for layer in self.layers)
+        """Synapses read (input bits x neurons of dense layers, the mask bits of masked ones)."""
+        return int(sum(layer.n_read.sum() for layer in self.layers))
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,11 +181,13 @@ def _as_u64(packed: np.ndarray) -> np.ndarray:
 def agreement_counts(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
     """Agreement counts ``(batch, n_out)`` of a layer for packed inputs ``(batch, n_words)``.
 
-    Word by word over uint64 views: XOR a column of inputs with a row of weights, popcount,
-    accumulate, all into preallocated ``(block, n_out)`` buffers (no 3-D temporaries).
+    Word by word over uint64 views: XOR a column of inputs with a row of weights (AND the row's
+    mask for a masked layer), popcount, accumulate, all into preallocated ``(block, n_out)``
+    buffers (no 3-D temporaries).
     """
     a64 = _as_u64(packed)
     w64 = np.ascontiguousarray(_as_u64(layer.weights).T)  # (n_words64, n_out)
+    m64 = None if layer.mask is None else np.ascontiguousarray(_as_u64(layer.mask).T)
     batch, n_out = a64.shape[0], layer.n_out
     out = np.empty((batch, n_out), dtype=np.int64)
     rows = min(_CHUNK, max(batch, 1))
@@ -162,9 +200,14 @@ def agreement_counts(layer: IntLayer, packed: np.ndarray) -> np.ndarray:
         acc[:m] = 0
         for k in range(w64.shape[0]):
             np.bitwise_xor(a[:, k, None], w64[k][None, :], out=tmp[:m])
+            if m64 is not None:
+                np.bitwise_and(tmp[:m], m64[k][None, :], out=tmp[:m])
             np.bitwise_count(tmp[:m], out=cnt[:m])
             np.add(acc[:m], cnt[:m], out=acc[:m], casting="unsafe")
-        np.subtract(layer.n_in, acc[:m], out=out[start : start + m])
+        if m64 is None:
+            np.subtract(layer.n_in, acc[:m], out=out[start : start + m])
+        else:
+            np.subtract(layer.n_read[None, :], acc[:m], out=out[start : start + m])
     return out
 
 

@@ -29,14 +29,22 @@ def bound_to_arrays(net: BoundNet, prefix: str) -> dict[str, np.ndarray]:
         arrays[f"{prefix}l{i}_n_in"] = np.array(layer.n_in, np.int32)
         arrays[f"{prefix}l{i}_weights"] = layer.weights
         arrays[f"{prefix}l{i}_thresholds"] = layer.thresholds
+        if layer.mask is not None:  # dense layers write no mask: today's layout, byte for byte
+            arrays[f"{prefix}l{i}_mask"] = layer.mask
     return arrays
+
+
+def has_masks(*nets: BoundNet) -> bool:
+    """Does any layer of these bounds read only some of its input bits (a mask)?"""
+    return any(layer.mask is not None for net in nets for layer in net.layers)
 
 
 def bound_from_arrays(arrays, prefix: str) -> BoundNet:
     n_layers = int(arrays[f"{prefix}n_layers"])
     layers = tuple(
         IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
-                 arrays[f"{prefix}l{i}_thresholds"])
+                 arrays[f"{prefix}l{i}_thresholds"],
+                 arrays[f"{prefix}l{i}_mask"] if f"{prefix}l{i}_mask" in arrays else None)
         for i in range(n_layers)
     )
     return BoundNet(str(arrays[f"{prefix}answer"]), layers)

@@ -7,7 +7,9 @@ and the static scratch buffers sized for this model). The runtime in ``firmware/
 
 Per neuron the generator stores ``max_mismatch = n_in - T``: the neuron fires iff
 ``popcount(a XOR w) <= max_mismatch``, the same test as ``n_in - popcount(a XOR w) >= T`` in
-:mod:`bnnembed.model.intmodel`, without a subtraction on the device.
+:mod:`bnnembed.model.intmodel`, without a subtraction on the device. A masked layer stores its
+mask rows after its weight rows in the same table (``masked = 1``) and ``max_mismatch = n_j - T``
+with ``n_j`` the bits neuron ``j`` reads; the runtime counts ``popcount((a XOR w) AND m)``.
 
 The input encodings (float, int16) and the int16 quantisation are in
 :mod:`bnnembed.render.quantize`, the model's size in bytes in :mod:`bnnembed.render.footprint`,
@@ -91,9 +93,11 @@ def _ints_lines(values, per_line: int = 16) -> list[str]:
     return [", ".join(vals[i : i + per_line]) for i in range(0, len(vals), per_line)]
 
 
-def max_mismatch(thresholds: np.ndarray, n_in: int) -> np.ndarray:
-    """``n_in - T`` per neuron: the largest ``popcount(a XOR w)`` at which the neuron fires."""
-    return int(n_in) - np.asarray(thresholds, dtype=np.int64)
+def max_mismatch(thresholds: np.ndarray, n_in) -> np.ndarray:
+    """``n - T`` per neuron: the largest ``popcount(a XOR w)`` at which the neuron fires (``n`` the
+    bits it reads: the layer's ``n_in``, or per neuron ``n_j`` for a masked layer, where the
+    count is ``popcount((a XOR w) AND m)``)."""
+    return np.asarray(n_in, dtype=np.int64) - np.asarray(thresholds, dtype=np.int64)
 
 
 def binary_macs(net: BoundNet, hidden_only: bool = False) -> int:
@@ -160,6 +164,12 @@ def _bound_context(net: BoundNet, name: str) -> dict:
         rows = [
             {"index": j, "lines": _words_lines(layer.weights[j])} for j in range(layer.n_out)
         ]
+        n_read = layer.n_read
+        mm = max_mismatch(layer.thresholds, n_read) if layer.masked else mm
+        mask_rows = [] if not layer.masked else [
+            {"index": j, "n_read": int(n_read[j]), "lines": _words_lines(layer.mask[j])}
+            for j in range(layer.n_out)
+        ]
         layers.append({
             "index": i,
             "name": f"bnn_{name}_l{i}",
@@ -171,7 +181,11 @@ def _bound_context(net: BoundNet, name: str) -> dict:
             "max_mismatch_lines": _ints_lines(mm),
             "t_min": int(layer.thresholds.min()),
             "t_max": int(layer.thresholds.max()),
-            "flash_bytes": 4 * layer.weights.size + 2 * layer.n_out,
+            "flash_bytes": 4 * layer.weights.size * (2 if layer.masked else 1) + 2 * layer.n_out,
+            "masked": layer.masked,
+            "mask_rows": mask_rows,
+            "n_read_min": int(n_read.min()),
+            "n_read_max": int(n_read.max()),
         })
     return {
         "name": name,

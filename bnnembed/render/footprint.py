@@ -1,7 +1,7 @@
 """How many bytes the generated model occupies: its flash tables and its RAM scratch buffers.
 
-The tables of ``bnn_model.c`` are arrays whose sizes follow from the artifact (packed weights,
-``max_mismatch`` per neuron, thresholds, feature indices and offsets) and four structs of the
+The tables of ``bnn_model.c`` are arrays whose sizes follow from the artifact (packed weights and,
+for a masked layer, its mask rows in the same table, ``max_mismatch`` per neuron, thresholds, feature indices and offsets) and four structs of the
 runtime (``firmware/bnn.h``) whose sizes depend on the target's pointer size. Those structs are
 described once, field by field, in :data:`STRUCT_FIELDS`; :func:`struct_sizes` lays them out
 with the C rules every supported ABI follows (each field at a multiple of its alignment, which is
@@ -28,7 +28,8 @@ SCALAR_BYTES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_
 #: as firmware/bnn.h declares them.
 STRUCT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "bnn_layer_t": (("n_in", "uint16_t"), ("n_out", "uint16_t"), ("n_words", "uint16_t"),
-                    ("weights", "const uint32_t *"), ("max_mismatch", "const int16_t *")),
+                    ("masked", "uint16_t"), ("weights", "const uint32_t *"),
+                    ("max_mismatch", "const int16_t *")),
     "bnn_bound_t": (("n_layers", "uint8_t"), ("layers", "const bnn_layer_t *")),
     "bnn_encoder_t": (("n_features", "uint16_t"), ("n_kept", "uint16_t"), ("n_bits", "uint16_t"),
                       ("feature_index", "const uint16_t *"), ("offsets", "const uint16_t *"),
@@ -89,8 +90,9 @@ def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
         flash += 2 * encoder.n_bits + encoder.n_features  # bnn_thresholds_q, bnn_feature_shift
     flash += sizeof["bnn_encoder_t"]
     for net in (upper, lower):
-        for layer in net.layers:  # weights, max_mismatch, the layer's struct
-            flash += 4 * layer.weights.size + 2 * layer.n_out + sizeof["bnn_layer_t"]
+        for layer in net.layers:  # weights (and the mask rows after them), max_mismatch, the struct
+            words = layer.weights.size * (2 if layer.mask is not None else 1)
+            flash += 4 * words + 2 * layer.n_out + sizeof["bnn_layer_t"]
         flash += sizeof["bnn_bound_t"]
     flash += sizeof["bnn_model_t"]
     ram = 4 * (n_words(encoder.n_bits) + 2 * hidden_words(upper, lower))  # input_bits, scratch_a/b

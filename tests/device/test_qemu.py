@@ -102,11 +102,12 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
             words = -(-layer.n_in // 32)
             assert layer.weights.shape == (layer.n_out, words) and layer.weights.dtype == np.uint32
             assert layer.thresholds.shape == (layer.n_out,)
-            flash[f"bnn_{name}_l{i}_weights"] = 4 * layer.n_out * words  # uint32_t[n_out * n_words]
+            rows = 2 * layer.n_out if layer.mask is not None else layer.n_out  # the mask rows follow the weights
+            flash[f"bnn_{name}_l{i}_weights"] = 4 * rows * words  # uint32_t[(2 *) n_out * n_words]
             flash[f"bnn_{name}_l{i}_max_mismatch"] = 2 * layer.n_out  # int16_t[n_out]: one per threshold
             if i < len(net.layers) - 1:
                 hidden.append(-(-layer.n_out // 32))
-        flash[f"bnn_{name}_layers"] = len(net.layers) * _struct_size([u16, u16, u16, ("p", 0), ("p", 0)], ptr)
+        flash[f"bnn_{name}_layers"] = len(net.layers) * _struct_size([u16, u16, u16, u16, ("p", 0), ("p", 0)], ptr)
         flash[f"bnn_{name}"] = _struct_size([(1, 1), ("p", 0)], ptr)  # bnn_bound_t
     ram = {"bnn_input_bits": 4 * -(-enc.n_bits // 32), "bnn_scratch_a": 4 * max(hidden),
            "bnn_scratch_b": 4 * max(hidden)}
@@ -143,6 +144,46 @@ def elf_symbol_sizes(elf, machine) -> dict:
         if len(parts) == 4:
             sizes[parts[3]] = int(parts[1], 16)
     return sizes
+
+
+@pytest.fixture(scope="module")
+def masked_arts(tmp_path_factory):
+    """The fixtures with every layer of both bounds masked (half the bits read; per layer one
+    neuron reads every bit and one none)."""
+    return {
+        "digits": make_artifact(tmp_path_factory.mktemp("digits_masked"), "digits", mask_density=0.5),
+        "breast_cancer": make_artifact(tmp_path_factory.mktemp("bc_masked"), "breast_cancer",
+                                       bits_per_feature=6, mask_density=0.5),
+    }
+
+
+def _check_footprint(art, m, rep, tmp_path):
+    """Every table of bnn_model.c has exactly the bytes its declaration and the artifact's arrays
+    give, in the ELF's own symbol table; the report and the prediction add up the same numbers."""
+    elf = tmp_path / "fw.elf"
+    ptr = pointer_bytes(elf)  # EI_CLASS: ELF32 or ELF64
+    flash, ram = expected_model_symbols(art, ptr)
+    sizes = elf_symbol_sizes(elf, m)
+    got = {name: sizes.get(name) for name in {**flash, **ram}}
+    assert got == {**flash, **ram}
+    assert rep.model_flash_bytes == sum(flash.values())
+    assert rep.ram_bytes == sum(ram.values())  # the runtime itself keeps no static state
+    predicted = model_footprint(art.encoder, art.upper, art.lower, Encoding.FLOAT, pointer_bytes=ptr)
+    assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
+
+
+@pytest.mark.parametrize("machine", qemu_machines())
+def test_masked_bit_exact_on_every_machine(masked_arts, machine, tmp_path):
+    """Masked layers (popcount((a XOR w) AND m) <= n_j - T): every decision and both scores equal
+    numpy on every machine, with the reference kernel; sizes to the byte, mask rows included."""
+    m = need_machine(machine)
+    for source, art in masked_arts.items():
+        assert all(layer.mask is not None for net in (art.upper, art.lower) for layer in net.layers)
+        work = tmp_path / source
+        rep = check_against_numpy(art, machine, rows_for(art, source, ROWS), workdir=str(work))
+        assert rep.rows == ROWS and rep.mismatches == 0 and rep.score_mismatches == 0
+        assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0
+        _check_footprint(art, m, rep, work)
 
 
 @pytest.mark.parametrize("source", ["digits", "breast_cancer"])
@@ -224,6 +265,24 @@ def test_every_kernel_bit_exact(arts, machine, strategy):
         assert rep.popcountsi2 == (strategy is PopcountStrategy.BUILTIN)
 
 
+@pytest.mark.parametrize("machine,strategy", KERNEL_CASES)
+def test_every_kernel_bit_exact_masked(masked_arts, machine, strategy):
+    """The masked path (a AND m copied, the selected kernel counts it against the weight row)
+    through every optimized kernel on every QEMU machine."""
+    need_machine(machine)
+    for source, art in masked_arts.items():
+        rep = check_against_numpy(art, machine, rows_for(art, source, KERNEL_ROWS),
+                                  BuildOptions(popcount=strategy))
+        assert rep.rows == KERNEL_ROWS
+        assert rep.mismatches == 0 and rep.score_mismatches == 0
+
+
+@pytest.mark.parametrize("strategy", [s for s in PopcountStrategy if s is not PopcountStrategy.ZBB])
+def test_kernels_long_rows_masked_on_host(tmp_path, strategy):
+    """Masked rows longer than the runtime's chunk (BNN_MASK_CHUNK = 16 words): 129 words."""
+    _rows_on_host(tmp_path, strategy, 129, masked=True)
+
+
 @pytest.mark.parametrize("strategy", [s for s in PopcountStrategy if s is not PopcountStrategy.ZBB])
 def test_kernels_long_rows_on_host(tmp_path, strategy):
     """Rows longer than one accumulation block (SWAR3: 29 words, CSA: 124 words): 4,128 input
@@ -238,7 +297,7 @@ def test_csa15_tails_on_host(tmp_path, n_words):
     _rows_on_host(tmp_path, PopcountStrategy.CSA15, n_words)
 
 
-def _rows_on_host(tmp_path, strategy, n_feat):
+def _rows_on_host(tmp_path, strategy, n_feat, masked: bool = False):
     need_machine("host")
     from bnnembed.artifact import write_artifact, load_artifact
     from bnnembed.model.encoding import Thermometer
@@ -254,8 +313,19 @@ def _rows_on_host(tmp_path, strategy, n_feat):
     def net(answer):
         w1 = rng.integers(0, 2, (16, n_feat * k))
         w1[0] = 0  # a neuron that mismatches every set input bit
-        l1 = IntLayer(n_feat * k, pack_bits(w1), np.full(16, n_feat * k // 2, np.int32))
-        l2 = IntLayer(16, pack_bits(rng.integers(0, 2, (1, 16))), np.array([8], np.int32))
+        if not masked:
+            l1 = IntLayer(n_feat * k, pack_bits(w1), np.full(16, n_feat * k // 2, np.int32))
+            l2 = IntLayer(16, pack_bits(rng.integers(0, 2, (1, 16))), np.array([8], np.int32))
+            return BoundNet(answer, (l1, l2))
+        m1 = (rng.random((16, n_feat * k)) < 0.7).astype(np.int64)
+        m1[0], m1[1] = 1, 0
+        m1[2, : 40 * k] = 0  # reads nothing in the first chunks
+        w1 &= m1
+        t1 = m1.sum(1) // 2
+        l1 = IntLayer(n_feat * k, pack_bits(w1), t1.astype(np.int32), pack_bits(m1))
+        m2 = rng.integers(0, 2, (1, 16))
+        w2 = rng.integers(0, 2, (1, 16)) & m2
+        l2 = IntLayer(16, pack_bits(w2), np.array([m2.sum() // 2], np.int32), pack_bits(m2))
         return BoundNet(answer, (l1, l2))
 
     write_artifact(str(tmp_path), {"model_hash": "long", "features": {"names": [f"f{i}" for i in range(n_feat)]}},

@@ -22,20 +22,31 @@ from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, forward_t
 from bnnembed.model.packing import pack_bits  # noqa: E402
 
 
-def random_net(shape, rng, answer="yes") -> BoundNet:
+def random_net(shape, rng, answer="yes", masked: bool = False) -> BoundNet:
+    """Random bound; ``masked``: every layer reads a random half of its inputs (the first neuron
+    of a layer of 3 or more reads all, the second none)."""
     layers = []
     for a, b in zip(shape, shape[1:]):
         w = rng.integers(0, 2, (b, a)).astype(np.uint8)
-        t = rng.integers(-1, a + 2, b)  # includes constant neurons (T <= 0, T > n)
-        layers.append(IntLayer(a, pack_bits(w), t))
+        if not masked:
+            t = rng.integers(-1, a + 2, b)  # includes constant neurons (T <= 0, T > n)
+            layers.append(IntLayer(a, pack_bits(w), t))
+            continue
+        m = rng.integers(0, 2, (b, a)).astype(np.uint8)
+        if b >= 3:
+            m[0], m[1] = 1, 0
+        w &= m
+        t = np.array([rng.integers(-1, n + 2) for n in m.sum(1)])  # T in -1..n_j + 1
+        layers.append(IntLayer(a, pack_bits(w), t, pack_bits(m)))
     return BoundNet(answer, tuple(layers))
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
 @pytest.mark.parametrize("encoding", list(CardEncoding))
 @pytest.mark.parametrize("shape", [[12, 7, 5, 1], [9, 9, 1], [3, 2, 1], [1, 1]])
-def test_exhaustive_equivalence(encoding, shape):
+def test_exhaustive_equivalence(encoding, shape, masked):
     rng = np.random.default_rng(sum(shape))
-    net = random_net(shape, rng)
+    net = random_net(shape, rng, masked=masked)
     X = np.array(list(itertools.product([0, 1], repeat=shape[0])), dtype=np.uint8)
     cnf = encode_bound(net, None, encoding)
     answers, hidden, n_solved = cnf_answers(cnf, X, hidden=True)
@@ -45,11 +56,12 @@ def test_exhaustive_equivalence(encoding, shape):
         np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
 @pytest.mark.parametrize("encoding", list(CardEncoding))
-def test_cnf_decisions_exhaustive(encoding):
+def test_cnf_decisions_exhaustive(encoding, masked):
     """The fast bit-parallel check agrees with numpy on every input, every neuron."""
     rng = np.random.default_rng(7)
-    net = random_net([11, 9, 6, 1], rng)
+    net = random_net([11, 9, 6, 1], rng, masked=masked)
     X = np.array(list(itertools.product([0, 1], repeat=11)), dtype=np.uint8)
     cnf = encode_bound(net, None, encoding)
     codes, hidden, n_solved = cnf_decisions(cnf, X, batch=512, hidden=True, sample=X[::97])

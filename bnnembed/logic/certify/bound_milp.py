@@ -11,7 +11,8 @@ Over raw input variables ``x`` (continuous, inside a box):
 - neuron ``j`` of a binary layer with input bits ``a`` (variables or constants) and weight bits
   ``w``: the agreement of ``a_i`` and ``w_ji`` is ``a_i`` if ``w_ji = 1`` else ``1 - a_i``, so the
   count ``c_j = n0_j + sum_i s_ji a_i`` is linear (``s = +1`` where ``w = 1``, ``-1`` where
-  ``w = 0``, ``n0_j`` the number of zero weights); the output ``h_j = [c_j >= T_j]`` is a binary
+  ``w = 0``, ``n0_j`` the number of zero weights; a masked layer's sum runs over the bits the
+  neuron reads only); the output ``h_j = [c_j >= T_j]`` is a binary
   with two big-M rows ``c_j - (T_j - L_j) h_j >= L_j`` and ``c_j - (U_j - T_j + 1) h_j <= T_j - 1``
   (``L_j, U_j`` the count's bounds given the constant inputs; a neuron the bounds decide is a
   constant);
@@ -71,8 +72,12 @@ def thermometer_rows(b: MilpBuilder, enc: Thermometer, x: np.ndarray, lo: np.nda
     return Bits(var, const)
 
 
-def _count_expr(wbits: np.ndarray, a: Bits) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """Agreement count of one neuron as ``const + sum val * var``; with its bounds (L, U)."""
+def _count_expr(wbits: np.ndarray, a: Bits, read: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Agreement count of one neuron as ``const + sum val * var``; with its bounds (L, U).
+    ``read`` (0/1 per input bit, a masked layer's mask row) keeps the bits the neuron reads."""
+    if read is not None:
+        keep = read.astype(bool)
+        wbits, a = wbits[keep], Bits(a.var[keep], a.const[keep])
     s = np.where(wbits == 1, 1, -1)
     agree_const = np.where(wbits == 1, a.const, 1 - a.const)
     isv = a.is_var
@@ -89,10 +94,11 @@ def bound_rows(b: MilpBuilder, net: BoundNet, bits: Bits) -> tuple[tuple[np.ndar
     a = bits
     for layer in net.layers[:-1]:
         W = layer.weight_bits()
+        R = layer.read_bits() if layer.masked else None
         var = np.full(layer.n_out, -1, dtype=np.int64)
         const = np.zeros(layer.n_out, dtype=np.int64)
         for j in range(layer.n_out):
-            idx, val, c0, L, U = _count_expr(W[j], a)
+            idx, val, c0, L, U = _count_expr(W[j], a, None if R is None else R[j])
             T = int(layer.thresholds[j])
             if L >= T:
                 const[j] = 1
@@ -106,8 +112,9 @@ def bound_rows(b: MilpBuilder, net: BoundNet, bits: Bits) -> tuple[tuple[np.ndar
             b.add_row(np.append(idx, h), np.append(val, -(T - L)), L - c0, np.inf)
             b.add_row(np.append(idx, h), np.append(val, -(U - T + 1)), -np.inf, T - 1 - c0)
         a = Bits(var, const)
-    W = net.layers[-1].weight_bits()
-    idx, val, c0, L, U = _count_expr(W[0], a)
+    last = net.layers[-1]
+    W = last.weight_bits()
+    idx, val, c0, L, U = _count_expr(W[0], a, last.read_bits()[0] if last.masked else None)
     return (idx, val, float(c0)), L, U
 
 

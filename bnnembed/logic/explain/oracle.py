@@ -169,10 +169,13 @@ class Oracle:
         inputs = self.x_vars
         for l, layer in enumerate(net.layers):
             w = layer.weight_bits()
+            read = layer.read_bits().astype(bool) if layer.masked else None
             hs = np.array([self.pool.id(("h", bound.value, l, j)) for j in range(layer.n_out)], dtype=np.int64)
-            n = layer.n_in
             for j in range(layer.n_out):
-                lits = np.where(w[j] == 1, inputs, -inputs).tolist()
+                lits = np.where(w[j] == 1, inputs, -inputs)
+                if read is not None:  # a masked neuron counts the bits it reads only
+                    lits = lits[read[j]]
+                lits, n = lits.tolist(), len(lits)
                 T, h = int(layer.thresholds[j]), int(hs[j])
                 if T <= 0 or T > n:
                     self.solver.add_clause([h] if T <= 0 else [-h])

@@ -17,7 +17,7 @@ from pysat.formula import IDPool
 from ...model.encoding import Thermometer
 from ...model.intmodel import BoundNet
 from .clauses import ClauseSink, rows_by_length, shift_vars
-from .encodings import DEFAULT_ENCODING, CardEncoding, encode_layer
+from .encodings import DEFAULT_ENCODING, CardEncoding, encode_layer, encode_layer_rows
 
 
 @dataclass
@@ -91,7 +91,11 @@ def encode_bound(net: BoundNet, encoder: Thermometer | None = None,
         outs = h_vars[l]
         if neurons is not None:
             lits, T, outs = lits[:neurons], T[:neurons], outs[:neurons]
-        encode_layer(sink, encoding, lits, T, outs)
+        if layer.masked:  # each neuron counts the bits it reads only
+            read = layer.read_bits()[: len(outs)].astype(bool)
+            encode_layer_rows(sink, encoding, [lits[j][read[j]] for j in range(len(outs))], T, outs)
+        else:
+            encode_layer(sink, encoding, lits, T, outs)
         inputs = h_vars[l]
     return BoundCnf(net.answer, encoding, n_bits, pool.top, sink.n_clauses, sink.n_lits, x_vars,
                     h_vars, [] if count_only else sink.blocks())

@@ -22,7 +22,9 @@ encodings of :class:`CardEncoding` (compared in docs/cnf.md):
     ``min = a AND b``), only the gates in the cone of output ``T`` emitted.
 
 The last three grow with ``n * T`` or ``n log^2 n`` per neuron and are kept for the comparison.
-A neuron with ``T <= 0`` (always fires) or ``T > n`` (never fires) is a unit clause.
+A neuron with ``T <= 0`` (always fires) or ``T > n`` (never fires) is a unit clause. A masked
+layer's neuron is the same constraint over the literals of the bits it reads only
+(:func:`encode_layer_rows`; ``n`` is then its ``n_j``).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class _AdderTemplate:
     sum_bits: tuple  # slot of each binary digit of the sum (LSB first), 0 = constant 0
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=256)
 def _adder_template(n: int) -> _AdderTemplate:
     cols: list[deque] = [deque(range(1, n + 1))]
     rows: list[list[int]] = []
@@ -179,26 +181,38 @@ def _comparator(sink: ClauseSink, sum_lits: list[int | None], T: int, out: int) 
     _equate(sink, out, g)
 
 
+def _adder_neuron(sink: ClauseSink, tpl: _AdderTemplate, aref: np.ndarray, sign: np.ndarray,
+                  lits: np.ndarray, t: int, out: int) -> None:
+    """One neuron ``out <=> (sum of lits >= t)`` from the adder template of its width."""
+    n = tpl.n
+    if _const_or_lit(sink, out, t, n):
+        return
+    base = sink.pool.top
+    sink.pool.top = base + tpl.n_aux  # reserve the template's auxiliary variables
+    slot = np.zeros(n + tpl.n_aux + 1, dtype=np.int64)
+    slot[1 : n + 1] = lits
+    slot[n + 1 :] = np.arange(base + 1, base + tpl.n_aux + 1)
+    if tpl.clauses.size:
+        sink.add_block((sign * slot[aref]).astype(np.int32))
+    sum_lits = [int(slot[s]) if s else None for s in tpl.sum_bits]
+    _comparator(sink, sum_lits, t, out)
+
+
 def _encode_layer_adder(sink: ClauseSink, lits: np.ndarray, T: np.ndarray, outs: np.ndarray) -> None:
     """All neurons of a layer: ``lits`` (n_out, n) signed literals, thresholds, output vars."""
     n_out, n = lits.shape
     tpl = _adder_template(n)
-    ref = tpl.clauses
-    aref = np.abs(ref)
-    sign = np.sign(ref)
+    aref, sign = np.abs(tpl.clauses), np.sign(tpl.clauses)
     for j in range(n_out):
-        t = int(T[j])
-        if _const_or_lit(sink, int(outs[j]), t, n):
-            continue
-        base = sink.pool.top
-        sink.pool.top = base + tpl.n_aux  # reserve the template's auxiliary variables
-        slot = np.zeros(n + tpl.n_aux + 1, dtype=np.int64)
-        slot[1 : n + 1] = lits[j]
-        slot[n + 1 :] = np.arange(base + 1, base + tpl.n_aux + 1)
-        if ref.size:
-            sink.add_block((sign * slot[aref]).astype(np.int32))
-        sum_lits = [int(slot[s]) if s else None for s in tpl.sum_bits]
-        _comparator(sink, sum_lits, t, int(outs[j]))
+        _adder_neuron(sink, tpl, aref, sign, lits[j], int(T[j]), int(outs[j]))
+
+
+def _encode_rows_adder(sink: ClauseSink, rows, T: np.ndarray, outs: np.ndarray) -> None:
+    """Neurons of different widths (a masked layer): one adder template per width."""
+    for j, row in enumerate(rows):
+        tpl = _adder_template(len(row))
+        _adder_neuron(sink, tpl, np.abs(tpl.clauses), np.sign(tpl.clauses), np.asarray(row, np.int64),
+                      int(T[j]), int(outs[j]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,3 +380,16 @@ def encode_layer(sink: ClauseSink, encoding: CardEncoding, lits: np.ndarray, T: 
         enc = _NEURON_ENCODERS[encoding]
         for j in range(lits.shape[0]):
             enc(sink, [int(v) for v in lits[j]], int(T[j]), int(outs[j]))
+
+
+def encode_layer_rows(sink: ClauseSink, encoding: CardEncoding, rows, T: np.ndarray,
+                      outs: np.ndarray) -> None:
+    """A masked layer: neuron ``j`` as ``outs[j] <=> (sum of rows[j] >= T[j])`` with ``rows[j]``
+    the signed literals of the input bits it reads only (rows of different lengths; a neuron
+    that reads nothing is a constant: it fires iff ``T[j] <= 0``)."""
+    if encoding is CardEncoding.ADDER:
+        _encode_rows_adder(sink, rows, T, outs)
+    else:
+        enc = _NEURON_ENCODERS[encoding]
+        for j, row in enumerate(rows):
+            enc(sink, [int(v) for v in row], int(T[j]), int(outs[j]))
