@@ -75,6 +75,10 @@ def register(sub) -> None:
     p.add_argument("--stability", type=float, default=0.0, metavar="W",
                    help="weight of a training penalty on hidden pre-activations near their threshold (neuron "
                         "stability; experimental, see docs/explanations.md; default 0 = none)")
+    p.add_argument("--mask-first-layer", type=float, default=0.0, metavar="S",
+                   help="mask the share S (0 <= S < 1) of the bounds' first-layer weights: a masked weight "
+                        "means 'input bit not read' (the smallest magnitudes, masked progressively over the "
+                        "first half of training; experimental; default 0 = dense)")
     p.add_argument("--augment", type=count(0), default=None, metavar="N",
                    help="distillation copies per training row labeled by the DNN (default: ~20k inputs in all)")
     p.add_argument("--domain-samples", type=count(0), default=0, metavar="N",
@@ -165,7 +169,9 @@ def run_build(args) -> int:
                       domain_samples=args.domain_samples,
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
                       baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features,
-                      stability=args.stability)
+                      stability=args.stability, mask_first_layer=args.mask_first_layer)
+    if not 0 <= args.mask_first_layer < 1:
+        raise BnnError(f"--mask-first-layer must be at least 0 and below 1, not {args.mask_first_layer}")
     if not args.stability >= 0:
         raise BnnError(f"--stability must be 0 or more, not {args.stability}")
     if args.bits_per_feature is not None and args.bits_per_feature < 1:

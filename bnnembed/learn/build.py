@@ -195,7 +195,7 @@ def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
     hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(fit.encoder.n_bits)
     tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
-                       select_alpha=cfg.alpha, stability=cfg.stability)
+                       select_alpha=cfg.alpha, stability=cfg.stability, mask_first_layer=cfg.mask_first_layer)
     models: dict[str, BoundMLP] = {}
     jobs = [("upper", fit.y_fit, tcfg), ("lower", ~fit.y_fit, tcfg)]
     if cfg.baseline:

@@ -27,6 +27,7 @@ class BuildConfig:
     dnn_output: str | None = None  # the DNN's output convention; None = guess (see bnnembed.learn.dnn)
     features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
     stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
+    mask_first_layer: float = 0.0  # share of first-layer weights masked ("input bit not read"); 0 = dense
 
 
 def auto_bits_per_feature(n_features: int) -> int:
@@ -65,4 +66,5 @@ def config_of(metrics: dict) -> BuildConfig:
         test_fraction=split.get("test_fraction", 0.25), baseline=metrics.get("baseline") is not None,
         dnn_output=(metrics.get("settings") or {}).get("dnn_output"),
         features=(metrics.get("settings") or {}).get("features"),
-        stability=(metrics.get("settings") or {}).get("stability", 0.0))
+        stability=(metrics.get("settings") or {}).get("stability", 0.0),
+        mask_first_layer=(metrics.get("settings") or {}).get("mask_first_layer", 0.0))

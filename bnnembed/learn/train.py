@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 0
     select_alpha: float = 0.05  # the epoch kept is the one answering most at this wrong-answer rate
     stability: float = 0.0  # weight of the neuron-stability penalty (0 = none; see instability)
+    mask_first_layer: float = 0.0  # final share of first-layer weights masked, "input not read" (0 = dense)
 
 
 class _SignSTE(torch.autograd.Function):
@@ -92,6 +93,40 @@ class BinaryDense(nn.Module):
         return (self.weight.detach().cpu().numpy() < 0).astype(np.uint8)
 
 
+class MaskedBinaryDense(BinaryDense):
+    """Ternary weights: ``sign(w)`` where the layer's mask reads the input bit, 0 where it does not.
+
+    The mask (a buffer, saved with the weights) keeps the weights of largest magnitude:
+    :meth:`set_sparsity` masks the share ``s`` of the layer's weights with the smallest ``|w|``
+    (a magnitude threshold that :func:`train_bound` raises epoch by epoch). A masked weight gets
+    no gradient, so the mask only grows. Folded, the mask is the integer layer's mask."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__(n_in, n_out)
+        self.register_buffer("read", torch.ones(n_out, n_in))
+
+    def set_sparsity(self, share: float) -> None:
+        with torch.no_grad():
+            mag = self.weight.abs() * self.read  # a masked weight stays masked
+            k = int(round(float(share) * mag.numel()))
+            if k <= 0:
+                return
+            thr = torch.kthvalue(mag.flatten(), k).values
+            self.read.copy_((mag > thr).to(self.read.dtype))
+
+    def dot(self, v: torch.Tensor) -> torch.Tensor:
+        """Exact integer-valued dot products over the read bits (``2 c - n_j``)."""
+        return v @ (sign_ste(self.weight) * self.read).t()
+
+    def weight_bits(self) -> np.ndarray:
+        """Weight bits (1 means -1), 0 where the bit is not read (the canonical form)."""
+        return super().weight_bits() & self.read_bits()
+
+    def read_bits(self) -> np.ndarray:
+        """``(n_out, n_in)`` 1 where the neuron reads the input bit."""
+        return (self.read.detach().cpu().numpy() > 0).astype(np.uint8)
+
+
 class ThresholdNorm(nn.Module):
     """BatchNorm whose eval-mode expression is spelled out so folding can replay it exactly."""
 
@@ -113,10 +148,11 @@ class ThresholdNorm(nn.Module):
 class BoundMLP(nn.Module):
     """The trainable form of a bound (see module docstring)."""
 
-    def __init__(self, n_in: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, n_in: int, hidden: tuple[int, ...], mask_first: bool = False) -> None:
         super().__init__()
         widths = [n_in, *hidden]
-        self.hidden = nn.ModuleList(BinaryDense(a, b) for a, b in zip(widths, widths[1:]))
+        self.hidden = nn.ModuleList((MaskedBinaryDense if mask_first and i == 0 else BinaryDense)(a, b)
+                                    for i, (a, b) in enumerate(zip(widths, widths[1:])))
         self.norms = nn.ModuleList(ThresholdNorm(b) for b in hidden)
         self.out = BinaryDense(widths[-1], 1)
         self.log_scale = nn.Parameter(torch.tensor(math.log(4.0)))
@@ -179,7 +215,9 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
     x = torch.from_numpy(np.asarray(bits, dtype=np.float32))
     t = torch.from_numpy(np.asarray(target, dtype=np.float32))
     weight = torch.where(t > 0.5, torch.ones_like(t), torch.full_like(t, cfg.asymmetry))
-    model = BoundMLP(x.shape[1], cfg.hidden)
+    masking = cfg.mask_first_layer > 0 and len(cfg.hidden) > 0
+    model = BoundMLP(x.shape[1], cfg.hidden, mask_first=masking)
+    ramp = max(1, math.ceil(cfg.epochs / 2))  # masked share grows linearly over the first half
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
@@ -187,7 +225,9 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
     model.train()
     probe = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed + 1))[:8192]
     best = (-1.0, None)
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
+        if masking:
+            model.hidden[0].set_sparsity(cfg.mask_first_layer * min(1.0, (epoch + 1) / ramp))
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
@@ -204,6 +244,8 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             sched.step()
             model.clip_weights()
         quality = _answer_coverage(model, x[probe], t[probe], cfg.select_alpha)
+        if masking and epoch + 1 < ramp:  # an epoch kept reads no more than the share asked for
+            quality = -1.0
         if quality >= best[0]:  # ties: the later epoch (trained longer, measured to generalise better)
             best = (quality, copy.deepcopy(model.state_dict()))
         if progress is not None:
@@ -230,32 +272,41 @@ def _answer_coverage(model: BoundMLP, x: torch.Tensor, t: torch.Tensor, alpha: f
     return coverage_at_alpha(s, t.numpy() > 0.5, alpha)
 
 
-def fold_neuron_thresholds(norm: ThresholdNorm, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+def fold_neuron_thresholds(norm: ThresholdNorm, n_in: int,
+                           n_read: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Integer thresholds and weight flips that reproduce ``sign(BN(dot)) == -1`` exactly.
 
     The torch neuron outputs -1 (bit 1) iff ``y(dot) < 0`` with ``dot = 2c - n`` and ``c`` the
     agreement count. ``y`` is monotone in ``c`` (each float op rounds monotonically), so the set
     of ``c`` where the bit is 1 is a prefix or a suffix of ``0..n``. A suffix ``c >= T`` is the
     integer neuron as is; a prefix ``c < c0`` becomes a suffix after flipping the neuron's
-    weights (``c' = n - c``): ``c' >= n - c0 + 1``.
+    weights (``c' = n - c``): ``c' >= n - c0 + 1``. ``n_read`` (a masked layer) gives each
+    neuron its own ``n = n_j``, the bits it reads (its flip is then within its mask).
     """
-    c = torch.arange(n_in + 1, dtype=torch.float32)
-    dots = (2.0 * c - n_in)[:, None].expand(-1, norm.bn.num_features).contiguous()
+    if n_read is None:
+        c = torch.arange(n_in + 1, dtype=torch.float32)
+        dots = (2.0 * c - n_in)[:, None].expand(-1, norm.bn.num_features).contiguous()
+        ns = np.full(norm.bn.num_features, n_in, np.int64)
+    else:
+        ns = np.asarray(n_read, np.int64)
+        c = torch.arange(int(ns.max(initial=0)) + 1, dtype=torch.float32)
+        dots = (2.0 * c[:, None] - torch.from_numpy(ns.astype(np.float32))[None, :]).contiguous()
     with torch.no_grad():
         fires = (norm.eval_expr(dots) < 0).numpy()  # (n+1, n_out)
     n_out = fires.shape[1]
     thresholds = np.empty(n_out, dtype=np.int64)
     flips = np.zeros(n_out, dtype=bool)
     for j in range(n_out):
-        col = fires[:, j]
+        n = int(ns[j])
+        col = fires[: n + 1, j]
         d = np.diff(col.astype(np.int8))
         if np.all(d >= 0):  # suffix: fires for c >= first one
             ones = np.flatnonzero(col)
-            thresholds[j] = ones[0] if ones.size else n_in + 1
+            thresholds[j] = ones[0] if ones.size else n + 1
         elif np.all(d <= 0):  # prefix: fires for c < c0
             zeros = np.flatnonzero(~col)
-            c0 = zeros[0] if zeros.size else n_in + 1
-            thresholds[j] = n_in - c0 + 1
+            c0 = zeros[0] if zeros.size else n + 1
+            thresholds[j] = n - c0 + 1
             flips[j] = True
         else:  # pragma: no cover - impossible for a monotone expression
             raise RuntimeError(f"neuron {j}: BatchNorm output is not monotone in the dot product")
@@ -266,6 +317,13 @@ def fold_batchnorm(model: BoundMLP, answer: str, tau: int | None = None) -> Boun
     """The integer model of a trained bound (``tau`` defaults to the network's own center)."""
     layers = []
     for layer, norm in zip(model.hidden, model.norms):
+        if isinstance(layer, MaskedBinaryDense):  # ternary: the integer layer's mask
+            read = layer.read_bits()
+            thresholds, flips = fold_neuron_thresholds(norm, layer.n_in, read.sum(1))
+            wbits = layer.weight_bits()
+            wbits[flips] ^= read[flips]
+            layers.append(IntLayer(layer.n_in, pack_bits(wbits), thresholds, pack_bits(read)))
+            continue
         thresholds, flips = fold_neuron_thresholds(norm, layer.n_in)
         wbits = layer.weight_bits()
         wbits[flips] ^= 1
@@ -284,7 +342,9 @@ def flip_output(net: BoundNet, answer: str) -> BoundNet:
     """
     last = net.layers[-1]
     bits = last.weight_bits() ^ 1
-    flipped = IntLayer(last.n_in, pack_bits(bits), last.thresholds)
+    if last.masked:
+        bits &= last.read_bits()
+    flipped = IntLayer(last.n_in, pack_bits(bits), last.thresholds, last.mask)
     return BoundNet(answer, net.layers[:-1] + (flipped,))
 
 
