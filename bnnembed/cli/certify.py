@@ -248,6 +248,9 @@ def _format_explanations(t: dict, source: str) -> list[str]:
                      f"this encoding can be certified for them")
     lines.append(f"  certified after pinning more features: {t['certified_after_extension']} "
                  f"({t['certified_after_extension_rate']:.1%})")
+    if t.get("dnn_disagrees_on_input"):
+        lines.append(f"  on {t['dnn_disagrees_on_input']} row(s) the DNN itself decides otherwise (a disagreement of "
+                     f"the bounds): no explanation can hold there, the input is the counterexample")
     if t.get("median_certified_size") is not None:
         lines.append(f"  size of the certified explanations (after pinning more): median "
                      f"{t['median_certified_size']:g}, p95 {t['p95_certified_size']:g} of {t['n_features']} features; "

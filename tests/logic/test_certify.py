@@ -471,7 +471,7 @@ def test_cli_certify_explanations(fixture, rows, must_run, request, tmp_path, ca
     artifact = request.getfixturevalue(fixture)
     out = str(tmp_path / "cert.jsonl")
     rc = main(["certify", artifact, "--data", "breast_cancer", "--rows", rows, "--time-limit", "10",
-               "--extend-time", "3", "--out", out, "--json", "--pin", "cell"])
+               "--extend-time", "10", "--out", out, "--json", "--pin", "cell"])
     assert rc == 0
     totals = json.loads(capsys.readouterr().out)
     lines = [json.loads(line) for line in open(out)]

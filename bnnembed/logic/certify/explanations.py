@@ -1,28 +1,34 @@
 """Certified explanations: is the bound's abductive explanation also an explanation of the DNN?
 
-For a decided input (YES: the upper bound answers; NO: the lower bound answers), the abductive
-explanation ``E`` of the answering bound (:mod:`bnnembed.logic.explain`, scope ``bound``) pins some
-features to the input's thermometer interval ``[t_(L-1), t_L)``; by construction the bound
-answers on every input meeting ``E``. Its *box* ``R_E`` is the set of inputs of the domain that
-meet ``E``: pinned features in their interval (intersected with the domain), every other feature
-anywhere in the domain (per feature min/max of the training rows, widened to contain the input).
-If the DNN gives the same decision on all of ``R_E`` (:func:`~.dnn_milp.verify_box`), ``E`` is a
-sound explanation of the DNN's decision on the domain::
+For a decided input ``x`` (YES: the upper bound answers; NO: the lower bound answers), the
+abductive explanation ``E`` of the answering bound (:mod:`bnnembed.logic.explain`, scope ``bound``,
+in a domain: the whole data box, ``--delta D`` or ``--radius R``) is a set of features such that the
+bound answers on every input whose features in ``E`` sit in ``x``'s thermometer cells and whose
+other features take levels of the domain. The DNN is asked one of two questions (``pin``):
+
+- ``value`` (default): ``V_E`` = the inputs with every feature of ``E`` equal to ``x``'s exact value
+  and every other feature in the domain: the data box (per feature min/max of the training rows,
+  widened to contain ``x``), cut to ``[x - D, x + D]`` under ``--delta``, to the raw span of the
+  domain's levels under ``--radius``. Certified means: *for every input that agrees with x on E and
+  stays within the domain, the DNN decides as on x*. ``V_E`` lies inside the bound's region (the
+  exact value is in its cell; the free values are at levels of the domain), so the bound answers
+  there too; the bound's claim is the wider one (``E``'s features anywhere in their cells), the
+  DNN's holds at the exact values only.
+- ``cell``: ``R_E`` = ``E``'s features anywhere in their cells, the others in the domain: the bound's
+  own statement. It contains ``x``'s whole cell, on which image DNNs usually change their mind
+  (reported as the ceiling, ``cell``)::
 
     E      <- abductive explanation of the bound's answer on x
-    status <- verify_box(DNN, R_E, claim = the bound's answer)    # certified / refuted / timeout / spurious
+    status <- verify_box(DNN, V_E (or R_E), claim = the bound's answer)   # certified / refuted / timeout / spurious
 
-The MILP uses the closed box (``x_f <= t_L`` instead of ``< t_L``): a superset of ``R_E``, so a
-certificate covers ``R_E``; a counterexample on such a face is moved to ``nextafter(t_L, -inf)``
-before it is replayed (:func:`~.attack.to_float32_in_box`).
+A refutation is a counterexample replayed through the DNN runtime (onnxruntime), reported with
+its distance to ``x``. The MILP uses closed boxes (``x_f <= t_L`` instead of ``< t_L`` for a cell):
+a superset, so a certificate covers the region; a counterexample on such a face is moved to
+``nextafter(t_L, -inf)`` before it is replayed (:func:`~.attack.to_float32_in_box`).
 
-The ceiling (reported as ``cell``): a row can only have a certified explanation if the DNN
-gives one decision on the input's whole cell (every kept feature pinned to its level), since
-every explanation's box contains that cell. Each row not certified gets that one extra query.
-
-Extension (optional, reported separately): when ``E`` is refuted, pin more features until the
-DNN is certified. Any superset of a sufficient set is still sufficient for the bound, so the
-extended set ``E'`` explains both the bound and the DNN (it is no longer minimal)::
+Extension (reported separately): when ``E`` is refuted, pin more features (at their exact values,
+or cells) until the DNN is certified. Any superset of a sufficient set is still sufficient for the
+bound, so the extended set ``E'`` explains both the bound and the DNN (it is no longer minimal)::
 
     E' <- E
     while status(E') is not certified and features remain and the budget lasts:
@@ -316,7 +322,9 @@ def certify_rows(art, X: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.nd
             if cfg.pin == "cell":
                 cr.cell_status = res.status if res.status == Status.CERTIFIED else _cell_status(
                     net, dnn, art.encoder, x, case.levels, lo, hi, res.claim, cfg.verify, dom)
-            if cfg.extend and res.status != Status.CERTIFIED:
+            # where the DNN decides otherwise on x itself (one of the bounds' calibrated
+            # disagreements) x is the counterexample of every extension: nothing to extend
+            if cfg.extend and res.status != Status.CERTIFIED and cr.dnn_agrees_on_input:
                 cr.extended = extend_until_certified(net, dnn, art.encoder, xd, case.levels,
                                                      pinned, res, lo, hi, cfg, dom)
             cr.seconds = t_expl + time.perf_counter() - t1
