@@ -17,7 +17,7 @@ import pytest
 from bnnembed.logic.certify import Status, VerifyConfig, read_onnx, verify_box
 from bnnembed.logic.certify._milp import MilpBuilder
 from bnnembed.logic.certify.bound_milp import Bits, bound_rows, snap_to_bits, thermometer_rows
-from bnnembed.logic.certify.explanations import explanation_box
+from bnnembed.logic.certify.boxes import explanation_box
 from bnnembed.errors import BnnError
 from bnnembed.model.intmodel import BoundNet, IntLayer, bound_scores
 from bnnembed.model.packing import pack_bits
@@ -762,7 +762,7 @@ def test_cell_search_score_range_and_level_box_are_sound(tiny_artifact):
     from bnnembed.artifact import load_artifact
     from bnnembed.logic.certify.cell_search import levels_of
     from bnnembed.model.intervals import LevelBoxes
-    from bnnembed.logic.certify.explanations import level_box
+    from bnnembed.logic.certify.boxes import level_box
     from bnnembed.logic.certify.domain import data_box
     from bnnembed.learn.data import load_data
 

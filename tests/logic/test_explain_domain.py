@@ -288,7 +288,7 @@ def test_explaining_a_deferred_row_says_so(art2, capsys):
 def test_certify_box_stays_inside_the_delta_domain(art2):
     """The DNN's box for an explanation under --delta lies within [x - D, x + D] and within the
     pinned features' cells."""
-    from bnnembed.logic.certify.explanations import explanation_box
+    from bnnembed.logic.certify.boxes import explanation_box
 
     art = load_artifact(art2)
     enc = art.encoder

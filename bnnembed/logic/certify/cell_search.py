@@ -46,7 +46,7 @@ from .attack import _grad_slack
 from .claims import Sides, runtime_says
 from .dnn_milp import Status, VerifyConfig, verify_box
 from .domain import DomainConfig, DomainResult
-from .explanations import level_box
+from .boxes import level_box
 from .plnet import PlNet
 
 
