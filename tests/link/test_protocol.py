@@ -77,6 +77,41 @@ def test_cobs_python_equals_c(data):
     assert c.cobs_decode(enc) == (0, data)
 
 
+def _c_cobs(c, data: bytes, cap: int) -> bytes:
+    import ctypes
+
+    out = (ctypes.c_uint8 * max(cap, 1))()
+    n = c.lib.bnn_cobs_encode(c._buf(data), len(data), out, cap)
+    return bytes(out[:n])
+
+
+def _runs():
+    """Inputs around every block boundary: nonzero runs of 250..260 and 505..512 bytes, zeros at
+    each alignment of a 4-byte word, all-zero and all-nonzero words."""
+    yield b""
+    for n in (1, 3, 4, 5, 7, 8, 250, 251, 252, 253, 254, 255, 256, 257, 260, 505, 507, 508, 509, 512):
+        yield bytes([0x5A]) * n
+        for k in (0, 1, 2, 3, n // 2, n - 1):
+            if 0 <= k < n:
+                b = bytearray([0xA5]) * n
+                b[k] = 0
+                yield bytes(b)
+    yield bytes(600)
+    yield bytes(range(256)) * 3
+
+
+def test_cobs_fast_and_bounded_paths_equal_python(cproto):
+    """The word-at-a-time encoder (buffer of worst-case size) and the byte-checked one (smaller
+    buffer) give Python's bytes at every block boundary and zero alignment."""
+    for data in _runs():
+        enc = P.cobs_encode(data)
+        worst = len(data) + len(data) // 254 + 1
+        assert _c_cobs(cproto, data, worst) == enc, len(data)
+        assert _c_cobs(cproto, data, len(enc)) == enc, len(data)  # exact fit: the checked path
+        if len(enc) > 1:
+            assert _c_cobs(cproto, data, len(enc) - 1) == b""  # one byte short: refused
+
+
 _CACHE: dict = {}
 
 
