@@ -46,7 +46,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import _parse, dense_device, get_machine, int8_emulate, int8_quantize  # noqa: E402
+from run import _parse, dense_device, get_machine, int8_emulate, int8_logits, int8_quantize  # noqa: E402
 
 from bnnembed.artifact import load_artifact  # noqa: E402
 from bnnembed.learn.calibrate import Centers, PairScores, calibrate, decisions_at, median_centers  # noqa: E402
@@ -123,18 +123,6 @@ def train_student(X: np.ndarray, yes: np.ndarray, logit: np.ndarray | None, hidd
               for m in lins]
     layers[0] = (layers[0][0] / x_scale, layers[0][1])
     return [(W.astype(np.float32), b.astype(np.float32)) for W, b in layers]
-
-
-def int8_logits(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
-    """The last layer's int32 accumulator (bench/run.py's ``int8_emulate`` without the sign)."""
-    v = X.astype(np.float32) * np.float32(1.0 / in_scale)
-    a = np.clip(np.where(v >= 0, np.floor(v + np.float32(0.5)), np.ceil(v - np.float32(0.5))), -128, 127).astype(np.int64)
-    for i, (Wq, bq, mult, shift) in enumerate(q_layers):
-        acc = a @ Wq.astype(np.int64).T + bq
-        if i < len(q_layers) - 1:
-            r = np.maximum(acc, 0) * mult[None, :]
-            a = np.clip((r + (1 << (shift - 1))[None, :]) >> shift[None, :], -128, 127)
-    return acc[:, 0]
 
 
 class Grid:

@@ -176,7 +176,8 @@ def int8_quantize(layers, X: np.ndarray, clip_quantile: float = 1.0):
     return in_scale, q_layers
 
 
-def int8_emulate(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
+def int8_logits(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
+    """The int8 model's last-layer int32 accumulator, exactly as bench/c/int8_dense.c computes it."""
     v = X.astype(np.float32) * np.float32(1.0 / in_scale)
     a = np.clip(np.where(v >= 0, np.floor(v + np.float32(0.5)), np.ceil(v - np.float32(0.5))), -128, 127).astype(np.int64)
     for i, (Wq, bq, mult, shift) in enumerate(q_layers):
@@ -184,7 +185,12 @@ def int8_emulate(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
         if i < len(q_layers) - 1:
             r = np.maximum(acc, 0) * mult[None, :]
             a = np.clip((r + (1 << (shift - 1))[None, :]) >> shift[None, :], -128, 127)
-    return acc[:, 0] > 0
+    return acc[:, 0]
+
+
+def int8_emulate(in_scale, q_layers, X: np.ndarray) -> np.ndarray:
+    """The int8 model's yes/no (accumulator > 0)."""
+    return int8_logits(in_scale, q_layers, X) > 0
 
 
 def int8_sources(in_scale, q_layers, work: Path):
