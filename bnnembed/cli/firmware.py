@@ -75,7 +75,9 @@ def run_codegen(args) -> int:
 def run_qemu(args) -> int:
     from ..artifact import load_artifact
     from ..errors import BnnError
-    from ..device.qemu import BuildOptions, check_against_numpy
+    import numpy as np
+
+    from ..device.qemu import BuildOptions, check_against_numpy, defer_frame_instructions
 
     artifact = load_artifact(args.artifact)
     ds = load_rows(args, artifact)
@@ -84,6 +86,9 @@ def run_qemu(args) -> int:
         raise BnnError("--rows must be positive")
     report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding),
                                                                        popcount=PopcountStrategy[args.kernel.upper()]))
+    # what an UNKNOWN costs on top of the inference: building the DEFER frame (float32 features)
+    report.defer_frame_instructions = defer_frame_instructions(artifact.encoder.n_features, args.machine,
+                                                               np.nan_to_num(X[:20]))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -96,6 +101,8 @@ def run_qemu(args) -> int:
             print(f"instructions per inference {r.instructions_per_inference} (encode {r.encode_instructions}, "
                   f"bounds {r.bounds_instructions}); {r.instructions_per_bmac} per binary MAC "
                   f"({r.binary_macs} MACs)")
+        if r.defer_frame_instructions is not None:
+            print(f"one DEFER frame (payload, CRC-32, COBS) costs {r.defer_frame_instructions} instructions")
         if r.float_mismatches is not None:
             print(f"int16 vs float model: {r.float_mismatches} decisions differ")
         print(f"decisions: {r.decisions}")

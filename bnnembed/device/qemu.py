@@ -219,6 +219,44 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
             tmp.cleanup()
 
 
+def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndarray,
+                             workdir: str | None = None, timeout: float | None = None) -> float | None:
+    """Mean instructions to build one DEFER frame (payload, CRC-32, COBS) for rows ``X`` of
+    ``n_features`` float32 features on ``machine`` (firmware/test/bnn_defer_frame_main.c); None
+    where the machine has no instruction counter."""
+    if isinstance(machine, str):
+        machine = get_machine(machine)
+    if machine.qemu:
+        qemu_exe(machine)
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32).reshape(len(X), n_features))
+    with tempfile.TemporaryDirectory(prefix=f"bnnembed-defer-{machine.name}-") as tmp:
+        work = Path(workdir or tmp)
+        fw = firmware_dir()
+        elf = compile_elf(machine, [fw / "test" / "bnn_defer_frame_main.c", fw / "bnn_protocol.c"],
+                          work / "defer.elf", include_dirs=(fw,), defines={"BNN_N_FEATURES": n_features},
+                          what="the DEFER frame driver")
+        write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
+        out_file = work / "bnn_out.txt"
+        if out_file.exists():
+            out_file.unlink()
+        cmd = qemu_command(machine, elf, out_file) if machine.qemu else [str(elf)]
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True,
+                                  timeout=timeout or 60.0 + 0.05 * len(X))
+        except subprocess.TimeoutExpired:
+            raise BnnError(f"{machine.name}: the DEFER frame driver did not finish (QEMU killed)") from None
+        text = out_file.read_text() if machine.qemu and out_file.exists() else proc.stdout
+    if proc.returncode != 0 or f"{SENTINEL} rows={len(X)}" not in text:
+        raise BnnError(f"{machine.name}: the DEFER frame driver failed: {(text + proc.stderr).strip()[-300:]}")
+    ticks = np.array([int(line.split()[2]) for line in text.splitlines() if line.startswith("D ")], dtype=np.float64)
+    cal_ticks, cal_insns, empty_ticks, have = (int(v) for v in
+                                               [ln.split()[1:] for ln in text.splitlines() if ln.startswith("C ")][0])
+    if not have or cal_ticks <= 0 or len(ticks) != len(X):
+        return None
+    per_insn = 1.0 if machine.exact_counter else cal_ticks / cal_insns
+    return round(float(np.mean(np.round((ticks - empty_ticks).clip(0) / per_insn))), 1)
+
+
 # --------------------------------------------------------------------------------------------
 # comparison and report
 # --------------------------------------------------------------------------------------------
@@ -262,6 +300,8 @@ class QemuReport:
     popcountsi2: bool
     float_mismatches: int | None = None  # int16 only: decisions that differ from the float model
     decisions: dict = field(default_factory=dict)
+    #: instructions to build one DEFER frame of this model's features (defer_frame_instructions)
+    defer_frame_instructions: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

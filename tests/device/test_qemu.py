@@ -24,7 +24,7 @@ from bnnembed.model.intmodel import BoundNet, IntLayer
 from bnnembed.model.packing import pack_bits
 from bnnembed.device.elf import pointer_bytes
 from bnnembed.device.machines import MACHINES, get_machine, qemu_machines
-from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, run_on_qemu
+from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, defer_frame_instructions, run_on_qemu
 from bnnembed.device.toolchain import TOOLCHAINS, require_tool
 
 from firmware_fixtures import make_artifact, rows_for
@@ -395,6 +395,18 @@ def test_cli_qemu_json(arts, capsys):
         assert key in rep
     assert rep["rows"] == 200 and rep["mismatches"] == 0
     assert rep["instructions_per_inference"] > 0
+    # the DEFER frame of 64 float features: 10 + 7 + 256 + 4 payload bytes, CRC and COBS over each
+    # (riscv32 counts instructions exactly; a few instructions per byte at least, far below 100)
+    assert 2 * 277 < rep["defer_frame_instructions"] < 100 * 277
+
+
+def test_defer_frame_cost_grows_with_the_frame():
+    """The frame driver measures real work: four times the features, about four times the cost."""
+    need_machine("riscv32-virt")
+    X = np.random.default_rng(0).uniform(1.0, 2.0, (8, 256)).astype(np.float32)
+    small = defer_frame_instructions(64, "riscv32-virt", X[:, :64])
+    large = defer_frame_instructions(256, "riscv32-virt", X)
+    assert small > 0 and 3.5 < large / small < 4.5
 
 
 def test_cli_qemu_rejects_bad_machine(arts, capsys):

@@ -1,0 +1,79 @@
+/**
+ * @file bnn_defer_frame_main.c
+ * @brief QEMU driver: the instructions to build one DEFER frame (payload with the float32
+ *        features, CRC-32, COBS into a frame buffer) for every row of bnn_rows.bin.
+ *
+ * Compiled with -DBNN_N_FEATURES=<n> beside bnn_protocol.c by bnnembed/device/qemu.py
+ * (defer_frame_instructions). Prints the counter's calibration line "C ...", one line
+ * "D <row> <ticks>" per row, then "BNN-TEST-DONE rows=<n>". UART time is not included: the frame
+ * is built in RAM, as the link does before it sends it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bnn_io.h"
+#include "bnn_protocol.h"
+#include "bnn_test_counter.h"
+
+#ifndef BNN_N_FEATURES
+#error "compile with -DBNN_N_FEATURES=<features per row>"
+#endif
+
+static float test_row[BNN_N_FEATURES];
+static uint8_t test_payload[BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)];
+static uint8_t test_frame[BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)) + 1u];
+
+/* the link's port functions: this driver never sends, it only builds frames */
+void bnn_io_init(void) {}
+void bnn_io_putc(uint8_t c) { (void)c; }
+int bnn_io_getc(uint32_t timeout_ms)
+{
+    (void)timeout_ms;
+    return -1;
+}
+uint32_t bnn_io_millis(void) { return 0u; }
+
+int main(void)
+{
+    uint32_t header[2];
+    uint32_t row;
+    uint32_t t0, t1, t2;
+    FILE *in = fopen("bnn_rows.bin", "rb");
+    if (in == NULL) {
+        printf("BNN-TEST-ERROR cannot open bnn_rows.bin\n");
+        return 3;
+    }
+    if (fread(header, sizeof header, 1, in) != 1 || header[1] != 4u) {
+        printf("BNN-TEST-ERROR bad header (float rows expected)\n");
+        return 4;
+    }
+    test_counter_start();
+    t0 = test_counter();
+    test_calibration_loop(BNN_CALIBRATION_ITERATIONS);
+    t1 = test_counter();
+    t2 = test_counter();
+    printf("C %lu %lu %lu %d\n", (unsigned long)test_elapsed(t0, t1),
+           (unsigned long)(2u * BNN_CALIBRATION_ITERATIONS), (unsigned long)test_elapsed(t1, t2),
+           BNN_HAVE_COUNTER);
+    for (row = 0; row < header[0]; ++row) {
+        size_t n, m;
+        if (fread(test_row, sizeof test_row, 1, in) != 1) {
+            printf("BNN-TEST-ERROR short read at row %lu\n", (unsigned long)row);
+            return 5;
+        }
+        t0 = test_counter();
+        n = bnn_proto_build_request(test_payload, sizeof test_payload, BNN_MSG_DEFER, 1u, row + 1u,
+                                    0x12345678u, 0u, test_row, (uint16_t)BNN_N_FEATURES);
+        m = bnn_cobs_encode(test_payload, n, test_frame, sizeof test_frame);
+        test_frame[m] = 0u; /* the delimiter */
+        t1 = test_counter();
+        if (n == 0u || m == 0u) {
+            printf("BNN-TEST-ERROR frame not built at row %lu\n", (unsigned long)row);
+            return 6;
+        }
+        printf("D %lu %lu\n", (unsigned long)row, (unsigned long)test_elapsed(t0, t1));
+    }
+    fclose(in);
+    printf("BNN-TEST-DONE rows=%lu\n", (unsigned long)header[0]);
+    return 0;
+}
