@@ -124,7 +124,13 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert os.path.isfile(e.group(3)) and os.path.getsize(e.group(3)) > 0
     x = ds.X[first : first + 1]
     want_id = decision_id(art.model_hash, art.encode(x)[0])
-    d = _one(r"^decision (\w+) \(id ([0-9a-f]{16})\)", text)
-    assert (d.group(1), d.group(2)) == (Decision(int(dec[first])).label, want_id)
-    suff = _one(r"sufficient: these (\d+) of (\d+) features", text)
-    assert 0 < int(suff.group(1)) <= int(suff.group(2)) == art.encoder.n_kept
+    # two explanations of that decision: over the whole data box, then within 1 grey level
+    decisions = re.findall(r"^decision (\w+) \(id ([0-9a-f]{16})\)", text, re.M)
+    assert decisions == [(Decision(int(dec[first])).label, want_id)] * 2
+    near = _one(r"^\$ bnnembed explain (\S+) --data digits --row (\d+) --delta 1 ", text)
+    assert int(near.group(2)) == first
+    sizes = [(int(a), int(b)) for a, b in re.findall(r"sufficient: these (\d+) of (\d+) features", text)]
+    robust = re.findall(r"^  robust: it holds for every input", text, re.M)
+    assert len(sizes) + len(robust) == 2 and len(sizes) >= 1  # the whole box is never robust here
+    assert all(0 < k <= n == art.encoder.n_kept for k, n in sizes)
+    assert "within delta 1 of the input" in text
