@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
 from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_epochs, auto_hidden
-from .calibrate import Centers, PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
+from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
@@ -246,18 +246,21 @@ def calibrate_bounds(upper, lower, fit: _FitSet, d: _Dnn, cfg: BuildConfig, note
 def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: BuildConfig, curves: dict,
                     chosen: dict) -> tuple[dict, float]:
     """The one-network baseline calibrated the same way; adds its curves; returns ``(metrics
-    block, plain agreement with the DNN at its centre)``."""
+    block, plain agreement with the DNN at its own logit-0 boundary)``."""
     b_up = fold_batchnorm(model, "yes")
     b_lo = flip_output(b_up, "no")
-    c = model.center()
-    b_centers = Centers(int(math.ceil(c)), int(math.ceil(n_out - c)), n_out)
+    boundary = int(math.ceil(model.center()))  # its own decision boundary, for the plain agreement
+    # the margin grid centred like the pair's (median_centers), not at the logit-0 point: when the
+    # two sides' scores saturate at different distances from it, the shared margin sweeps one side
+    # into its dense scores before the other answers at all, and the sequence can stop there
+    b_centers = median_centers(_pair_scores(b_up, b_lo, fit, d, "train"), n_out)
     b_cal = calibrate(_pair_scores(b_up, b_lo, fit, d, "calibration"), _pair_scores(b_up, b_lo, fit, d, "train"),
                       b_centers, cfg.alpha, cfg.delta)
     b_test = _pair_scores(b_up, b_lo, fit, d, "test")
     block = decision_metrics(
         decisions_at(b_test, b_centers, b_cal.margin if b_cal.certified else n_out + 1), d.yes["test"], cfg.delta)
     block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
-    agreement = float(np.mean((b_test.yes >= b_centers.yes) == d.yes["test"]))
+    agreement = float(np.mean((b_test.yes >= boundary) == d.yes["test"]))
     b_cal_scores = _pair_scores(b_up, b_lo, fit, d, "calibration")
     curves["pair"]["one network"] = {**pair_curve(b_cal_scores, b_centers, cfg.delta), "kind": "margin"}
     chosen["one network"] = b_cal.margin
