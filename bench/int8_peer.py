@@ -15,7 +15,8 @@ rows, the DNN and the calibration split are the ones the bounds saw), this scrip
    clipping quantile chosen on the training rows;
 4. calibrates it with the bounds' procedure: its int32 logit is mapped onto an integer grid of
    ``--grid`` steps (score ``s``; the yes side reads ``s``, the no side ``grid - s``, like the
-   one-network baseline of the build), centred at logit 0, and ``calibrate`` picks one margin by
+   one-network baseline of the build), centred at logit 0 (the build centres the baseline and the
+   bounds at their training-split medians), and ``calibrate`` picks one margin by
    fixed-sequence Clopper-Pearson testing on the calibration split (start margin from the training
    split); the device answers yes iff ``acc >= T_yes``, no iff ``acc <= T_no``;
 5. recalibrates the bounds at the same alphas with the same ``calibrate`` (median centres from the
