@@ -117,6 +117,16 @@ def qemu_command(machine: Machine, elf: Path, out_file: Path) -> list[str]:
     ]
 
 
+def _calibration(text: str, machine: Machine) -> tuple[float, int] | None:
+    """``(ticks per instruction, ticks of an empty measurement)`` from a driver's calibration line
+    (firmware/test/bnn_test_counter.h), or None when the machine has no usable counter."""
+    cal_ticks, cal_insns, empty_ticks, have = (int(v) for v in next(
+        line.split()[1:] for line in text.splitlines() if line.startswith("C ")))
+    if not have or cal_ticks <= 0:
+        return None
+    return (1.0 if machine.exact_counter else cal_ticks / cal_insns), empty_ticks
+
+
 def _parse(text: str, n_rows: int, machine: Machine, max_instructions: float = 0.0) -> tuple[np.ndarray, ...]:
     """Rows of the driver's output; instruction counts are NaN when they cannot be trusted."""
     if f"{SENTINEL} rows={n_rows}" not in text:
@@ -126,10 +136,9 @@ def _parse(text: str, n_rows: int, machine: Machine, max_instructions: float = 0
                      if line.startswith("R ")], dtype=np.int64).reshape(-1, 6)
     if rows.shape[0] != n_rows or np.any(rows[:, 0] != np.arange(n_rows)):
         raise BnnError(f"firmware on {machine.name} printed {rows.shape[0]} rows, expected {n_rows}")
-    cal = [line.split()[1:] for line in text.splitlines() if line.startswith("C ")][0]
-    cal_ticks, cal_insns, empty_ticks, have = (int(v) for v in cal)
-    if have and cal_ticks > 0:
-        ticks_per_insn = 1.0 if machine.exact_counter else cal_ticks / cal_insns
+    cal = _calibration(text, machine)
+    if cal is not None:
+        ticks_per_insn, empty_ticks = cal
         enc = np.round((rows[:, 4] - empty_ticks).clip(0) / ticks_per_insn)
         net = np.round((rows[:, 5] - empty_ticks).clip(0) / ticks_per_insn)
         if machine.toolchain == "arm":
@@ -249,11 +258,10 @@ def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndar
     if proc.returncode != 0 or f"{SENTINEL} rows={len(X)}" not in text:
         raise BnnError(f"{machine.name}: the DEFER frame driver failed: {(text + proc.stderr).strip()[-300:]}")
     ticks = np.array([int(line.split()[2]) for line in text.splitlines() if line.startswith("D ")], dtype=np.float64)
-    cal_ticks, cal_insns, empty_ticks, have = (int(v) for v in
-                                               [ln.split()[1:] for ln in text.splitlines() if ln.startswith("C ")][0])
-    if not have or cal_ticks <= 0 or len(ticks) != len(X):
+    cal = _calibration(text, machine)
+    if cal is None or len(ticks) != len(X):
         return None
-    per_insn = 1.0 if machine.exact_counter else cal_ticks / cal_insns
+    per_insn, empty_ticks = cal
     return round(float(np.mean(np.round((ticks - empty_ticks).clip(0) / per_insn))), 1)
 
 

@@ -37,7 +37,7 @@ int main(void)
 {
     uint32_t header[2];
     uint32_t row;
-    uint32_t t0, t1, t2;
+    uint32_t t0, t1;
     FILE *in = fopen("bnn_rows.bin", "rb");
     if (in == NULL) {
         printf("BNN-TEST-ERROR cannot open bnn_rows.bin\n");
@@ -47,14 +47,7 @@ int main(void)
         printf("BNN-TEST-ERROR bad header (float rows expected)\n");
         return 4;
     }
-    test_counter_start();
-    t0 = test_counter();
-    test_calibration_loop(BNN_CALIBRATION_ITERATIONS);
-    t1 = test_counter();
-    t2 = test_counter();
-    printf("C %lu %lu %lu %d\n", (unsigned long)test_elapsed(t0, t1),
-           (unsigned long)(2u * BNN_CALIBRATION_ITERATIONS), (unsigned long)test_elapsed(t1, t2),
-           BNN_HAVE_COUNTER);
+    test_print_calibration();
     for (row = 0; row < header[0]; ++row) {
         size_t n, m;
         if (fread(test_row, sizeof test_row, 1, in) != 1) {

@@ -11,6 +11,7 @@
 #define BNN_TEST_COUNTER_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #if defined(__ARM_ARCH) && defined(__ARM_ARCH_PROFILE) && (__ARM_ARCH_PROFILE == 'M')
 /* Cortex-M: SysTick at the core clock; under QEMU -icount it advances with instructions. */
@@ -72,5 +73,19 @@ static void test_calibration_loop(uint32_t n) { (void)n; }
 #define BNN_CALIBRATION_ITERATIONS 100000u
 
 static uint32_t test_elapsed(uint32_t from, uint32_t to) { return (to - from) & BNN_COUNTER_MASK; }
+
+/** Start the counter and print the calibration line "C <ticks> <instructions> <empty> <have>". */
+static void test_print_calibration(void)
+{
+    uint32_t t0, t1, t2;
+    test_counter_start();
+    t0 = test_counter();
+    test_calibration_loop(BNN_CALIBRATION_ITERATIONS);
+    t1 = test_counter();
+    t2 = test_counter();
+    printf("C %lu %lu %lu %d\n", (unsigned long)test_elapsed(t0, t1),
+           (unsigned long)(2u * BNN_CALIBRATION_ITERATIONS), (unsigned long)test_elapsed(t1, t2),
+           BNN_HAVE_COUNTER);
+}
 
 #endif /* BNN_TEST_COUNTER_H */

@@ -49,14 +49,7 @@ int main(void)
                (unsigned long)header[1], (unsigned long)BNN_VALUE_BYTES);
         return 4;
     }
-    test_counter_start();
-    t0 = test_counter();
-    test_calibration_loop(BNN_CALIBRATION_ITERATIONS);
-    t1 = test_counter();
-    t2 = test_counter();
-    printf("C %lu %lu %lu %d\n", (unsigned long)test_elapsed(t0, t1),
-           (unsigned long)(2u * BNN_CALIBRATION_ITERATIONS), (unsigned long)test_elapsed(t1, t2),
-           BNN_HAVE_COUNTER);
+    test_print_calibration();
     for (row = 0; row < header[0]; ++row) {
         bnn_scores_t scores;
         bnn_decision_t decision = BNN_INVALID;
