@@ -211,3 +211,33 @@ def test_explanations_need_no_cnf_files(tmp_path, tiny, capsys):
     after = {f: open(os.path.join(d, f), "rb").read() for f in before}
     assert after == before and not os.path.exists(os.path.join(d, "cnf.json"))
     assert os.path.exists(os.path.join(d, WORKSPACE, "explanations.sqlite"))
+
+
+def test_store_does_not_reuse_an_answer_cut_short_for_a_larger_budget(tmp_path, tiny):
+    """An explanation a budget cut short (not proven minimal) answers a later request only if that
+    request's budgets are no larger; a request with more time or conflicts computes it again."""
+    import shutil
+
+    from bnnembed.artifact import WORKSPACE
+
+    d = str(tmp_path / "art")
+    shutil.copytree(tiny, d, ignore=shutil.ignore_patterns(WORKSPACE))  # an empty store
+    art = load_artifact(d)
+    x = load_data("breast_cancer").X[int(_first_decided(tiny))]
+    with Explainer(art, budget=2_000, seconds=None) as ex:
+        case = ex.case(x)
+        first = ex.explain(case)
+        assert first["cached"] is False and first["minimal"] is True and "budget" not in first
+        request = ex.request("explain", ex.domain(case), kind="abductive", scope="bound", search=ex.strategy)
+        assert ex.explain(case)["cached"] is True  # a complete answer is always reused
+        cut = {**first, "minimal": False, "budget": {"seconds": 1.0, "conflicts": 10}}
+        ex.store.put(case.did, request, cut, 0.0)
+        assert ex.explain(case)["cached"] is False  # more conflicts and no time limit: computed again
+    for seconds, conflicts, reused in [(1.0, 10, True), (0.5, 5, True), (2.0, 10, False), (1.0, 0, False)]:
+        with Explainer(art, budget=conflicts, seconds=seconds) as ex:
+            ex.store.put(case.did, request, cut, 0.0)
+            assert ex.explain(ex.case(x))["cached"] is reused, (seconds, conflicts)
+    legacy = {k: v for k, v in cut.items() if k != "budget"}  # stored before budgets were recorded
+    with Explainer(art, budget=10, seconds=1.0) as ex:
+        ex.store.put(case.did, request, legacy, 0.0)
+        assert ex.explain(ex.case(x))["cached"] is False

@@ -114,6 +114,11 @@ def raw_for_levels(art: Artifact, x: np.ndarray | None, levels: np.ndarray) -> n
     return x
 
 
+def _cut_short(result: dict) -> bool:
+    """An answer a budget cut short: an explanation not proven minimal, a robustness question undecided."""
+    return result.get("minimal") is False or ("robust" in result and result["robust"] is None)
+
+
 class Explainer:
     """Explanations and robustness verdicts for one artifact, cached by decision id."""
 
@@ -209,7 +214,7 @@ class Explainer:
     def _cached(self, case: Case, request: dict, compute) -> dict:
         if self.store:
             hit = self.store.get(case.did, request)
-            if hit is not None:
+            if hit is not None and self._covers(hit):
                 hit["cached"] = True
                 return hit
         t0 = time.perf_counter()
@@ -217,10 +222,25 @@ class Explainer:
         result = compute()
         result["seconds"] = time.perf_counter() - t0
         result["sat_calls"] = self.oracle.stats.sat_calls - calls0
+        if _cut_short(result):
+            # cut short by a budget: a later request with a larger one must not get this answer
+            result["budget"] = {"seconds": self.seconds or 0.0, "conflicts": self.oracle.budget}
         if self.store:
             self.store.put(case.did, request, result, result["seconds"])
         result["cached"] = False
         return result
+
+    def _covers(self, hit: dict) -> bool:
+        """Whether a stored answer still answers this explainer: a complete one always; one cut short
+        by a budget only if neither of this explainer's budgets is larger (0 means unlimited)."""
+        if not _cut_short(hit):
+            return True
+        budget = hit.get("budget")
+        if budget is None:  # stored before budgets were recorded
+            return False
+        def within(mine: float, theirs: float) -> bool:
+            return theirs == 0 or (mine != 0 and mine <= theirs)
+        return within(self.seconds or 0.0, budget["seconds"]) and within(self.oracle.budget, budget["conflicts"])
 
     # ---------------------------------------------------------------- explanations
     def explain(self, case: Case, kind: Kind | str = Kind.ABDUCTIVE, scope: Scope | str = Scope.BOUND,
