@@ -20,7 +20,7 @@ from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
 from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_epochs, auto_hidden
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
-from .distill import augment_inputs, domain_inputs
+from .distill import augment_inputs, domain_inputs, margin_targets
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
 from ..model.encoding import fit_thermometer
 from ..model.model import Model
@@ -107,6 +107,7 @@ class _FitSet:
     y_fit: np.ndarray
     bits: dict[str, np.ndarray]  # encoded train / calibration / test rows
     selection: dict | None = None  # what --features chose (None: every feature is read)
+    z_fit: np.ndarray | None = None  # margin-distillation logit targets of bits_fit (None: not asked for)
 
 
 def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
@@ -158,8 +159,13 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
         n_extra = len(extra_inputs)
     X_fit = np.concatenate([tr.X, X_aug])
     y_fit = np.concatenate([d.yes["train"], d.dnn.says_yes(X_aug) if len(X_aug) else np.zeros(0, bool)])
+    z_fit = None
+    if cfg.distill_margin:
+        z = d.dnn.margin(X_fit)
+        z_fit = margin_targets(z, z[: len(tr.X)])
     bits = {k: encoder.encode(part.X) for k, part in parts.items()}
-    return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits)
+    return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits,
+                   z_fit=z_fit)
 
 
 def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) -> _FitSet:
@@ -195,14 +201,16 @@ def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
     hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(fit.encoder.n_bits)
     tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
-                       select_alpha=cfg.alpha, stability=cfg.stability, mask_first_layer=cfg.mask_first_layer)
+                       select_alpha=cfg.alpha, stability=cfg.stability, mask_first_layer=cfg.mask_first_layer,
+                       margin_weight=cfg.distill_margin)
     models: dict[str, BoundMLP] = {}
-    jobs = [("upper", fit.y_fit, tcfg), ("lower", ~fit.y_fit, tcfg)]
+    z = fit.z_fit
+    jobs = [("upper", fit.y_fit, tcfg, z), ("lower", ~fit.y_fit, tcfg, None if z is None else -z)]
     if cfg.baseline:
-        jobs.append(("baseline", fit.y_fit, TrainConfig(**{**asdict(tcfg), "asymmetry": 1.0})))
-    for name, target, c in jobs:
+        jobs.append(("baseline", fit.y_fit, TrainConfig(**{**asdict(tcfg), "asymmetry": 1.0}), z))
+    for name, target, c, margin in jobs:
         with _progress(c.epochs, f"training {name} bound", progress) as bar:
-            models[name] = train_bound(fit.bits_fit, target, c, progress=bar)
+            models[name] = train_bound(fit.bits_fit, target, c, progress=bar, margin=margin)
     upper = fold_batchnorm(models["upper"], "yes")
     lower = fold_batchnorm(models["lower"], "no")
     check_rows = np.concatenate([fit.bits["calibration"], fit.bits["test"]])

@@ -28,6 +28,7 @@ class BuildConfig:
     features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
     stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
     mask_first_layer: float = 0.0  # share of first-layer weights masked ("input bit not read"); 0 = dense
+    distill_margin: float = 0.0  # weight of the DNN-margin regression in bound training (0 = decisions only)
 
 
 def auto_bits_per_feature(n_features: int) -> int:
@@ -67,4 +68,5 @@ def config_of(metrics: dict) -> BuildConfig:
         dnn_output=(metrics.get("settings") or {}).get("dnn_output"),
         features=(metrics.get("settings") or {}).get("features"),
         stability=(metrics.get("settings") or {}).get("stability", 0.0),
-        mask_first_layer=(metrics.get("settings") or {}).get("mask_first_layer", 0.0))
+        mask_first_layer=(metrics.get("settings") or {}).get("mask_first_layer", 0.0),
+        distill_margin=(metrics.get("settings") or {}).get("distill_margin", 0.0))

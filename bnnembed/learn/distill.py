@@ -5,6 +5,10 @@ the DNN has labeled it. For images: copies shifted by up to one pixel with a lit
 tables: copies with Gaussian noise scaled to each feature's spread, and mixup towards a random
 partner. Values stay inside each feature's training range.
 
+Margin distillation (``build --distill-margin W``): besides the DNN's decision, each input carries
+the DNN's signed margin (:func:`margin_targets`), and a bound also regresses its logit onto it, so
+it learns where the DNN is sure and not only which side it is on.
+
 For whole-domain soundness (``bnnembed certify --domain``), the bounds must also be right far
 from the data: :func:`domain_inputs` draws points uniformly from the training data's feature box,
 where a bound trained on data alone is often confidently wrong.
@@ -33,6 +37,21 @@ def augment_inputs(X: np.ndarray, copies: int, rng: np.random.Generator,
             mixed = lam * X + (1 - lam) * partner
             out.append(mixed + rng.normal(0, 1, X.shape) * spread * rng.uniform(0.05, 0.3, (len(X), 1)))
     return np.clip(np.concatenate(out), lo, hi).astype(np.float32)
+
+
+MARGIN_TYPICAL = 4.0  # the logit a bound is taught for an input at the DNN's median distance from its boundary
+MARGIN_CLIP = 8.0
+
+
+def margin_targets(z: np.ndarray, z_train: np.ndarray) -> np.ndarray:
+    """Logit targets for margin distillation: the DNN's signed margins ``z`` rescaled so that the
+    median ``|margin|`` of the training rows ``z_train`` maps to :data:`MARGIN_TYPICAL`, clipped to
+    +-:data:`MARGIN_CLIP` (a DNN's raw scale, logits or class scores, is arbitrary; past the clip
+    every input is "sure" alike). float32."""
+    scale = float(np.median(np.abs(z_train))) if len(z_train) else 0.0
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return np.clip(np.asarray(z, np.float64) * (MARGIN_TYPICAL / scale), -MARGIN_CLIP, MARGIN_CLIP).astype(np.float32)
 
 
 def domain_inputs(X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

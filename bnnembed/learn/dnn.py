@@ -96,6 +96,10 @@ class Dnn:
         """Boolean DNN decisions (see the module docstring for the output conventions)."""
         return yes_from_output(self.raw(X), self.positive_columns, self.output)
 
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """How sure the DNN is, signed: > 0 where it says yes (see :func:`margin_from_output`)."""
+        return margin_from_output(self.raw(X), self.positive_columns, self.output)
+
     def describe(self) -> str:
         return describe_output(self.output, self.n_outputs, self.positive_columns)
 
@@ -116,6 +120,21 @@ def yes_from_output(out: np.ndarray, positive_columns: tuple[int, ...], output: 
     if out.shape[1] == 1:
         return out[:, 0] > (0.5 if output == Output.PROBABILITY else 0.0)
     return np.isin(np.argmax(out, axis=1), np.array(positive_columns, dtype=np.int64))
+
+
+def margin_from_output(out: np.ndarray, positive_columns: tuple[int, ...], output: str = Output.LOGIT) -> np.ndarray:
+    """The DNN's signed margin per row, positive exactly where :func:`yes_from_output` says yes: the
+    logit (a probability's log-odds), or for class scores the best yes column minus the best other
+    one (ties, where the argmax decides, count as 0)."""
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape[1] == 1:
+        if output == Output.PROBABILITY:
+            p = np.clip(out[:, 0], 1e-7, 1 - 1e-7)
+            return np.log(p / (1 - p))
+        return out[:, 0]
+    yes = np.zeros(out.shape[1], bool)
+    yes[list(positive_columns)] = True
+    return out[:, yes].max(1) - out[:, ~yes].max(1)
 
 
 def positive_columns_for(n_cols: int, positive: tuple, labels: np.ndarray | None, path: str) -> tuple[int, ...]:

@@ -43,6 +43,7 @@ class TrainConfig:
     select_alpha: float = 0.05  # the epoch kept is the one answering most at this wrong-answer rate
     stability: float = 0.0  # weight of the neuron-stability penalty (0 = none; see instability)
     mask_first_layer: float = 0.0  # final share of first-layer weights masked, "input not read" (0 = dense)
+    margin_weight: float = 0.0  # weight of the squared error between the bound's logit and the DNN-margin target
 
 
 class _SignSTE(torch.autograd.Function):
@@ -157,6 +158,10 @@ class BoundMLP(nn.Module):
         self.out = BinaryDense(widths[-1], 1)
         self.log_scale = nn.Parameter(torch.tensor(math.log(4.0)))
         self.bias = nn.Parameter(torch.zeros(()))
+        # the margin-distillation read-out: its own affine map of the same output dot product, so
+        # regressing the DNN's margin shapes the score's order without fighting the answer's logit
+        self.margin_scale = nn.Parameter(torch.tensor(math.log(4.0)))
+        self.margin_bias = nn.Parameter(torch.zeros(()))
 
     def features(self, bits: torch.Tensor) -> list[torch.Tensor]:
         """+-1 activations of every hidden layer (-1 where the integer neuron fires)."""
@@ -183,6 +188,10 @@ class BoundMLP(nn.Module):
         logit = torch.exp(self.log_scale) * self.out.dot(v)[:, 0] / self.out.n_in + self.bias
         return logit, (torch.stack(terms).mean() if terms else torch.zeros(()))
 
+    def margin_logit(self, out_dot: torch.Tensor) -> torch.Tensor:
+        """The margin read-out of an output dot product (see ``margin_scale``)."""
+        return torch.exp(self.margin_scale) * out_dot / self.out.n_in + self.margin_bias
+
     def out_dot(self, bits: torch.Tensor) -> torch.Tensor:
         acts = self.features(bits)
         v = acts[-1] if acts else 1.0 - 2.0 * bits
@@ -208,13 +217,19 @@ class BoundMLP(nn.Module):
                 layer.weight.clamp_(-1, 1)
 
 
-def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress=None) -> BoundMLP:
-    """Train a bound to answer where ``target`` is true (a wrong answer costs ``cfg.asymmetry``)."""
+def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress=None,
+                margin: np.ndarray | None = None) -> BoundMLP:
+    """Train a bound to answer where ``target`` is true (a wrong answer costs ``cfg.asymmetry``).
+
+    ``margin`` (logit units, oriented so > 0 means the bound should answer; see
+    :func:`bnnembed.learn.distill.margin_targets`) adds ``cfg.margin_weight`` times the squared error
+    between the bound's logit and it: margin distillation."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.from_numpy(np.asarray(bits, dtype=np.float32))
     t = torch.from_numpy(np.asarray(target, dtype=np.float32))
     weight = torch.where(t > 0.5, torch.ones_like(t), torch.full_like(t, cfg.asymmetry))
+    m = None if margin is None or not cfg.margin_weight else torch.from_numpy(np.asarray(margin, np.float32))
     masking = cfg.mask_first_layer > 0 and len(cfg.hidden) > 0
     model = BoundMLP(x.shape[1], cfg.hidden, mask_first=masking)
     ramp = max(1, math.ceil(cfg.epochs / 2))  # masked share grows linearly over the first half
@@ -237,6 +252,11 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             if cfg.stability:
                 logit, unstable = model.logit_and_instability(x[idx])
                 loss = (loss_fn(logit, t[idx]) * weight[idx]).mean() + cfg.stability * unstable
+            elif m is not None:
+                dot = model.out_dot(x[idx])
+                logit = torch.exp(model.log_scale) * dot / model.out.n_in + model.bias
+                loss = (loss_fn(logit, t[idx]) * weight[idx]).mean()
+                loss = loss + cfg.margin_weight * ((model.margin_logit(dot) - m[idx]) ** 2).mean()
             else:
                 loss = (loss_fn(model(x[idx]), t[idx]) * weight[idx]).mean()
             loss.backward()
