@@ -75,10 +75,11 @@ def register(sub) -> None:
     p.add_argument("--stability", type=float, default=0.0, metavar="W",
                    help="weight of a training penalty on hidden pre-activations near their threshold (neuron "
                         "stability; experimental, see docs/explanations.md; default 0 = none)")
-    p.add_argument("--distill-margin", type=float, default=0.0, metavar="W",
+    p.add_argument("--distill-margin", type=float, default=None, metavar="W",
                    help="margin distillation: the bounds also regress their logit onto the DNN's signed margin "
                         "(its logit, or best yes class score minus best other), weighted W, so they learn where the "
-                        "DNN is sure, not only its side (default 0 = the DNN's decisions only)")
+                        "DNN is sure, not only its side (default: 3 for images, 0 = the DNN's decisions only for tables; "
+                        "see docs/coverage.md)")
     p.add_argument("--mask-first-layer", type=float, default=0.0, metavar="S",
                    help="mask the share S (0 <= S < 1) of the bounds' first-layer weights: a masked weight "
                         "means 'input bit not read' (the smallest magnitudes, masked progressively over the "
@@ -177,7 +178,7 @@ def run_build(args) -> int:
                       distill_margin=args.distill_margin)
     if not 0 <= args.mask_first_layer < 1:
         raise BnnError(f"--mask-first-layer must be at least 0 and below 1, not {args.mask_first_layer}")
-    if not args.distill_margin >= 0 or args.distill_margin == float("inf"):
+    if args.distill_margin is not None and not 0 <= args.distill_margin < float("inf"):
         raise BnnError(f"--distill-margin must be a finite weight of 0 or more, not {args.distill_margin}")
     if not args.stability >= 0:
         raise BnnError(f"--stability must be 0 or more, not {args.stability}")

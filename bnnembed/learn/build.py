@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_epochs, auto_hidden
+from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, auto_hidden
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
@@ -285,6 +285,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     if dnn_path is not None and not os.path.isfile(dnn_path):
         raise BnnError(f"--dnn {dnn_path}: no such file")
     _check_trainable(ds)
+    if cfg.distill_margin is None:  # resolved here so metrics.json records the weight used
+        cfg = replace(cfg, distill_margin=auto_distill_margin(ds.image_shape is not None))
     notes: list[str] = []
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}

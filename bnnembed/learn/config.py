@@ -28,7 +28,7 @@ class BuildConfig:
     features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
     stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
     mask_first_layer: float = 0.0  # share of first-layer weights masked ("input bit not read"); 0 = dense
-    distill_margin: float = 0.0  # weight of the DNN-margin regression in bound training (0 = decisions only)
+    distill_margin: float | None = None  # weight of the DNN-margin regression (0 = decisions only; None = auto)
 
 
 def auto_bits_per_feature(n_features: int) -> int:
@@ -46,8 +46,24 @@ def auto_hidden(n_bits: int) -> tuple[int, ...]:
 
 
 def auto_augment(n_train: int) -> int:
-    """Distillation copies per training row: about 20k training inputs in all."""
-    return int(np.clip(round(20_000 / max(n_train, 1)), 2, 20))
+    """Distillation copies per training row: about 50k training inputs in all, 2 to 20 per row.
+
+    Measured on MNIST 5..9 (5,000 training rows, margin distillation, alpha 1%): 4 copies (20k
+    inputs) covered 93.7%, 10 copies 96.2%, 20 copies 95.6%. Smaller data sets hit the cap of 20
+    (digits: 50 copies did no better, 95.1% against 97.3% at 5%)."""
+    return int(np.clip(round(50_000 / max(n_train, 1)), 2, 20))
+
+
+AUTO_MARGIN_IMAGES = 3.0
+
+
+def auto_distill_margin(is_image: bool) -> float:
+    """Margin distillation for images, not for tables (docs/coverage.md).
+
+    Measured at seed 0: MNIST 5..9 at alpha 1% 87.6% -> 93.7% (weight 3; 1: 93.1%, 8: 93.6%),
+    digits 5..9 at 5% 94.9% -> 97.3%; breast_cancer at 5% fell, 97.2% -> 82.5% (weight 3; 0.5:
+    83.2%, 1: 88.8%), so tables keep the decisions alone."""
+    return AUTO_MARGIN_IMAGES if is_image else 0.0
 
 
 def auto_epochs(n_inputs: int) -> int:

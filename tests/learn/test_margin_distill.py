@@ -62,3 +62,28 @@ def test_margin_regression_ranks_like_the_dnn_and_folds_exactly():
     rho = np.array([within_sides(m) for m in (plain, margin)])
     assert np.all(rho[1] > rho[0] + 0.04), rho
     assert np.array_equal(torch_scores(margin, bits), bound_scores(fold_batchnorm(margin, "yes"), bits))
+
+
+def test_auto_weight_images_only_and_recorded(digits_artifact, bc_artifact):
+    """The default resolves per data kind at build time and metrics.json records the weight used,
+    so config_of rebuilds with it; artifacts from before the option read back as 0."""
+    from bnnembed.artifact import load_artifact
+    from bnnembed.learn.config import AUTO_MARGIN_IMAGES, BuildConfig, auto_distill_margin, config_of
+
+    assert BuildConfig().distill_margin is None
+    assert auto_distill_margin(True) == AUTO_MARGIN_IMAGES > 0 and auto_distill_margin(False) == 0.0
+    for path, want in ((digits_artifact, AUTO_MARGIN_IMAGES), (bc_artifact, 0.0)):
+        m = load_artifact(path).metrics
+        assert m["settings"]["distill_margin"] == want and config_of(m).distill_margin == want
+    old = {k: v for k, v in load_artifact(bc_artifact).metrics["settings"].items() if k != "distill_margin"}
+    assert config_of({**load_artifact(bc_artifact).metrics, "settings": old}).distill_margin == 0.0
+
+
+@pytest.mark.parametrize("bad", ["-1", "nan", "inf"])
+def test_bad_weight_is_one_line_error(tmp_path, capsys, bad):
+    from bnnembed.cli import main
+
+    code = main(["build", "--data", "breast_cancer", "--distill-margin", bad, "--out", str(tmp_path / "a")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--distill-margin must be a finite weight of 0 or more" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "a").exists()
