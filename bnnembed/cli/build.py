@@ -67,6 +67,9 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=widths, default=None, metavar="W,W",
                    help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256; "
                         "smaller bounds have much faster exact explanations)")
+    p.add_argument("--flash-budget", type=count(1), default=None, metavar="BYTES",
+                   help="choose the widest hidden layers whose model tables (both bounds and the encoder) fit "
+                        "BYTES of flash; the runtime code adds about 1-3 KB (see docs/coverage.md; not with --hidden)")
     p.add_argument("--epochs", type=count(1), default=None, help="training epochs (default: from the data size)")
     p.add_argument("--features", type=feature_count, default=None, metavar="K",
                    help="the bounds read at most K input features (or a fraction like 0.5 of the columns), "
@@ -175,7 +178,9 @@ def run_build(args) -> int:
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
                       baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features,
                       stability=args.stability, mask_first_layer=args.mask_first_layer,
-                      distill_margin=args.distill_margin)
+                      distill_margin=args.distill_margin, flash_budget=args.flash_budget)
+    if args.flash_budget is not None and args.hidden is not None:
+        raise BnnError("give --hidden or --flash-budget, not both: the budget chooses the hidden widths")
     if not 0 <= args.mask_first_layer < 1:
         raise BnnError(f"--mask-first-layer must be at least 0 and below 1, not {args.mask_first_layer}")
     if args.distill_margin is not None and not 0 <= args.distill_margin < float("inf"):

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, auto_hidden
+from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, design_hidden
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
@@ -181,7 +181,7 @@ def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) ->
         return replace(fit, selection={"requested": cfg.features, "read": enc.n_kept, "columns": ds.X.shape[1],
                                        "ranked": None})
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
-    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(enc.n_bits)
+    hidden = design_hidden(cfg, enc)
     keep, order = keep_best(fit.bits_fit, fit.y_fit, enc.bit_owner(), enc.n_kept, k,
                             hidden=hidden, epochs=epochs, seed=cfg.seed)
     cols = enc.bit_columns(keep)
@@ -194,12 +194,18 @@ def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) ->
                    bits={name: np.ascontiguousarray(b[:, cols]) for name, b in fit.bits.items()}, selection=selection)
 
 
+def _tables_bytes(fit: _FitSet, upper, lower) -> int:
+    """Flash of the generated model tables (float input encoding; runtime code excluded)."""
+    from ..render.footprint import model_footprint
+    return model_footprint(fit.encoder, upper, lower).flash_bytes
+
+
 def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
     """Train the upper and lower bounds (and the one-network baseline) and fold them to integers,
     checked against torch on the calibration and test rows. Returns ``(models, upper, lower,
     mismatches, rows checked, hidden, epochs)``."""
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
-    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(fit.encoder.n_bits)
+    hidden = design_hidden(cfg, fit.encoder)
     tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
                        select_alpha=cfg.alpha, stability=cfg.stability, mask_first_layer=cfg.mask_first_layer,
                        margin_weight=cfg.distill_margin)
@@ -290,6 +296,9 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     notes: list[str] = []
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
+    if cfg.flash_budget is not None and cfg.features is None:  # refuse a budget too small before writing anything
+        design_hidden(cfg, fit_thermometer(parts["train"].X, cfg.bits_per_feature
+                                           or auto_bits_per_feature(ds.X.shape[1]))[0])
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
     if cfg.features is not None:
@@ -322,7 +331,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_rows_checked": n_checked,
         "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
                   "epochs": epochs, "asymmetry": cfg.asymmetry,
-                  "upper_shape": upper.shape, "lower_shape": lower.shape,
+                  "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": _tables_bytes(fit, upper, lower),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),
         "build_seconds": None,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import BnnError
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -28,6 +30,7 @@ class BuildConfig:
     features: float | None = None  # read at most this many features (a fraction < 1: of the columns); None = all
     stability: float = 0.0  # neuron-stability penalty weight in bound training (0 = none)
     mask_first_layer: float = 0.0  # share of first-layer weights masked ("input bit not read"); 0 = dense
+    flash_budget: int | None = None  # bytes of model tables (both bounds + encoder) the hidden widths must fit
     distill_margin: float | None = None  # weight of the DNN-margin regression (0 = decisions only; None = auto)
 
 
@@ -43,6 +46,53 @@ def auto_hidden(n_bits: int) -> tuple[int, ...]:
     256-256 ones (93.8% vs 94.4%, 96.5% vs 92.3%) while their exact explanations are tractable
     (seconds instead of minutes); MNIST-sized inputs keep the wider layers."""
     return (64, 32) if n_bits <= 512 else (256, 256)
+
+
+def candidate_hidden(n_bits: int) -> list[tuple[int, ...]]:
+    """The shapes ``--flash-budget`` chooses among, smallest first: the default's form at every
+    width from 8 to 2,048 in steps of 8 (``(w, w)`` above 512 input bits, ``(w, w // 2)`` below,
+    as :func:`auto_hidden`)."""
+    wide = n_bits > 512
+    return [(w, w) if wide else (w, max(w // 2, 1)) for w in range(8, 2049, 8)]
+
+
+def hidden_for_flash_budget(encoder, budget: int) -> tuple[int, ...] | None:
+    """The widest :func:`candidate_hidden` shape whose model tables (both bounds and the encoder, in
+    the default float input encoding, as the generated C lays them out) fit ``budget`` bytes;
+    None if even the narrowest does not. The runtime's code is extra (about 1 to 3 KB, per core
+    and kernel: ``bnnembed qemu`` reports ``runtime_flash_bytes``)."""
+    from ..model.intmodel import BoundNet, IntLayer
+    from ..model.packing import n_words
+    from ..render.footprint import model_footprint
+
+    def dense_pair(hidden: tuple[int, ...]) -> tuple[BoundNet, BoundNet]:
+        widths = [encoder.n_bits, *hidden, 1]
+        layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32))
+                       for a, b in zip(widths, widths[1:]))
+        return BoundNet("yes", layers), BoundNet("no", layers)
+
+    best = None
+    for hidden in candidate_hidden(encoder.n_bits):
+        if model_footprint(encoder, *dense_pair(hidden)).flash_bytes > budget:
+            break
+        best = hidden
+    return best
+
+
+def design_hidden(cfg: BuildConfig, encoder) -> tuple[int, ...]:
+    """The bounds' hidden widths: ``--hidden``, else the widest that fits ``--flash-budget``, else
+    :func:`~bnnembed.learn.config.auto_hidden`."""
+    if cfg.hidden:
+        return tuple(cfg.hidden)
+    if cfg.flash_budget is not None:
+        hidden = hidden_for_flash_budget(encoder, cfg.flash_budget)
+        if hidden is None:
+            smallest = candidate_hidden(encoder.n_bits)[0]
+            raise BnnError(f"--flash-budget {cfg.flash_budget}: even {','.join(map(str, smallest))} hidden neurons "
+                           f"over {encoder.n_bits} input bits do not fit; raise the budget, or read fewer input bits "
+                           "(--features K, --bits-per-feature K)")
+        return hidden
+    return auto_hidden(encoder.n_bits)
 
 
 def auto_augment(n_train: int) -> int:
@@ -85,4 +135,5 @@ def config_of(metrics: dict) -> BuildConfig:
         features=(metrics.get("settings") or {}).get("features"),
         stability=(metrics.get("settings") or {}).get("stability", 0.0),
         mask_first_layer=(metrics.get("settings") or {}).get("mask_first_layer", 0.0),
-        distill_margin=(metrics.get("settings") or {}).get("distill_margin", 0.0))
+        distill_margin=(metrics.get("settings") or {}).get("distill_margin", 0.0),
+        flash_budget=(metrics.get("settings") or {}).get("flash_budget"))

@@ -1,0 +1,55 @@
+"""``build --flash-budget BYTES``: the widest default-shaped bounds whose generated tables fit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bnnembed.cli import main
+from bnnembed.learn.config import BuildConfig, candidate_hidden, design_hidden, hidden_for_flash_budget
+from bnnembed.errors import BnnError
+from bnnembed.model.encoding import fit_thermometer
+from bnnembed.model.intmodel import BoundNet, IntLayer
+from bnnembed.model.packing import n_words
+from bnnembed.render.footprint import model_footprint
+
+
+def _tables(enc, hidden) -> int:
+    widths = [enc.n_bits, *hidden, 1]
+    layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32))
+                   for a, b in zip(widths, widths[1:]))
+    return model_footprint(enc, BoundNet("yes", layers), BoundNet("no", layers)).flash_bytes
+
+
+@pytest.mark.parametrize("n_features,k", [(30, 8), (100, 6)])  # under and over 512 input bits
+def test_widest_shape_that_fits(n_features, k):
+    enc, _ = fit_thermometer(np.random.default_rng(0).normal(size=(200, n_features)), k)
+    shapes = candidate_hidden(enc.n_bits)
+    wide = enc.n_bits > 512
+    assert all(h == ((h[0], h[0]) if wide else (h[0], h[0] // 2)) for h in shapes)  # the default's form
+    for i in (0, 7, 31):
+        for budget in (_tables(enc, shapes[i]), _tables(enc, shapes[i + 1]) - 1):  # exactly fits; next just does not
+            assert hidden_for_flash_budget(enc, budget) == shapes[i]
+    assert hidden_for_flash_budget(enc, _tables(enc, shapes[0]) - 1) is None
+    with pytest.raises(BnnError, match="do not fit"):
+        design_hidden(BuildConfig(flash_budget=100), enc)
+    assert design_hidden(BuildConfig(flash_budget=100, hidden=(4, 2)), enc) == (4, 2)
+
+
+def test_build_fits_its_budget_and_records_it(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["build", "--data", "breast_cancer", "--flash-budget", "4000", "--epochs", "2", "--no-cnf",
+                 "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["settings"]["flash_budget"] == 4000 and m["model"]["flash_bytes"] <= 4000
+    assert tuple(m["model"]["hidden"]) == hidden_for_flash_budget(
+        __import__("bnnembed.artifact", fromlist=["x"]).load_artifact(str(out)).encoder, 4000)
+    capsys.readouterr()
+    assert main(["build", "--data", "breast_cancer", "--flash-budget", "300", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--flash-budget 300: even" in err and len(err.splitlines()) == 1 and not (tmp_path / "b").exists()
+    assert main(["build", "--data", "breast_cancer", "--flash-budget", "9000", "--hidden", "8,8",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "not both" in capsys.readouterr().err
