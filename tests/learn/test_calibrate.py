@@ -109,11 +109,11 @@ def test_start_margin_is_the_most_conservative_that_could_certify():
 
     train = _stacked([(100, 90, 0, True), (900, 60, 0, True)])
     centers = Centers(50, 50, 100)
-    # 1.5 x 59 decided of 1,000 calibration points: 8.85% coverage; margin 40 decides 10%
+    # 2.5 x 59 decided of 2,000 calibration points: 7.4% coverage; margin 40 decides 10%
     assert min_decided_for(0.05, 0.05) == 59
-    assert start_margin(train, centers, 1000, 0.05, 0.05) == 40
-    # with 500 calibration points 17.7% is needed: only margin 10 (all 1,000 rows) reaches it
-    assert start_margin(train, centers, 500, 0.05, 0.05) == 10
+    assert start_margin(train, centers, 2000, 0.05, 0.05) == 40
+    # with 1,000 calibration points 14.75% is needed: only margin 10 (all 1,000 rows) reaches it
+    assert start_margin(train, centers, 1000, 0.05, 0.05) == 10
     # the calibration split starts there and never tests a more conservative margin
     res = calibrate(train, train, centers, alpha=0.05, delta=0.05)
     assert res.steps[0]["margin"] == start_margin(train, centers, 1000, 0.05, 0.05)

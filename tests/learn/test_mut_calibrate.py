@@ -97,13 +97,13 @@ def test_calibrate_picks_the_accepted_margin_deciding_most_and_records_every_ste
                     (100, 0, 75, False)])  # NO for 25..-49; from -50 down both bounds answer everyone
     centers = Centers(50, 50, 100)
     res = calibrate(cal, cal, centers, alpha=0.05, delta=0.05)
-    assert res.start_margin == 40  # 100 of 300 decided >= 1.5 x 59 / 300
-    # decided: 100 at 40..26, 200 at 25..21, 300 at 20..-49 (first reached at 20), 0 at -50: stop
+    assert res.start_margin == 25  # 200 of 300 decided >= 2.5 x 59 / 300 (100 of 300 at 40..26 is not)
+    # decided: 200 at 25..21, 300 at 20..-49 (first reached at 20), 0 at -50: stop
     assert res.certified and res.margin == 20 and (res.tau_yes, res.tau_no) == (70, 70)
-    assert res.steps[0] == {"margin": 40, "decided": 100, "disagreements": 0,
-                            "bound": round(clopper_pearson_upper(0, 100, 0.05), 6)}
-    assert [s["margin"] for s in res.steps] == list(range(40, -51, -1))
-    assert [s["decided"] for s in res.steps[14:16]] == [100, 200] and res.steps[-1]["bound"] == 1.0
+    assert res.steps[0] == {"margin": 25, "decided": 200, "disagreements": 0,
+                            "bound": round(clopper_pearson_upper(0, 200, 0.05), 6)}
+    assert [s["margin"] for s in res.steps] == list(range(25, -51, -1))
+    assert [s["decided"] for s in res.steps[4:6]] == [200, 300] and res.steps[-1]["bound"] == 1.0
     assert res.notes == []
     # ties keep the most conservative margin
     flat = _stacked([(200, 90, 0, True), (10, 0, 0, False)])  # 200 decided from 40 to -49
@@ -166,12 +166,16 @@ def test_uncertified_bounds_never_answer_and_say_why():
 
 def test_start_margin_when_nothing_decides_enough():
     train = _stacked([(10, 60, 0, True), (90, 0, 0, False)])  # at most 10% decided (margins 10..-49)
-    assert start_margin(train, Centers(50, 50, 100), 800, 0.05, 0.05) == -100  # 1.5 x 59 / 800 > 10%
-    assert start_margin(train, Centers(50, 50, 100), 10_000, 0.05, 0.05) == 10  # 0.9% needed
-    assert start_margin(train, Centers(50, 50, 100), 0, 0.05, 0.05) == -100  # need capped at 100%
+    assert start_margin(train, Centers(50, 50, 100), 800, 0.05, 0.05) == -100  # 2.5 x 59 / 800 > 10%
+    assert start_margin(train, Centers(50, 50, 100), 10_000, 0.05, 0.05) == 10  # 1.5% needed
+    assert start_margin(train, Centers(50, 50, 100), 0, 0.05, 0.05) == -100  # need capped at 50%
+    # a small calibration split: the need (2.5 x 59 / 100) is capped at half the training inputs
+    half = _stacked([(60, 90, 0, True), (40, 0, 0, False)])  # 60% decided from margin 40 down
+    assert start_margin(half, Centers(50, 50, 100), 100, 0.05, 0.05) == 40
+    assert start_margin(half, Centers(50, 50, 100), 10_000, 0.05, 0.05) == 40
     # score range 2: the upper bound answers every row from margin -1 down, the lower never
     everyone = _stacked([(5, 0, 0, True)])
-    for n_cal in (1, 5, 1000):  # a need above 100% is capped: deciding every row is enough
+    for n_cal in (1, 5, 1000):  # a need above 50% is capped: deciding every row is enough
         assert start_margin(everyone, Centers(1, 5, 2), n_cal, 0.05, 0.05) == -1
 
 
