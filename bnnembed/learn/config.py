@@ -117,8 +117,12 @@ def auto_distill_margin(is_image: bool) -> float:
 
 
 def auto_epochs(n_inputs: int) -> int:
-    """About 4,000 optimisation steps of 128 inputs, between 8 and 40 epochs."""
-    return int(np.clip(round(4_000 * 128 / max(n_inputs, 1)), 8, 40))
+    """About 12,000 optimisation steps of 128 inputs, between 8 and 40 epochs.
+
+    Measured on MNIST 5..9 (55k distillation inputs, alpha 1%, seeds 0-2): 9 epochs (4,000 steps,
+    the earlier rule) covered 96.2 / 92.7 / 89.7%, 30 epochs 95.6 / 94.0 / 93.7%. digits and
+    breast_cancer reach the cap of 40 (digits 5..9 seed 0: 97.3% at 27 epochs, 96.4% at 40)."""
+    return int(np.clip(round(12_000 * 128 / max(n_inputs, 1)), 8, 40))
 
 
 def config_of(metrics: dict) -> BuildConfig:
