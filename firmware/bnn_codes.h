@@ -11,8 +11,10 @@
 /** Runtime version (the generated model records the generator version separately). */
 #define BNN_RUNTIME_VERSION "0.1.0"
 
-/** Version byte of every deferral-protocol payload (docs/protocol.md). */
-#define BNN_PROTO_VERSION 1u
+/** Version byte of every deferral-protocol payload this side builds (docs/protocol.md). */
+#define BNN_PROTO_VERSION 2u
+/** Oldest version still parsed (version 1: float32 features, no width byte). */
+#define BNN_PROTO_OLDEST_VERSION 1u
 /** Bytes of the payload header: version, type, session, seq. */
 #define BNN_PROTO_HEADER_SIZE 10u
 /** Bytes of the trailing CRC-32. */
@@ -59,7 +61,7 @@ typedef enum {
     BNN_PROTO_E_VERSION = 5, /**< another protocol version */
     BNN_PROTO_E_TYPE = 6, /**< unknown message type */
     BNN_PROTO_E_LENGTH = 7, /**< body length does not match the type */
-    BNN_PROTO_E_VALUE = 8, /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big) */
+    BNN_PROTO_E_VALUE = 8, /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2 or 4) */
     BNN_PROTO_N_STATUS = 9 /**< number of values */
 } bnn_proto_status;
 

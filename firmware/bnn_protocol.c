@@ -267,11 +267,56 @@ static size_t put_crc(uint8_t *out, size_t len)
     return len + BNN_PROTO_CRC_SIZE;
 }
 
+/* The narrowest width that carries every feature exactly (bnnembed.link.protocol.exact_width):
+ * 1 (uint8) if each is +0.0 or a whole number up to 255, 2 (int16) if each is +0.0 or a whole number
+ * of magnitude up to 32767, else 4 (float32; also -0.0, NaN, infinities, fractions). Integer tests on
+ * the float's bits only, so a core without an FPU makes no soft-float call. */
+static uint8_t exact_width(const float *x, uint16_t n)
+{
+    uint8_t width = 1u;
+    uint16_t i;
+    for (i = 0; i < n; ++i) {
+        uint32_t bits;
+        uint32_t e;
+        memcpy(&bits, &x[i], sizeof bits);
+        if (bits == 0u) {
+            continue;
+        }
+        e = (bits >> 23) & 0xFFu;
+        if (e < 127u || e > 141u) { /* below 1 in magnitude, 32768 or more, infinite or NaN */
+            return 4u;
+        }
+        if ((bits & ((1u << (150u - e)) - 1u)) != 0u) { /* a fraction */
+            return 4u;
+        }
+        if ((bits >> 31) != 0u || e > 134u) { /* negative, or 256 or more */
+            width = 2u;
+        }
+    }
+    return width;
+}
+
+/* The whole number a float holds that exact_width() accepted (magnitude below 32768). */
+static int32_t whole_value(float v)
+{
+    uint32_t bits;
+    uint32_t e;
+    int32_t m;
+    memcpy(&bits, &v, sizeof bits);
+    if ((bits & 0x7FFFFFFFu) == 0u) {
+        return 0;
+    }
+    e = (bits >> 23) & 0xFFu;
+    m = (int32_t)(((bits & 0x7FFFFFu) | 0x800000u) >> (150u - e));
+    return (bits >> 31) != 0u ? -m : m;
+}
+
 size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                uint32_t model_tag, uint8_t decision, const float *x, uint16_t n)
 {
     size_t len;
     uint16_t i;
+    uint8_t width;
     if (out == NULL || (type != BNN_MSG_DEFER && type != BNN_MSG_REPORT) || n == 0u ||
         n > BNN_PROTO_MAX_FEATURES || cap < BNN_PROTO_REQUEST_SIZE(n)) {
         return 0;
@@ -284,11 +329,24 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
     }
     put_u16(out + len, n);
     len += 2u;
-    for (i = 0; i < n; ++i) {
-        uint32_t bits;
-        memcpy(&bits, &x[i], sizeof bits);
-        put_u32(out + len, bits);
-        len += 4u;
+    width = exact_width(x, n);
+    out[len++] = width;
+    if (width == 1u) {
+        for (i = 0; i < n; ++i) {
+            out[len++] = (uint8_t)whole_value(x[i]);
+        }
+    } else if (width == 2u) {
+        for (i = 0; i < n; ++i) {
+            put_u16(out + len, (uint16_t)(whole_value(x[i]) & 0xFFFF));
+            len += 2u;
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            uint32_t bits;
+            memcpy(&bits, &x[i], sizeof bits);
+            put_u32(out + len, bits);
+            len += 4u;
+        }
     }
     return put_crc(out, len);
 }
@@ -316,15 +374,26 @@ uint32_t bnn_proto_payload_crc(const uint8_t *payload, size_t n)
 }
 
 static bnn_proto_status parse_features(const uint8_t *body, size_t body_len, size_t offset, uint16_t n,
-                                       bnn_msg *msg)
+                                       uint8_t version, bnn_msg *msg)
 {
+    uint8_t width = 4u;
     if (n == 0u || n > BNN_PROTO_MAX_FEATURES) {
         return BNN_PROTO_E_VALUE;
     }
-    if (body_len != offset + 4u * (size_t)n) {
+    if (version >= 2u) { /* a width byte follows the count */
+        if (body_len <= offset) {
+            return BNN_PROTO_E_LENGTH;
+        }
+        width = body[offset++];
+        if (width != 1u && width != 2u && width != 4u) {
+            return BNN_PROTO_E_VALUE;
+        }
+    }
+    if (body_len != offset + (size_t)width * (size_t)n) {
         return BNN_PROTO_E_LENGTH;
     }
     msg->n_features = n;
+    msg->feature_width = width;
     msg->features = body + offset;
     return BNN_PROTO_OK;
 }
@@ -339,7 +408,7 @@ bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg)
     if (bnn_crc32(payload, n - BNN_PROTO_CRC_SIZE) != get_u32(payload + n - BNN_PROTO_CRC_SIZE)) {
         return BNN_PROTO_E_CRC;
     }
-    if (payload[0] != BNN_PROTO_VERSION) {
+    if (payload[0] < BNN_PROTO_OLDEST_VERSION || payload[0] > BNN_PROTO_VERSION) {
         return BNN_PROTO_E_VERSION;
     }
     memset(msg, 0, sizeof *msg);
@@ -354,7 +423,7 @@ bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg)
             return BNN_PROTO_E_LENGTH;
         }
         msg->model_tag = get_u32(body);
-        return parse_features(body, body_len, 6u, get_u16(body + 4), msg);
+        return parse_features(body, body_len, 6u, get_u16(body + 4), payload[0], msg);
     case BNN_MSG_REPORT:
         if (body_len < 7u) {
             return BNN_PROTO_E_LENGTH;
@@ -364,7 +433,7 @@ bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg)
         if (msg->decision > 1u && msg->decision != BNN_PROTO_DECISION_INVALID) {
             return BNN_PROTO_E_VALUE;
         }
-        return parse_features(body, body_len, 7u, get_u16(body + 5), msg);
+        return parse_features(body, body_len, 7u, get_u16(body + 5), payload[0], msg);
     case BNN_MSG_DECISION:
         if (body_len != 5u) {
             return BNN_PROTO_E_LENGTH;
@@ -396,6 +465,12 @@ float bnn_proto_feature(const bnn_msg *msg, uint16_t i)
     float v;
     if (msg->features == NULL || i >= msg->n_features) {
         return 0.0f;
+    }
+    if (msg->feature_width == 1u) {
+        return (float)msg->features[i];
+    }
+    if (msg->feature_width == 2u) {
+        return (float)(int16_t)get_u16(msg->features + 2u * (size_t)i);
     }
     bits = get_u32(msg->features + 4u * (size_t)i);
     memcpy(&v, &bits, sizeof v);

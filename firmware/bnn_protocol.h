@@ -24,8 +24,9 @@
 extern "C" {
 #endif
 
-/** Payload bytes of a DEFER or REPORT with @p n features (the larger of the two, REPORT). */
-#define BNN_PROTO_REQUEST_SIZE(n) (BNN_PROTO_HEADER_SIZE + 7u + 4u * (size_t)(n) + BNN_PROTO_CRC_SIZE)
+/** Payload bytes of a DEFER or REPORT with @p n features at most (a REPORT of float32 features; a
+ *  frame of whole numbers is smaller: one or two bytes a feature). */
+#define BNN_PROTO_REQUEST_SIZE(n) (BNN_PROTO_HEADER_SIZE + 8u + 4u * (size_t)(n) + BNN_PROTO_CRC_SIZE)
 /** Payload bytes of the longest reply (DECISION or NACK). */
 #define BNN_PROTO_REPLY_SIZE (BNN_PROTO_HEADER_SIZE + 5u + BNN_PROTO_CRC_SIZE)
 /** Worst-case COBS-encoded size (without delimiter) of a payload of @p n bytes. */
@@ -44,7 +45,8 @@ typedef struct {
     uint32_t model_tag;      /**< DEFER/REPORT: first 32 bits of the model hash */
     uint8_t decision;        /**< REPORT: 0 = NO, 1 = YES, 3 = INVALID; DECISION: 0 = NO, 1 = YES */
     uint16_t n_features;     /**< DEFER/REPORT: feature count */
-    const uint8_t *features; /**< DEFER/REPORT: n_features float32 little-endian */
+    uint8_t feature_width;   /**< DEFER/REPORT: bytes a feature: 1 uint8, 2 int16, 4 float32 */
+    const uint8_t *features; /**< DEFER/REPORT: n_features of feature_width bytes, little-endian */
     uint32_t req_crc;        /**< replies: CRC of the request answered */
     uint8_t reason;          /**< NACK: a reason code (a bnn_nack_reason, see docs/protocol.md) */
 } bnn_msg;
@@ -65,7 +67,8 @@ size_t bnn_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 bnn_proto_status bnn_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *out_len);
 
 /**
- * Build a DEFER (@p type = BNN_MSG_DEFER, @p decision ignored) or REPORT payload.
+ * Build a DEFER (@p type = BNN_MSG_DEFER, @p decision ignored) or REPORT payload, each feature at
+ * the narrowest width that carries every one exactly (uint8, int16 or float32; docs/protocol.md).
  * @return the payload length including CRC, or 0 if @p cap is too small or @p n is out of range.
  */
 size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
@@ -87,7 +90,7 @@ uint32_t bnn_proto_payload_crc(const uint8_t *payload, size_t n);
  */
 bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg);
 
-/** Feature @p i of a parsed DEFER/REPORT (decoded from little-endian float32). */
+/** Feature @p i of a parsed DEFER/REPORT (decoded from its width: uint8, int16 or float32). */
 float bnn_proto_feature(const bnn_msg *msg, uint16_t i);
 
 /** Byte-stream receiver: splits at 0x00, decodes COBS in place, parses, counts drops. */

@@ -96,7 +96,7 @@ class CProto:
 
     def build_request(self, mtype: int, session: int, seq: int, tag: int, decision: int, x) -> bytes:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        cap = 10 + 7 + 4 * x.size + 4
+        cap = 10 + 8 + 4 * x.size + 4
         out = (ctypes.c_uint8 * cap)()
         n = self.lib.bnn_proto_build_request(out, cap, mtype, session, seq, tag, decision,
                                              x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size)

@@ -85,7 +85,7 @@ class HostCore:
             row_id, reply_type, reply_value = found
             self.log.count_retry(row_id)
             self.counts["retries_answered_from_log"] += 1
-            return self._reply(msg, crc, reply_type, reply_value)
+            return self._reply(msg, crc, reply_type, reply_value, payload[0])
         kind = "defer" if isinstance(msg, P.Defer) else "report"
         x = np.asarray(msg.features, np.float32)
         device = msg.decision if isinstance(msg, P.Report) else None
@@ -126,9 +126,9 @@ class HostCore:
                      dnn_decision=dnn_decision, reference_decision=reference, reply_type=int(reply_type),
                      reply_value=reply_value, received_at=received_at)
         self.counts[f"new_{kind}s"] += 1
-        return self._reply(msg, crc, reply_type, reply_value)
+        return self._reply(msg, crc, reply_type, reply_value, payload[0])
 
-    def _reply(self, msg, crc: int, reply_type: int, reply_value: int | None) -> bytes:
+    def _reply(self, msg, crc: int, reply_type: int, reply_value: int | None, version: int) -> bytes:
         self.counts["replies"] += 1
         if reply_type == P.MsgType.DECISION:
             reply = P.DecisionReply(msg.session, msg.seq, crc, int(reply_value))
@@ -136,7 +136,7 @@ class HostCore:
             reply = P.Ack(msg.session, msg.seq, crc)
         else:
             reply = P.Nack(msg.session, msg.seq, crc, int(reply_value))
-        return P.encode_payload(reply)
+        return P.encode_payload(reply, version)  # the request's version, so a version-1 device reads it
 
     def stats(self) -> dict:
         with self._lock:

@@ -8,7 +8,7 @@ are tested against each other byte for byte.
 
 A frame on the wire is ``0x00 COBS(payload) 0x00`` (empty frames are skipped). The payload (all integers little-endian)::
 
-    0  version  u8    PROTOCOL_VERSION
+    0  version  u8    PROTOCOL_VERSION (2; version 1 is still read, and answered in version 1)
     1  type     u8    MsgType
     2  session  u32   chosen by the device per boot (a retry keeps it)
     6  seq      u32   request number within the session; a reply carries the request's seq
@@ -30,7 +30,10 @@ import numpy as np
 
 from .._enum import CodeEnum
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+OLDEST_VERSION = 1  # still accepted: float32 features and no width byte; replies keep the request's version
+#: Feature widths of a version-2 DEFER/REPORT: uint8, int16 (little-endian) or float32.
+FEATURE_WIDTHS = {1: "<u1", 2: "<i2", 4: "<f4"}
 HEADER = struct.Struct("<BBII")  # version, type, session, seq
 CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER.size  # 10
@@ -38,7 +41,7 @@ CRC_SIZE = CRC.size  # 4
 MIN_PAYLOAD = HEADER_SIZE + CRC_SIZE
 MAX_FEATURES = 4096
 #: Largest payload either side accepts (a REPORT of MAX_FEATURES floats); longer frames are dropped.
-MAX_PAYLOAD = HEADER_SIZE + 7 + 4 * MAX_FEATURES + CRC_SIZE
+MAX_PAYLOAD = HEADER_SIZE + 8 + 4 * MAX_FEATURES + CRC_SIZE
 
 
 class MsgType(CodeEnum):
@@ -71,7 +74,7 @@ class FrameStatus(CodeEnum):
     E_VERSION = 5, "another protocol version"
     E_TYPE = 6, "unknown message type"
     E_LENGTH = 7, "body length does not match the type"
-    E_VALUE = 8, "a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big)"
+    E_VALUE = 8, "a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2 or 4)"
 
 
 class LinkStatus(CodeEnum):
@@ -159,11 +162,36 @@ def cobs_decode(data: bytes) -> bytes:
 
 # ------------------------------------------------------------------------------------ messages
 
+def exact_width(features: np.ndarray) -> int:
+    """The narrowest width that carries every feature exactly: 1 (uint8) if each is +0.0 or a whole
+    number up to 255, 2 (int16) if each is +0.0 or a whole number of magnitude up to 32,767, else 4
+    (float32; also for -0.0, NaN and infinities). The device makes the same choice per frame
+    (firmware/bnn_protocol.c, ``exact_width``), so 8-bit pixels travel as one byte each."""
+    x = np.ascontiguousarray(features, dtype=np.float32).ravel()
+    whole = np.isfinite(x) & (x == np.round(x)) & ~((x == 0) & np.signbit(x))
+    if np.all(whole & (x >= 0) & (x <= 255)):
+        return 1
+    if np.all(whole & (np.abs(x) <= 32767)):
+        return 2
+    return 4
+
+
+def _feature_bytes(features: np.ndarray, version: int) -> tuple[bytes, bytes]:
+    """(width field, packed features) of a DEFER/REPORT body; version 1 has no width field."""
+    x = np.ascontiguousarray(features, dtype="<f4").ravel()
+    if version < 2:
+        return b"", x.tobytes()
+    width = exact_width(x)
+    return bytes([width]), x.astype(FEATURE_WIDTHS[width]).tobytes()
+
+
 @dataclass(frozen=True)
 class Defer:
-    """Device -> host: features (float32) of an input the bounds left UNKNOWN.
+    """Device -> host: features of an input the bounds left UNKNOWN.
 
-    Body: ``model_tag u32, n u16, n x f32``.
+    Body: ``model_tag u32, n u16, width u8, n x feature`` with each feature a uint8, int16 or
+    float32 (``width`` 1, 2 or 4, the narrowest exact one: :func:`exact_width`); version 1:
+    ``model_tag u32, n u16, n x f32``.
     """
 
     session: int
@@ -173,9 +201,9 @@ class Defer:
 
     TYPE = MsgType.DEFER
 
-    def body(self) -> bytes:
-        x = np.ascontiguousarray(self.features, dtype="<f4").ravel()
-        return struct.pack("<IH", self.model_tag, x.size) + x.tobytes()
+    def body(self, version: int = PROTOCOL_VERSION) -> bytes:
+        width, data = _feature_bytes(self.features, version)
+        return struct.pack("<IH", self.model_tag, np.size(self.features)) + width + data
 
 
 @dataclass(frozen=True)
@@ -183,7 +211,8 @@ class Report:
     """Device -> host: a decision the device made itself (0 = NO, 1 = YES, 3 = INVALID: a
     non-finite feature) and its features.
 
-    Body: ``model_tag u32, decision u8, n u16, n x f32``.
+    Body: ``model_tag u32, decision u8, n u16, width u8, n x feature`` (as :class:`Defer`; version 1:
+    ``model_tag u32, decision u8, n u16, n x f32``).
     """
 
     session: int
@@ -194,9 +223,9 @@ class Report:
 
     TYPE = MsgType.REPORT
 
-    def body(self) -> bytes:
-        x = np.ascontiguousarray(self.features, dtype="<f4").ravel()
-        return struct.pack("<IBH", self.model_tag, self.decision, x.size) + x.tobytes()
+    def body(self, version: int = PROTOCOL_VERSION) -> bytes:
+        width, data = _feature_bytes(self.features, version)
+        return struct.pack("<IBH", self.model_tag, self.decision, np.size(self.features)) + width + data
 
 
 @dataclass(frozen=True)
@@ -210,7 +239,7 @@ class DecisionReply:
 
     TYPE = MsgType.DECISION
 
-    def body(self) -> bytes:
+    def body(self, version: int = PROTOCOL_VERSION) -> bytes:
         return struct.pack("<IB", self.req_crc, self.decision)
 
 
@@ -224,7 +253,7 @@ class Ack:
 
     TYPE = MsgType.ACK
 
-    def body(self) -> bytes:
+    def body(self, version: int = PROTOCOL_VERSION) -> bytes:
         return struct.pack("<I", self.req_crc)
 
 
@@ -239,17 +268,19 @@ class Nack:
 
     TYPE = MsgType.NACK
 
-    def body(self) -> bytes:
+    def body(self, version: int = PROTOCOL_VERSION) -> bytes:
         return struct.pack("<IB", self.req_crc, self.reason)
 
 
 Message = Defer | Report | DecisionReply | Ack | Nack
 
 
-def encode_payload(msg: Message) -> bytes:
-    """Header + body + CRC (not yet COBS-framed)."""
-    head = HEADER.pack(PROTOCOL_VERSION, int(msg.TYPE), msg.session & 0xFFFFFFFF, msg.seq & 0xFFFFFFFF)
-    data = head + msg.body()
+def encode_payload(msg: Message, version: int = PROTOCOL_VERSION) -> bytes:
+    """Header + body + CRC (not yet COBS-framed). A reply goes in its request's ``version``."""
+    if not OLDEST_VERSION <= version <= PROTOCOL_VERSION:
+        raise ValueError(f"protocol version {version} is not one of {OLDEST_VERSION}..{PROTOCOL_VERSION}")
+    head = HEADER.pack(version, int(msg.TYPE), msg.session & 0xFFFFFFFF, msg.seq & 0xFFFFFFFF)
+    data = head + msg.body(version)
     return data + CRC.pack(crc32(data))
 
 
@@ -262,8 +293,8 @@ def frame(payload: bytes) -> bytes:
     return b"\x00" + cobs_encode(payload) + b"\x00"
 
 
-def encode_frame(msg: Message) -> bytes:
-    return frame(encode_payload(msg))
+def encode_frame(msg: Message, version: int = PROTOCOL_VERSION) -> bytes:
+    return frame(encode_payload(msg, version))
 
 
 def payload_crc(payload: bytes) -> int:
@@ -271,12 +302,21 @@ def payload_crc(payload: bytes) -> int:
     return CRC.unpack_from(payload, len(payload) - CRC_SIZE)[0]
 
 
-def _features(body: bytes, offset: int, n: int) -> np.ndarray:
+def _features(body: bytes, offset: int, n: int, version: int) -> np.ndarray:
+    """The features of a DEFER/REPORT body whose count field ends at ``offset``, as float32."""
     if n == 0 or n > MAX_FEATURES:
         raise FrameError("value", f"feature count {n}")
-    if len(body) != offset + 4 * n:
-        raise FrameError("length", f"body of {len(body)} bytes for {n} features")
-    return np.frombuffer(body, dtype="<f4", count=n, offset=offset).astype(np.float32)
+    width = 4
+    if version >= 2:
+        if len(body) <= offset:
+            raise FrameError("length", "no feature width")
+        width = body[offset]
+        offset += 1
+        if width not in FEATURE_WIDTHS:
+            raise FrameError("value", f"feature width {width}")
+    if len(body) != offset + width * n:
+        raise FrameError("length", f"body of {len(body)} bytes for {n} features of {width} byte(s)")
+    return np.frombuffer(body, dtype=FEATURE_WIDTHS[width], count=n, offset=offset).astype(np.float32)
 
 
 def decode_payload(payload: bytes) -> Message:
@@ -289,21 +329,21 @@ def decode_payload(payload: bytes) -> Message:
     if crc32(data) != crc:
         raise FrameError("crc")
     version, mtype, session, seq = HEADER.unpack_from(data, 0)
-    if version != PROTOCOL_VERSION:
+    if not OLDEST_VERSION <= version <= PROTOCOL_VERSION:
         raise FrameError("version", str(version))
     body = data[HEADER_SIZE:]
     if mtype == MsgType.DEFER:
         if len(body) < 6:
             raise FrameError("length")
         tag, n = struct.unpack_from("<IH", body, 0)
-        return Defer(session, seq, tag, _features(body, 6, n))
+        return Defer(session, seq, tag, _features(body, 6, n, version))
     if mtype == MsgType.REPORT:
         if len(body) < 7:
             raise FrameError("length")
         tag, decision, n = struct.unpack_from("<IBH", body, 0)
         if decision not in REPORT_DECISIONS:
             raise FrameError("value", f"decision {decision}")
-        return Report(session, seq, tag, decision, _features(body, 7, n))
+        return Report(session, seq, tag, decision, _features(body, 7, n, version))
     if mtype == MsgType.DECISION:
         if len(body) != 5:
             raise FrameError("length")

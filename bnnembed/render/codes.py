@@ -17,7 +17,8 @@ from .. import __version__
 from .._resources import resource_dir
 from ..device.app_codes import DecisionSource, FinalDecision
 from ..link.protocol import (
-    CRC_SIZE, HEADER_SIZE, MAX_FEATURES, PROTOCOL_VERSION, FrameStatus, LinkStatus, MsgType, NackReason,
+    CRC_SIZE, HEADER_SIZE, MAX_FEATURES, OLDEST_VERSION, PROTOCOL_VERSION, FrameStatus, LinkStatus, MsgType,
+    NackReason,
 )
 from ..model.intmodel import Decision
 from .c import PopcountStrategy, template_env
@@ -66,6 +67,7 @@ def codes_context() -> dict:
     return {
         "version": __version__,
         "proto_version": PROTOCOL_VERSION,
+        "proto_oldest_version": OLDEST_VERSION,
         "header_size": HEADER_SIZE,
         "crc_size": CRC_SIZE,
         "max_features": MAX_FEATURES,

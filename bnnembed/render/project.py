@@ -52,7 +52,7 @@ def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Foo
 
 def app_link_ram(n_features: int) -> int:
     """RAM of the example's link buffers (BNN_APP_TX_SIZE + BNN_APP_RX_SIZE, firmware/bnn_app.h)."""
-    request = 10 + 7 + 4 * n_features + 4
+    request = 10 + 8 + 4 * n_features + 4  # the largest: a REPORT of float32 features
     reply = 10 + 5 + 4
     return request + reply + reply // 254 + 2
 

@@ -99,11 +99,29 @@ static size_t mutate(uint8_t *buf, size_t n, size_t cap)
     return n;
 }
 
-/* Rebuild a parsed message; a well-formed payload must come back byte for byte. */
+/* The same message, field by field (features bit for bit). */
+static int same_message(const bnn_msg *a, const bnn_msg *b)
+{
+    uint16_t i;
+    if (a->type != b->type || a->session != b->session || a->seq != b->seq || a->model_tag != b->model_tag ||
+        a->decision != b->decision || a->n_features != b->n_features || a->req_crc != b->req_crc ||
+        a->reason != b->reason) {
+        return 0;
+    }
+    for (i = 0; i < a->n_features; ++i) {
+        float fa = bnn_proto_feature(a, i), fb = bnn_proto_feature(b, i);
+        if (memcmp(&fa, &fb, sizeof fa) != 0) return 0;
+    }
+    return 1;
+}
+
+/* Rebuild a parsed message: it must parse back to the same message, and come back byte for byte
+ * when the payload was in the canonical form (this version; requests at the narrowest exact width). */
 static int rebuild_equals(const bnn_msg *m, const uint8_t *payload, size_t n)
 {
     uint8_t out[CAP];
     size_t len;
+    bnn_msg back;
     if (m->type == BNN_MSG_DEFER || m->type == BNN_MSG_REPORT) {
         float x[BNN_PROTO_MAX_FEATURES];
         uint16_t i;
@@ -114,6 +132,13 @@ static int rebuild_equals(const bnn_msg *m, const uint8_t *payload, size_t n)
     } else {
         len = bnn_proto_build_reply(out, CAP, m->type, m->session, m->seq, m->req_crc,
                                     m->type == BNN_MSG_NACK ? m->reason : m->decision);
+    }
+    if (len == 0u || bnn_proto_parse(out, len, &back) != BNN_PROTO_OK || !same_message(m, &back)) {
+        return 0;
+    }
+    if (payload[0] != BNN_PROTO_VERSION || ((m->type == BNN_MSG_DEFER || m->type == BNN_MSG_REPORT) &&
+                                            back.feature_width != m->feature_width)) {
+        return 1; /* an older version or a wider width than needed: equal in meaning, not in bytes */
     }
     return len == n && memcmp(out, payload, n) == 0;
 }

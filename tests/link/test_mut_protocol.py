@@ -21,7 +21,7 @@ def _head(mtype, session=1, seq=2, version=1):
 
 def test_constants_and_tags():
     assert (P.HEADER_SIZE, P.CRC_SIZE, P.MIN_PAYLOAD, P.MAX_FEATURES) == (10, 4, 14, 4096)
-    assert P.MAX_PAYLOAD == 10 + 7 + 4 * 4096 + 4
+    assert P.MAX_PAYLOAD == 10 + 8 + 4 * 4096 + 4
     assert P.crc32(b"123456789") == 0xCBF43926 and P.crc32(b"") == 0
     assert P.model_tag("89abcdef0123") == 0x89ABCDEF and P.model_tag("0000000f") == 15
 
@@ -55,23 +55,51 @@ def test_frame_error_text():
 def test_request_payloads_byte_for_byte():
     x = np.array([1.5, -2.0, np.inf], np.float32)
     d = P.Defer(-1, 2**32 + 5, 0x01020304, [1.5, -2.0, np.inf])  # floats of any type go out as float32
-    want = _signed(_head(0x01, 0xFFFFFFFF, 5) + struct.pack("<IH", 0x01020304, 3) + x.astype("<f4").tobytes())
+    want1 = _signed(_head(0x01, 0xFFFFFFFF, 5) + struct.pack("<IH", 0x01020304, 3) + x.astype("<f4").tobytes())
+    assert P.encode_payload(d, version=1) == want1  # version 1: no width byte
+    want = _signed(_head(0x01, 0xFFFFFFFF, 5, version=2) + struct.pack("<IHB", 0x01020304, 3, 4)
+                   + x.astype("<f4").tobytes())
     assert P.encode_payload(d) == want
     assert P.encode_frame(d) == b"\x00" + P.cobs_encode(want) + b"\x00"
     assert P.frame(want) == P.encode_frame(d)
     r = P.Report(7, 8, 9, 3, x.reshape(3, 1).astype(np.float64))
-    want = _signed(_head(0x02, 7, 8) + struct.pack("<IBH", 9, 3, 3) + x.astype("<f4").tobytes())
+    want = _signed(_head(0x02, 7, 8, version=2) + struct.pack("<IBHB", 9, 3, 3, 4) + x.astype("<f4").tobytes())
     assert P.encode_payload(r) == want
-    back = P.decode_payload(want)
-    assert isinstance(back, P.Report) and (back.session, back.seq, back.model_tag, back.decision) == (7, 8, 9, 3)
-    assert back.features.dtype == np.float32 and back.features.tolist() == x.tolist()
+    for payload in (want, P.encode_payload(r, version=1)):
+        back = P.decode_payload(payload)
+        assert isinstance(back, P.Report) and (back.session, back.seq, back.model_tag, back.decision) == (7, 8, 9, 3)
+        assert back.features.dtype == np.float32 and back.features.tolist() == x.tolist()
     assert P.payload_crc(want) == zlib.crc32(want[:-4])
 
 
+@pytest.mark.parametrize("values,width,fmt", [
+    ([0.0, 1.0, 255.0, 16.0], 1, "<u1"),  # 8-bit pixels: one byte each
+    ([0.0, -1.0, 300.0, 32767.0, -32767.0], 2, "<i2"),
+    ([0.0, 1.0, 32768.0], 4, "<f4"),  # out of int16
+    ([0.0, 0.5], 4, "<f4"),  # a fraction
+    ([-0.0, 1.0], 4, "<f4"),  # -0.0 keeps its sign
+    ([np.nan], 4, "<f4"), ([np.inf, 1.0], 4, "<f4"), ([1e-45], 4, "<f4"),  # a subnormal
+])
+def test_features_travel_at_the_narrowest_exact_width(values, width, fmt):
+    x = np.array(values, np.float32)
+    assert P.exact_width(x) == width
+    d = P.Defer(1, 2, 3, x)
+    want = _signed(_head(0x01, version=2) + struct.pack("<IHB", 3, x.size, width) + x.astype(fmt).tobytes())
+    assert P.encode_payload(d) == want
+    back = P.decode_payload(want).features
+    assert back.dtype == np.float32 and back.tobytes() == x.tobytes()  # bit for bit, -0.0 and NaN included
+
+
 def test_reply_payloads_byte_for_byte():
-    assert P.encode_payload(P.DecisionReply(1, 2, 0xAABBCCDD, 1)) == _signed(_head(0x81) + struct.pack("<IB", 0xAABBCCDD, 1))
-    assert P.encode_payload(P.Ack(1, 2, 0xAABBCCDD)) == _signed(_head(0x82) + struct.pack("<I", 0xAABBCCDD))
-    assert P.encode_payload(P.Nack(1, 2, 5, 4)) == _signed(_head(0x83) + struct.pack("<IB", 5, 4))
+    for v in (1, 2):  # a reply goes out in its request's version; the body is the same
+        assert P.encode_payload(P.DecisionReply(1, 2, 0xAABBCCDD, 1), v) == _signed(
+            _head(0x81, version=v) + struct.pack("<IB", 0xAABBCCDD, 1))
+        assert P.encode_payload(P.Ack(1, 2, 0xAABBCCDD), v) == _signed(_head(0x82, version=v) + struct.pack("<I", 0xAABBCCDD))
+        assert P.encode_payload(P.Nack(1, 2, 5, 4), v) == _signed(_head(0x83, version=v) + struct.pack("<IB", 5, 4))
+    assert P.encode_payload(P.Ack(1, 2, 3))[0] == P.PROTOCOL_VERSION == 2
+    for v in (0, 3):
+        with pytest.raises(ValueError):
+            P.encode_payload(P.Ack(1, 2, 3), v)
     for msg in (P.DecisionReply(3, 4, 5, 0), P.Ack(3, 4, 5), P.Nack(3, 4, 5, 2)):
         assert P.decode_payload(P.encode_payload(msg)) == msg
 
@@ -97,7 +125,11 @@ def test_drop_details_name_what_was_wrong():
     assert _drop_text(b"\x01" * 13) == "short: 13 bytes"
     assert _drop_text(_signed(_head(0x82, version=7) + b"\x00" * 4)) == "version: 7"
     assert _drop_text(_signed(_head(0x01) + struct.pack("<IH", 1, 0))) == "value: feature count 0"
-    assert _drop_text(_signed(_head(0x01) + struct.pack("<IH", 1, 2) + one)) == "length: body of 10 bytes for 2 features"
+    assert _drop_text(_signed(_head(0x01) + struct.pack("<IH", 1, 2) + one)) == "length: body of 10 bytes for 2 features of 4 byte(s)"
+    assert _drop_text(_signed(_head(0x01, version=2) + struct.pack("<IHB", 1, 2, 1) + b"\x07")) == \
+        "length: body of 8 bytes for 2 features of 1 byte(s)"
+    assert _drop_text(_signed(_head(0x01, version=2) + struct.pack("<IHB", 1, 1, 3) + b"\x07" * 3)) == "value: feature width 3"
+    assert _drop_text(_signed(_head(0x01, version=2) + struct.pack("<IH", 1, 1))) == "length: no feature width"
     assert _drop_text(_signed(_head(0x02) + struct.pack("<IBH", 1, 2, 1) + one)) == "value: decision 2"
     assert _drop_text(_signed(_head(0x81) + struct.pack("<IB", 1, 7))) == "value: decision 7"
     assert _drop_text(_signed(_head(0x03) + b"\x00" * 4)) == "type: 0x03"
@@ -105,14 +137,15 @@ def test_drop_details_name_what_was_wrong():
 
 def test_every_drop_reason_at_its_limit():
     one = struct.pack("<f", 1.0)
-    # size limits: exactly MAX_PAYLOAD (a REPORT of MAX_FEATURES floats) passes, one more byte does not
-    big = _signed(_head(0x02) + struct.pack("<IBH", 1, 0, 4096) + one * 4096)
+    # size limits: exactly MAX_PAYLOAD (a version-2 REPORT of MAX_FEATURES floats) passes, one more byte does not
+    big = _signed(_head(0x02, version=2) + struct.pack("<IBHB", 1, 0, 4096, 4) + one * 4096)
     assert len(big) == P.MAX_PAYLOAD and len(P.decode_payload(big).features) == 4096
     assert _drop_reason(big + b"\x00") == "oversize"
     assert _drop_reason(_signed(b"\x01" * 9)) == "short"
     assert _drop_reason(_signed(_head(0x82))[:-1]) == "short"
     assert _drop_reason(_signed(_head(0x82) + b"\x00" * 4)[:-1] + b"\x00") == "crc"
-    assert _drop_reason(_signed(_head(0x82, version=2) + b"\x00" * 4)) == "version"
+    assert _drop_reason(_signed(_head(0x82, version=3) + b"\x00" * 4)) == "version"
+    assert P.decode_payload(_signed(_head(0x82, version=2) + b"\x00" * 4)) == P.Ack(1, 2, 0)
     assert _drop_reason(_signed(_head(0x82, version=0) + b"\x00" * 4)) == "version"
     for t in (0x00, 0x03, 0x80, 0x84, 0xFF):
         assert _drop_reason(_signed(_head(t) + b"\x00" * 5)) == "type"
@@ -141,9 +174,10 @@ def test_too_many_features_inside_the_size_limit_is_a_value_error():
     # a DEFER body is one byte shorter than a REPORT's: 4097 features do not fit MAX_PAYLOAD anyway,
     # so check the feature-count limit on the parser of the features directly
     with pytest.raises(P.FrameError) as exc:
-        P._features(b"\x00" * (6 + 4 * 4097), 6, 4097)
+        P._features(b"\x00" * (6 + 4 * 4097), 6, 4097, 1)
     assert exc.value.reason == "value"
-    assert P._features(b"\x00" * (6 + 4 * 4096), 6, 4096).shape == (4096,)
+    assert P._features(b"\x00" * (6 + 4 * 4096), 6, 4096, 1).shape == (4096,)
+    assert P._features(b"\x00" * 6 + b"\x01" + b"\x05" * 4096, 6, 4096, 2).tolist() == [5.0] * 4096
 
 
 def test_frame_reader_limits_and_counters():

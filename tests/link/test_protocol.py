@@ -57,10 +57,12 @@ def test_cobs_known_vectors(cproto, raw, enc):
 def test_payload_layout_is_documented():
     x = np.array([1.0, -2.5], np.float32)
     p = P.encode_payload(P.Defer(session=7, seq=9, model_tag=0xA1B2C3D4, features=x))
-    assert p[:10] == bytes([1, 1]) + struct.pack("<II", 7, 9)
-    assert p[10:16] == struct.pack("<IH", 0xA1B2C3D4, 2)
-    assert p[16:24] == x.astype("<f4").tobytes()
-    assert p[24:] == struct.pack("<I", P.crc32(p[:24]))
+    assert p[:10] == bytes([2, 1]) + struct.pack("<II", 7, 9)
+    assert p[10:17] == struct.pack("<IHB", 0xA1B2C3D4, 2, 4)  # -2.5 is not whole: float32
+    assert p[17:25] == x.astype("<f4").tobytes()
+    assert p[25:] == struct.pack("<I", P.crc32(p[:25]))
+    pixels = P.encode_payload(P.Defer(session=7, seq=9, model_tag=0xA1B2C3D4, features=[0.0, 255.0]))
+    assert pixels[10:19] == struct.pack("<IHB", 0xA1B2C3D4, 2, 1) + bytes([0, 255])
     assert P.model_tag("a1b2c3d4e5f60718") == 0xA1B2C3D4
 
 
