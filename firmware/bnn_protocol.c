@@ -329,12 +329,26 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
     }
     put_u16(out + len, n);
     len += 2u;
-    width = exact_width(x, n);
+    /* one optimistic pass for the common case, 8-bit values: pack each as a byte while it is +0.0
+     * or a whole number 1..255 (bits >> 23 keeps the sign bit, so a negative value fails e <= 134) */
+    for (i = 0; i < n; ++i) {
+        uint32_t bits;
+        uint32_t e;
+        memcpy(&bits, &x[i], sizeof bits);
+        if (bits == 0u) {
+            out[len + 1u + i] = 0u;
+            continue;
+        }
+        e = bits >> 23;
+        if (e < 127u || e > 134u || (bits & ((1u << (150u - e)) - 1u)) != 0u) {
+            break;
+        }
+        out[len + 1u + i] = (uint8_t)(((bits & 0x7FFFFFu) | 0x800000u) >> (150u - e));
+    }
+    width = i == n ? 1u : exact_width(x, n);
     out[len++] = width;
     if (width == 1u) {
-        for (i = 0; i < n; ++i) {
-            out[len++] = (uint8_t)whole_value(x[i]);
-        }
+        len += n;
     } else if (width == 2u) {
         for (i = 0; i < n; ++i) {
             put_u16(out + len, (uint16_t)(whole_value(x[i]) & 0xFFFF));
