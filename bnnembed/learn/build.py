@@ -17,7 +17,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .config import BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, design_hidden
+from .config import (BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, auto_hidden,
+                     design_hidden)
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
@@ -181,7 +182,7 @@ def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) ->
         return replace(fit, selection={"requested": cfg.features, "read": enc.n_kept, "columns": ds.X.shape[1],
                                        "ranked": None})
     epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
-    hidden = design_hidden(cfg, enc)
+    hidden = tuple(cfg.hidden) if cfg.hidden else auto_hidden(enc.n_bits)  # the gate network's (not --flash-budget's)
     keep, order = keep_best(fit.bits_fit, fit.y_fit, enc.bit_owner(), enc.n_kept, k,
                             hidden=hidden, epochs=epochs, seed=cfg.seed)
     cols = enc.bit_columns(keep)

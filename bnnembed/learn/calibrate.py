@@ -156,7 +156,8 @@ class Calibration:
 
 
 START_FACTOR = 2.5  # times the zero-disagreement minimum of decided calibration inputs
-START_CAP = 0.5  # never start where more than half the training inputs are decided
+START_CAP = 0.5  # ... but not past half the training inputs decided
+START_FLOOR = 1.5  # ... and never below 1.5x the minimum (the cap must not start where too few decide)
 
 
 def start_margin(train: PairScores, centers: Centers, n_cal: int, alpha: float, delta: float) -> int:
@@ -166,9 +167,12 @@ def start_margin(train: PairScores, centers: Centers, n_cal: int, alpha: float, 
     were trained on it), most of all at the conservative end: with a factor of 1.5, MNIST bounds
     distilled with the DNN's margin started at 3.5% training coverage, decided 55 of 2,500
     calibration inputs there (59 are needed with no disagreement) and certified nothing at 5%.
-    Hence :data:`START_FACTOR`; :data:`START_CAP` keeps the start conservative on small
-    calibration splits, where the factor alone would ask for nearly every input decided."""
-    need = min(START_CAP, START_FACTOR * min_decided_for(alpha, delta) / max(n_cal, 1))
+    Hence :data:`START_FACTOR`; :data:`START_CAP` keeps the start conservative on mid-sized
+    calibration splits, where the factor alone would ask for nearly every input decided, but never
+    below :data:`START_FLOOR` times the minimum, since on a split of fewer than about twice the
+    minimum a start at half the inputs could not certify even with no disagreement."""
+    least = min_decided_for(alpha, delta) / max(n_cal, 1)
+    need = min(1.0, max(min(START_CAP, START_FACTOR * least), START_FLOOR * least))
     n = centers.score_range
     for m in range(n, -n - 1, -1):
         dec = decisions_at(train, centers, m)

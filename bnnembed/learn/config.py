@@ -56,9 +56,10 @@ def candidate_hidden(n_bits: int) -> list[tuple[int, ...]]:
     return [(w, w) if wide else (w, max(w // 2, 1)) for w in range(8, 2049, 8)]
 
 
-def hidden_for_flash_budget(encoder, budget: int) -> tuple[int, ...] | None:
+def hidden_for_flash_budget(encoder, budget: int, masked_first: bool = False) -> tuple[int, ...] | None:
     """The widest :func:`candidate_hidden` shape whose model tables (both bounds and the encoder, in
-    the default float input encoding, as the generated C lays them out) fit ``budget`` bytes;
+    the default float input encoding, as the generated C lays them out; ``masked_first``: the first
+    layer stores a mask row beside each weight row) fit ``budget`` bytes;
     None if even the narrowest does not. The runtime's code is extra (about 1 to 3 KB, per core
     and kernel: ``bnnembed qemu`` reports ``runtime_flash_bytes``)."""
     from ..model.intmodel import BoundNet, IntLayer
@@ -67,8 +68,9 @@ def hidden_for_flash_budget(encoder, budget: int) -> tuple[int, ...] | None:
 
     def dense_pair(hidden: tuple[int, ...]) -> tuple[BoundNet, BoundNet]:
         widths = [encoder.n_bits, *hidden, 1]
-        layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32))
-                       for a, b in zip(widths, widths[1:]))
+        layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32),
+                                mask=np.ones((b, n_words(a)), np.uint32) if masked_first and i == 0 else None)
+                       for i, (a, b) in enumerate(zip(widths, widths[1:])))
         return BoundNet("yes", layers), BoundNet("no", layers)
 
     best = None
@@ -85,7 +87,7 @@ def design_hidden(cfg: BuildConfig, encoder) -> tuple[int, ...]:
     if cfg.hidden:
         return tuple(cfg.hidden)
     if cfg.flash_budget is not None:
-        hidden = hidden_for_flash_budget(encoder, cfg.flash_budget)
+        hidden = hidden_for_flash_budget(encoder, cfg.flash_budget, masked_first=cfg.mask_first_layer > 0)
         if hidden is None:
             smallest = candidate_hidden(encoder.n_bits)[0]
             raise BnnError(f"--flash-budget {cfg.flash_budget}: even {','.join(map(str, smallest))} hidden neurons "

@@ -173,7 +173,12 @@ class BoundMLP(nn.Module):
         return acts
 
     def logit_and_instability(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` in one pass with the mean over hidden neurons and inputs of
+        """:meth:`dot_and_instability` with the dot product turned into :meth:`forward`'s logit."""
+        dot, unstable = self.dot_and_instability(bits)
+        return torch.exp(self.log_scale) * dot / self.out.n_in + self.bias, unstable
+
+    def dot_and_instability(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output dot product in one pass with the mean over hidden neurons and inputs of
         ``relu(1 - |BN(dot)|)``: how close the
         pre-activations sit to their threshold. Penalising it (``TrainConfig.stability``) pushes
         each neuron's dot product away from its threshold, so fewer input bits can flip it and a
@@ -185,8 +190,7 @@ class BoundMLP(nn.Module):
             pre = norm(layer.dot(v))
             terms.append(torch.relu(1.0 - pre.abs()).mean())
             v = sign_ste(pre)
-        logit = torch.exp(self.log_scale) * self.out.dot(v)[:, 0] / self.out.n_in + self.bias
-        return logit, (torch.stack(terms).mean() if terms else torch.zeros(()))
+        return self.out.dot(v)[:, 0], (torch.stack(terms).mean() if terms else torch.zeros(()))
 
     def margin_logit(self, out_dot: torch.Tensor) -> torch.Tensor:
         """The margin read-out of an output dot product (see ``margin_scale``)."""
@@ -249,14 +253,15 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             if len(idx) < 2:
                 continue
             opt.zero_grad()
-            if cfg.stability:
-                logit, unstable = model.logit_and_instability(x[idx])
-                loss = (loss_fn(logit, t[idx]) * weight[idx]).mean() + cfg.stability * unstable
-            elif m is not None:
-                dot = model.out_dot(x[idx])
+            if cfg.stability or m is not None:
+                dot, unstable = (model.dot_and_instability(x[idx]) if cfg.stability
+                                 else (model.out_dot(x[idx]), None))
                 logit = torch.exp(model.log_scale) * dot / model.out.n_in + model.bias
                 loss = (loss_fn(logit, t[idx]) * weight[idx]).mean()
-                loss = loss + cfg.margin_weight * ((model.margin_logit(dot) - m[idx]) ** 2).mean()
+                if unstable is not None:
+                    loss = loss + cfg.stability * unstable
+                if m is not None:
+                    loss = loss + cfg.margin_weight * ((model.margin_logit(dot) - m[idx]) ** 2).mean()
             else:
                 loss = (loss_fn(model(x[idx]), t[idx]) * weight[idx]).mean()
             loss.backward()

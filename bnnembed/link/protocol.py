@@ -168,7 +168,8 @@ def exact_width(features: np.ndarray) -> int:
     (float32; also for -0.0, NaN and infinities). The device makes the same choice per frame
     (firmware/bnn_protocol.c, ``exact_width``), so 8-bit pixels travel as one byte each."""
     x = np.ascontiguousarray(features, dtype=np.float32).ravel()
-    whole = np.isfinite(x) & (x == np.round(x)) & ~((x == 0) & np.signbit(x))
+    with np.errstate(invalid="ignore"):  # a signalling NaN is not whole, without a warning
+        whole = np.isfinite(x) & (x == np.round(x)) & ~((x == 0) & np.signbit(x))
     if np.all(whole & (x >= 0) & (x <= 255)):
         return 1
     if np.all(whole & (np.abs(x) <= 32767)):

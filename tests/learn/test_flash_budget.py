@@ -53,3 +53,27 @@ def test_build_fits_its_budget_and_records_it(tmp_path, capsys):
     assert main(["build", "--data", "breast_cancer", "--flash-budget", "9000", "--hidden", "8,8",
                  "--out", str(tmp_path / "c")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_masked_first_layer_is_counted():
+    """--mask-first-layer stores a mask row beside each first-layer weight row: the budget counts it."""
+    enc, _ = fit_thermometer(np.random.default_rng(0).normal(size=(200, 32)), 8)
+    dense = hidden_for_flash_budget(enc, 8_000)
+    masked = hidden_for_flash_budget(enc, 8_000, masked_first=True)
+    assert masked[0] < dense[0]
+    widths = [enc.n_bits, *masked, 1]
+    layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32),
+                            mask=np.ones((b, n_words(a)), np.uint32) if i == 0 else None)
+                   for i, (a, b) in enumerate(zip(widths, widths[1:])))
+    assert model_footprint(enc, BoundNet("yes", layers), BoundNet("no", layers)).flash_bytes <= 8_000
+    assert design_hidden(BuildConfig(flash_budget=8_000, mask_first_layer=0.5), enc) == masked
+
+
+def test_budget_with_feature_selection_is_checked_on_the_features_read(tmp_path):
+    """With --features K the budget applies to the encoder of the K features read (a budget only
+    the selected features fit is accepted)."""
+    out = tmp_path / "a"
+    assert main(["build", "--data", "breast_cancer", "--features", "5", "--flash-budget", "1200", "--epochs", "2",
+                 "--no-cnf", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"]["flash_bytes"] <= 1200 and m["model"]["features_read"] == 5

@@ -87,3 +87,16 @@ def test_bad_weight_is_one_line_error(tmp_path, capsys, bad):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--distill-margin must be a finite weight of 0 or more" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "a").exists()
+
+
+def test_margin_term_also_applies_with_the_stability_penalty():
+    """Both terms at once: the margin changes the trained weights with --stability on too."""
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2, (600, 20)).astype(np.uint8)
+    z = bits[:, :6].sum(1) - 3.5
+    with torch_threads(1):
+        runs = [train_bound(bits, z > 0, TrainConfig(hidden=(8,), epochs=2, seed=0, stability=0.1, margin_weight=w),
+                            margin=margin_targets(z, z)) for w in (0.0, 3.0)]
+    assert any(not np.array_equal(a.weight_bits(), b.weight_bits()) or
+               not np.allclose(a.weight.detach().numpy(), b.weight.detach().numpy())
+               for a, b in zip(runs[0].hidden, runs[1].hidden))

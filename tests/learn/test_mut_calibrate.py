@@ -168,14 +168,16 @@ def test_start_margin_when_nothing_decides_enough():
     train = _stacked([(10, 60, 0, True), (90, 0, 0, False)])  # at most 10% decided (margins 10..-49)
     assert start_margin(train, Centers(50, 50, 100), 800, 0.05, 0.05) == -100  # 2.5 x 59 / 800 > 10%
     assert start_margin(train, Centers(50, 50, 100), 10_000, 0.05, 0.05) == 10  # 1.5% needed
-    assert start_margin(train, Centers(50, 50, 100), 0, 0.05, 0.05) == -100  # need capped at 50%
-    # a small calibration split: the need (2.5 x 59 / 100) is capped at half the training inputs
+    assert start_margin(train, Centers(50, 50, 100), 0, 0.05, 0.05) == -100  # need capped at 100%
+    # a mid-sized calibration split: the need (2.5 x 59 / 200) is capped at half the training inputs,
+    # a small one keeps 1.5 x 59 / 100 (the cap would start where too few decide)
     half = _stacked([(60, 90, 0, True), (40, 0, 0, False)])  # 60% decided from margin 40 down
-    assert start_margin(half, Centers(50, 50, 100), 100, 0.05, 0.05) == 40
+    assert start_margin(half, Centers(50, 50, 100), 200, 0.05, 0.05) == 40
+    assert start_margin(half, Centers(50, 50, 100), 100, 0.05, 0.05) == -100
     assert start_margin(half, Centers(50, 50, 100), 10_000, 0.05, 0.05) == 40
     # score range 2: the upper bound answers every row from margin -1 down, the lower never
     everyone = _stacked([(5, 0, 0, True)])
-    for n_cal in (1, 5, 1000):  # a need above 50% is capped: deciding every row is enough
+    for n_cal in (1, 5, 1000):  # a need above 100% is capped: deciding every row is enough
         assert start_margin(everyone, Centers(1, 5, 2), n_cal, 0.05, 0.05) == -1
 
 
@@ -196,3 +198,13 @@ def test_side_and_pair_curves_by_hand():
     assert pc["bound"][0] == 1.0 and pc["bound"][1] == clopper_pearson_upper(1, 2, 0.05)
     right = PairScores(np.array([2, 0]), np.array([0, 2]), np.array([True, False]))
     assert pair_curve(right, Centers(1, 1, 2), 0.05)["disagreement_rate"] == [0.0] * 5
+
+
+def test_a_small_calibration_split_in_full_agreement_certifies():
+    """100 calibration rows, all agreeing, spread over the yes scores: the start must decide at least
+    the zero-disagreement minimum (59), or the first test fails and nothing is certified."""
+    s = np.repeat(np.arange(51, 101), 2)
+    scores = PairScores(s, np.zeros(100, int), np.ones(100, bool))
+    res = calibrate(scores, scores, Centers(50, 50, 100), alpha=0.05, delta=0.05)
+    assert res.steps[0]["decided"] >= min_decided_for(0.05, 0.05)
+    assert res.certified and res.steps[0]["disagreements"] == 0
