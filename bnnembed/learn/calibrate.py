@@ -24,8 +24,8 @@ the pair says unknown, which is why the last accepted margin is not always the b
 
 The start is the most conservative margin at which the *training* split already decides enough
 inputs that a calibration split of this size could certify alpha (``2.5 x`` the zero-error
-minimum, at most half the training inputs; see :func:`start_margin`), so the sequence does not
-stop on a margin that decides almost nothing.
+minimum, at most half the training inputs but never below ``1.5 x``; see :func:`start_margin`),
+so the sequence does not stop on a margin that decides almost nothing.
 """
 
 from __future__ import annotations
