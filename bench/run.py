@@ -243,7 +243,10 @@ def dense_device(kind: str, sources, extra_flags, machine_name: str, X: np.ndarr
     tc = TOOLCHAINS[machine.toolchain]
     cc = require_tool(tc.cc, tc.apt)
     elf = work / "dense.elf"
-    cmd = [cc, *tc.base_flags, *machine.cflags, "-O2", "-std=c99", "-Wall", f"-I{work}", *extra_flags,
+    from bnnembed._resources import resource_dir
+
+    counter = resource_dir("firmware") / "test"  # bnn_test_counter.h, shared with the QEMU drivers
+    cmd = [cc, *tc.base_flags, *machine.cflags, "-O2", "-std=c99", "-Wall", f"-I{work}", f"-I{counter}", *extra_flags,
            *machine.memory_map_flags(),
            *sources, str(HERE / "c" / "dense_main.c"), "-lm", "-o", str(elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
