@@ -197,19 +197,7 @@ def test_bit_exact_on_every_machine(arts, machine, source, tmp_path):
     assert rep.mismatches == 0 and rep.score_mismatches == 0
     assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0 and rep.decisions["invalid"] == 0
     assert not rep.popcountsi2  # the ELF's symbols: libgcc's popcount is not linked at all
-    # footprint: every table of bnn_model.c has exactly the bytes its declaration and the artifact's
-    # arrays give, in the ELF's own symbol table; the report adds up the same numbers
-    elf = tmp_path / "fw.elf"
-    ptr = pointer_bytes(elf)  # EI_CLASS: ELF32 or ELF64
-    flash, ram = expected_model_symbols(art, ptr)
-    sizes = elf_symbol_sizes(elf, m)
-    got = {name: sizes.get(name) for name in {**flash, **ram}}
-    assert got == {**flash, **ram}
-    assert rep.model_flash_bytes == sum(flash.values())
-    assert rep.ram_bytes == sum(ram.values())  # the runtime itself keeps no static state
-    # the prediction (codegen's budget check) is the ELF's figure, to the byte
-    predicted = model_footprint(art.encoder, art.upper, art.lower, Encoding.FLOAT, pointer_bytes=ptr)
-    assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
+    _check_footprint(art, m, rep, tmp_path)  # the prediction (codegen's budget check) is the ELF's, to the byte
     assert 0 < rep.runtime_flash_bytes < 4096
     assert rep.flash_bytes == rep.model_flash_bytes + rep.runtime_flash_bytes
     # instructions: per binary MAC (counted from the layer shapes) within 15% of the measured value

@@ -14,9 +14,10 @@ import os
 import numpy as np
 import pytest
 
+from _bound_rows import assert_rows_force_the_numpy_score
 from bnnembed.logic.certify import Status, VerifyConfig, read_onnx, verify_box
 from bnnembed.logic.certify._milp import MilpBuilder
-from bnnembed.logic.certify.bound_milp import Bits, bound_rows, snap_to_bits, thermometer_rows
+from bnnembed.logic.certify.bound_milp import snap_to_bits, thermometer_rows
 from bnnembed.logic.certify.boxes import explanation_box
 from bnnembed.errors import BnnError
 from bnnembed.model.intmodel import BoundNet, IntLayer, bound_scores
@@ -238,21 +239,7 @@ def _random_bound(rng, n_in, hidden):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bound_rows_force_the_numpy_score(seed):
-    rng = np.random.default_rng(seed)
-    n_in = 6
-    net = _random_bound(rng, n_in, (5, 4))
-    for assignment in itertools.product((0, 1), repeat=n_in):
-        a = np.array(assignment, dtype=np.uint8)
-        want = int(bound_scores(net, a[None, :])[0])
-        for sense in (False, True):
-            b = MilpBuilder()
-            v = b.add_vars(a.astype(float), a.astype(float), integer=True)
-            score, L, U = bound_rows(b, net, Bits(v, np.zeros(n_in, np.int64)))
-            assert L <= want <= U
-            b.set_objective(score[0], score[1])
-            sol = b.solve(5.0, maximize=sense)
-            assert sol.status == "optimal"
-            assert round(sol.objective + score[2]) == want
+    assert_rows_force_the_numpy_score(_random_bound(np.random.default_rng(seed), 6, (5, 4)))
 
 
 def test_thermometer_rows_and_snap():

@@ -8,12 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
+from _bound_rows import assert_rows_force_the_numpy_score
 from bnnembed.artifact import Artifact
-from bnnembed.logic.certify._milp import MilpBuilder
-from bnnembed.logic.certify.bound_milp import Bits, bound_rows
 from bnnembed.logic.explain.oracle import Backend, Bound, Oracle
 from bnnembed.model.encoding import fit_thermometer
-from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers, bound_scores
+from bnnembed.model.intmodel import BoundNet, IntLayer, bound_answers
 from bnnembed.model.packing import pack_bits
 
 
@@ -31,21 +30,7 @@ def _masked_bound(rng, widths, answer="yes") -> BoundNet:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bound_rows_force_the_numpy_score_masked(seed):
-    rng = np.random.default_rng(seed)
-    n_in = 6
-    net = _masked_bound(rng, (n_in, 5, 4, 1))
-    for assignment in itertools.product((0, 1), repeat=n_in):
-        a = np.array(assignment, dtype=np.uint8)
-        want = int(bound_scores(net, a[None, :])[0])
-        for sense in (False, True):
-            b = MilpBuilder()
-            v = b.add_vars(a.astype(float), a.astype(float), integer=True)
-            score, L, U = bound_rows(b, net, Bits(v, np.zeros(n_in, np.int64)))
-            assert 0 <= L <= want <= U <= net.score_range
-            b.set_objective(score[0], score[1])
-            sol = b.solve(5.0, maximize=sense)
-            assert sol.status == "optimal"
-            assert round(sol.objective + score[2]) == want
+    assert_rows_force_the_numpy_score(_masked_bound(np.random.default_rng(seed), (6, 5, 4, 1)))
 
 
 @pytest.mark.parametrize("backend", list(Backend))

@@ -13,15 +13,6 @@ from bnnembed.model.intervals import LevelBoxes
 from bnnembed.model.intmodel import bound_answers, bound_scores
 
 
-def _bits(enc, levels):
-    bits = np.zeros((len(levels), enc.n_bits), np.uint8)
-    for f in range(enc.n_kept):
-        lo = int(enc.offsets[f])
-        for r, L in enumerate(levels[:, f]):
-            bits[r, lo : lo + int(L)] = 1
-    return bits
-
-
 def test_score_range_and_certainty_are_sound(bc_artifact):
     art = load_artifact(bc_artifact)
     enc = art.encoder
@@ -37,7 +28,7 @@ def test_score_range_and_certainty_are_sound(bc_artifact):
             lo[free] = rng.integers(0, K[free] + 1)
             hi[free] = [int(rng.integers(a, k + 1)) for a, k in zip(lo[free], K[free])]
             grid = np.array(list(itertools.product(*[range(int(a), int(b) + 1) for a, b in zip(lo, hi)])))
-            bits = _bits(enc, grid)
+            bits = enc.bits_from_levels(grid)
             s = bound_scores(bound, bits)
             s_lo, s_hi, _ = boxes.score_range(lo, hi)
             assert s_lo <= s.min() and s.max() <= s_hi

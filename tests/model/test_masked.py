@@ -140,15 +140,6 @@ def test_dense_artifact_keeps_format_2(tmp_path):
     assert not any(k.endswith("_mask") for k in Model(enc, up, lo).to_arrays())
 
 
-def _bits(enc, levels):
-    bits = np.zeros((len(levels), enc.n_bits), np.uint8)
-    for f in range(enc.n_kept):
-        lo = int(enc.offsets[f])
-        for r, L in enumerate(levels[:, f]):
-            bits[r, lo : lo + int(L)] = 1
-    return bits
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_interval_engine_sound_on_masked_bounds(seed):
     """Every input of a random level box scores inside the engine's range, the first layer's
@@ -163,7 +154,7 @@ def test_interval_engine_sound_on_masked_bounds(seed):
             a = np.array([rng.integers(0, k + 1) for k in K])
             b = np.array([rng.integers(x, k + 1) for x, k in zip(a, K)])
             grid = np.array(list(itertools.product(*[range(int(x), int(y) + 1) for x, y in zip(a, b)])))
-            bits = _bits(enc, grid)
+            bits = enc.bits_from_levels(grid)
             s = bound_scores(bound, bits)
             s_lo, s_hi, _ = boxes.score_range(a, b)
             assert s_lo <= s.min() and s.max() <= s_hi
