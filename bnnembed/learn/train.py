@@ -175,7 +175,7 @@ class BoundMLP(nn.Module):
     def logit_and_instability(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`dot_and_instability` with the dot product turned into :meth:`forward`'s logit."""
         dot, unstable = self.dot_and_instability(bits)
-        return torch.exp(self.log_scale) * dot / self.out.n_in + self.bias, unstable
+        return self.logit_of(dot), unstable
 
     def dot_and_instability(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The output dot product in one pass with the mean over hidden neurons and inputs of
@@ -192,6 +192,10 @@ class BoundMLP(nn.Module):
             v = sign_ste(pre)
         return self.out.dot(v)[:, 0], (torch.stack(terms).mean() if terms else torch.zeros(()))
 
+    def logit_of(self, out_dot: torch.Tensor) -> torch.Tensor:
+        """The answer's logit of an output dot product (see :meth:`forward`)."""
+        return torch.exp(self.log_scale) * out_dot / self.out.n_in + self.bias
+
     def margin_logit(self, out_dot: torch.Tensor) -> torch.Tensor:
         """The margin read-out of an output dot product (see ``margin_scale``)."""
         return torch.exp(self.margin_scale) * out_dot / self.out.n_in + self.margin_bias
@@ -203,7 +207,7 @@ class BoundMLP(nn.Module):
 
     def forward(self, bits: torch.Tensor) -> torch.Tensor:
         """The logit of the bound's answer."""
-        return torch.exp(self.log_scale) * self.out_dot(bits) / self.out.n_in + self.bias
+        return self.logit_of(self.out_dot(bits))
 
     def scores(self, bits: torch.Tensor) -> torch.Tensor:
         """Integer score (agreement count of the output neuron), as the integer model computes it."""
@@ -253,17 +257,12 @@ def train_bound(bits: np.ndarray, target: np.ndarray, cfg: TrainConfig, progress
             if len(idx) < 2:
                 continue
             opt.zero_grad()
-            if cfg.stability or m is not None:
-                dot, unstable = (model.dot_and_instability(x[idx]) if cfg.stability
-                                 else (model.out_dot(x[idx]), None))
-                logit = torch.exp(model.log_scale) * dot / model.out.n_in + model.bias
-                loss = (loss_fn(logit, t[idx]) * weight[idx]).mean()
-                if unstable is not None:
-                    loss = loss + cfg.stability * unstable
-                if m is not None:
-                    loss = loss + cfg.margin_weight * ((model.margin_logit(dot) - m[idx]) ** 2).mean()
-            else:
-                loss = (loss_fn(model(x[idx]), t[idx]) * weight[idx]).mean()
+            dot, unstable = model.dot_and_instability(x[idx]) if cfg.stability else (model.out_dot(x[idx]), None)
+            loss = (loss_fn(model.logit_of(dot), t[idx]) * weight[idx]).mean()
+            if unstable is not None:
+                loss = loss + cfg.stability * unstable
+            if m is not None:
+                loss = loss + cfg.margin_weight * ((model.margin_logit(dot) - m[idx]) ** 2).mean()
             loss.backward()
             opt.step()
             sched.step()
