@@ -46,7 +46,7 @@ typedef struct {
 } bnn_app;
 
 /** Transmit buffer bytes for a model of @p n features (one DEFER or REPORT payload). */
-#define BNN_APP_TX_SIZE(n) BNN_PROTO_REQUEST_SIZE(n)
+#define BNN_APP_TX_SIZE(n) BNN_PROTO_FRAME_SIZE(n)
 /** Receive buffer bytes (the longest reply frame). */
 #define BNN_APP_RX_SIZE BNN_PROTO_RX_BUFFER_SIZE
 

@@ -65,29 +65,36 @@ static const uint32_t bnn_crc32_table[256] = {
 };
 #endif
 
+/** One byte into the CRC-32 register (not inverted). */
+static uint32_t crc32_update(uint32_t crc, uint32_t byte)
+{
+#ifdef BNN_CRC32_BITWISE
+    unsigned k;
+    crc ^= byte & 0xFFu;
+    for (k = 0; k < 8u; ++k) {
+        crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return crc;
+#else
+    return bnn_crc32_table[(crc ^ byte) & 0xFFu] ^ (crc >> 8);
+#endif
+}
+
 uint32_t bnn_crc32(const uint8_t *data, size_t n)
 {
     uint32_t crc = 0xFFFFFFFFu;
     size_t i;
     for (i = 0; i < n; ++i) {
-#ifdef BNN_CRC32_BITWISE
-        unsigned k;
-        crc ^= data[i];
-        for (k = 0; k < 8u; ++k) {
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-        }
-#else
-        crc = bnn_crc32_table[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
-#endif
+        crc = crc32_update(crc, data[i]);
     }
     return crc ^ 0xFFFFFFFFu;
 }
 
 /* ----------------------------------------------------------------------------------- COBS */
 
-/** Where encoded bytes go: a bounded buffer, or the port's putc. */
+/** Where encoded bytes go: a bounded buffer that records an overflow. */
 typedef struct {
-    uint8_t *out; /**< NULL: send through bnn_io_putc */
+    uint8_t *out;
     size_t cap;
     size_t len;
     int overflow;
@@ -95,9 +102,7 @@ typedef struct {
 
 static void sink_put(bnn_sink *s, uint8_t b)
 {
-    if (s->out == NULL) {
-        bnn_io_putc(b);
-    } else if (s->len < s->cap) {
+    if (s->len < s->cap) {
         s->out[s->len] = b;
     } else {
         s->overflow = 1;
@@ -267,6 +272,21 @@ static size_t put_crc(uint8_t *out, size_t len)
     return len + BNN_PROTO_CRC_SIZE;
 }
 
+/* The bits of the float at p: memcpy() told that p is 4-byte aligned (as any float is), so it is
+ * one load even on cores without unaligned access, where an unannotated memcpy() may become a
+ * library call. */
+#if defined(__GNUC__)
+#define BNN_ALIGNED_FLOAT(p) ((const float *)__builtin_assume_aligned((p), 4))
+#else
+#define BNN_ALIGNED_FLOAT(p) (p)
+#endif
+static uint32_t float_bits(const float *p)
+{
+    uint32_t bits;
+    memcpy(&bits, BNN_ALIGNED_FLOAT(p), sizeof bits);
+    return bits;
+}
+
 /* The narrowest width that carries every feature exactly (bnnembed.link.protocol.exact_width):
  * 1 (uint8) if each is +0.0 or a whole number up to 255, 2 (int16) if each is +0.0 or a whole number
  * of magnitude up to 32767, else 4 (float32; also -0.0, NaN, infinities, fractions). Integer tests on
@@ -278,7 +298,7 @@ static uint8_t exact_width(const float *x, uint16_t n)
     for (i = 0; i < n; ++i) {
         uint32_t bits;
         uint32_t e;
-        memcpy(&bits, &x[i], sizeof bits);
+        bits = float_bits(&x[i]);
         if (bits == 0u) {
             continue;
         }
@@ -302,7 +322,7 @@ static int32_t whole_value(float v)
     uint32_t bits;
     uint32_t e;
     int32_t m;
-    memcpy(&bits, &v, sizeof bits);
+    bits = float_bits(&v);
     if ((bits & 0x7FFFFFFFu) == 0u) {
         return 0;
     }
@@ -334,7 +354,7 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
     for (i = 0; i < n; ++i) {
         uint32_t bits;
         uint32_t e;
-        memcpy(&bits, &x[i], sizeof bits);
+        bits = float_bits(&x[i]);
         if (bits == 0u) {
             out[len + 1u + i] = 0u;
             continue;
@@ -357,12 +377,165 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
     } else {
         for (i = 0; i < n; ++i) {
             uint32_t bits;
-            memcpy(&bits, &x[i], sizeof bits);
+            bits = float_bits(&x[i]);
             put_u32(out + len, bits);
             len += 4u;
         }
     }
     return put_crc(out, len);
+}
+
+/* ------------------------------------------------------------------------- request frames */
+
+/* A COBS encoder that folds each payload byte into the CRC-32 as it writes it, so a frame is one
+ * pass over the features (the payload is never stored). The blocks are cobs_encode_fast()'s. */
+typedef struct {
+    uint8_t *out;
+    size_t o;       /* next output byte */
+    size_t code_at; /* where the current block's code byte goes; its code is o - code_at */
+    uint32_t crc;   /* CRC-32 register of the payload so far (not inverted) */
+} frame_writer;
+
+static void frame_begin(frame_writer *w, uint8_t *out)
+{
+    out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
+    w->out = out;
+    w->code_at = 1u;
+    w->o = 2u;
+    w->crc = 0xFFFFFFFFu;
+}
+
+/* COBS-encodes n bytes, folding them into the CRC when crc_them (the payload's CRC field is not). */
+static void frame_bytes(frame_writer *w, const uint8_t *in, size_t n, int crc_them)
+{
+    uint8_t *p = w->out + w->o;
+    uint8_t *code_p = w->out + w->code_at;
+    uint32_t crc = w->crc;
+    const uint8_t *end = in + n;
+    for (; in != end; ++in) {
+        uint32_t b = *in;
+        if (crc_them) {
+            crc = crc32_update(crc, b);
+        }
+        if (b == 0u) { /* a zero ends the block: its code is the distance */
+            *code_p = (uint8_t)(p - code_p);
+            code_p = p++;
+        } else {
+            *p++ = (uint8_t)b;
+            if (p - code_p == 0xFF) { /* a full block */
+                *code_p = 0xFFu;
+                code_p = p++;
+            }
+        }
+    }
+    w->o = (size_t)(p - w->out);
+    w->code_at = (size_t)(code_p - w->out);
+    w->crc = crc;
+}
+
+/* Appends the CRC (not folded into itself), closes the last block and the frame. */
+static size_t frame_end(frame_writer *w, uint32_t *payload_crc)
+{
+    uint8_t tail[BNN_PROTO_CRC_SIZE];
+    uint32_t crc = w->crc ^ 0xFFFFFFFFu;
+    put_u32(tail, crc);
+    frame_bytes(w, tail, sizeof tail, 0);
+    w->out[w->code_at] = (uint8_t)(w->o - w->code_at);
+    w->out[w->o++] = 0u;
+    if (payload_crc != NULL) {
+        *payload_crc = crc;
+    }
+    return w->o;
+}
+
+/* The uint8 case in one loop, the writer's state in pointers (a block's code is the distance
+ * from its code byte): per feature, the float's bits are tested and shifted as in
+ * bnn_proto_build_request(), then CRC and COBS take the byte. Returns how many features it wrote
+ * (n: all of them were whole numbers 0..255). */
+static uint16_t frame_uint8_features(frame_writer *w, const float *x, uint16_t n)
+{
+    uint8_t *p = w->out + w->o;
+    uint8_t *code_p = w->out + w->code_at;
+    uint32_t crc = w->crc;
+    const float *xi = x;
+    const float *end = x + n;
+    while (xi != end) {
+        uint32_t bits;
+        uint32_t e;
+        uint32_t b;
+        bits = float_bits(xi);
+        while (bits == 0u) { /* a run of +0.0: each ends a block (its code: the distance) */
+            crc = crc32_update(crc, 0u);
+            *code_p = (uint8_t)(p - code_p);
+            code_p = p++;
+            if (++xi == end) {
+                goto done;
+            }
+            bits = float_bits(xi);
+        }
+        e = bits >> 23; /* keeps the sign bit: a negative value fails e <= 134 */
+        if (e - 127u > 7u || (bits << (e - 118u)) != 0u) { /* below 1, 256 or more, a fraction */
+            break;
+        }
+        b = ((bits << 8) | 0x80000000u) >> (158u - e);
+        crc = crc32_update(crc, b);
+        *p++ = (uint8_t)b;
+        if (p - code_p == 0xFF) { /* a full block */
+            *code_p = 0xFFu;
+            code_p = p++;
+        }
+        ++xi;
+    }
+done:
+    w->o = (size_t)(p - w->out);
+    w->code_at = (size_t)(code_p - w->out);
+    w->crc = crc;
+    return (uint16_t)(xi - x);
+}
+
+size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                     uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
+                                     uint32_t *payload_crc)
+{
+    uint8_t head[BNN_PROTO_HEADER_SIZE + 8u];
+    size_t hl;
+    uint16_t i;
+    uint8_t width;
+    frame_writer w;
+    if (out == NULL || (type != BNN_MSG_DEFER && type != BNN_MSG_REPORT) || n == 0u ||
+        n > BNN_PROTO_MAX_FEATURES || cap < BNN_PROTO_FRAME_SIZE(n)) {
+        return 0;
+    }
+    hl = put_header(head, type, session, seq);
+    put_u32(head + hl, model_tag);
+    hl += 4u;
+    if (type == BNN_MSG_REPORT) {
+        head[hl++] = decision;
+    }
+    put_u16(head + hl, n);
+    hl += 2u;
+    head[hl++] = 1u; /* optimistic: uint8 */
+    frame_begin(&w, out);
+    frame_bytes(&w, head, hl, 1);
+    if (frame_uint8_features(&w, x, n) == n) {
+        return frame_end(&w, payload_crc);
+    }
+    width = exact_width(x, n); /* 2 or 4: start over at that width */
+    head[hl - 1u] = width;
+    frame_begin(&w, out);
+    frame_bytes(&w, head, hl, 1);
+    for (i = 0; i < n; ++i) {
+        uint8_t v[4];
+        if (width == 2u) {
+            put_u16(v, (uint16_t)(whole_value(x[i]) & 0xFFFF));
+        } else {
+            uint32_t bits;
+            bits = float_bits(&x[i]);
+            put_u32(v, bits);
+        }
+        frame_bytes(&w, v, width, 1);
+    }
+    return frame_end(&w, payload_crc);
 }
 
 size_t bnn_proto_build_reply(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
@@ -553,16 +726,12 @@ void bnn_link_init(bnn_link *link, uint32_t session, uint32_t model_tag, uint8_t
     bnn_proto_rx_init(&link->rx, rx, rx_cap);
 }
 
-static void send_frame(const uint8_t *payload, size_t len)
+static void send_frame(const uint8_t *frame, size_t len)
 {
-    bnn_sink s;
-    s.out = NULL;
-    s.cap = 0;
-    s.len = 0;
-    s.overflow = 0;
-    bnn_io_putc(0u); /* ends any partial frame the host holds from a garbled earlier send */
-    cobs_emit(payload, len, &s);
-    bnn_io_putc(0u);
+    size_t i;
+    for (i = 0; i < len; ++i) {
+        bnn_io_putc(frame[i]);
+    }
 }
 
 static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, uint16_t n, uint8_t *decision)
@@ -571,14 +740,13 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, ui
     uint32_t crc;
     uint8_t want = (type == BNN_MSG_DEFER) ? (uint8_t)BNN_MSG_DECISION : (uint8_t)BNN_MSG_ACK;
     unsigned attempt;
-    len = bnn_proto_build_request(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
-                                  link->model_tag, *decision, x, n);
+    len = bnn_proto_build_request_frame(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
+                                        link->model_tag, *decision, x, n, &crc);
     if (len == 0u) {
         return BNN_LINK_TOO_BIG;
     }
     link->seq++;
     link->requests++;
-    crc = bnn_proto_payload_crc(link->tx, len);
     for (attempt = 0; attempt < link->max_attempts; ++attempt) {
         uint32_t start;
         if (attempt > 0u) {

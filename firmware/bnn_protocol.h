@@ -27,6 +27,9 @@ extern "C" {
 /** Payload bytes of a DEFER or REPORT with @p n features at most (a REPORT of float32 features; a
  *  frame of whole numbers is smaller: one or two bytes a feature). */
 #define BNN_PROTO_REQUEST_SIZE(n) (BNN_PROTO_HEADER_SIZE + 8u + 4u * (size_t)(n) + BNN_PROTO_CRC_SIZE)
+/** Bytes of a whole DEFER or REPORT frame with @p n features at most, both 0x00 delimiters included
+ *  (bnn_proto_build_request_frame(); the link's transmit buffer). */
+#define BNN_PROTO_FRAME_SIZE(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(n)) + 2u)
 /** Payload bytes of the longest reply (DECISION or NACK). */
 #define BNN_PROTO_REPLY_SIZE (BNN_PROTO_HEADER_SIZE + 5u + BNN_PROTO_CRC_SIZE)
 /** Worst-case COBS-encoded size (without delimiter) of a payload of @p n bytes. */
@@ -73,6 +76,17 @@ bnn_proto_status bnn_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size
  */
 size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                uint32_t model_tag, uint8_t decision, const float *x, uint16_t n);
+
+/**
+ * Build the whole DEFER or REPORT frame that goes on the wire: 0x00, COBS(payload), 0x00, with the
+ * payload bnn_proto_build_request() builds, in one pass over the features (CRC and COBS as each
+ * byte is made; the payload is never stored). @p cap >= BNN_PROTO_FRAME_SIZE(n).
+ * @param payload_crc if not NULL, set to the payload's CRC field (what a reply echoes).
+ * @return the frame length, or 0 if @p cap is too small or @p n is out of range.
+ */
+size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                     uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
+                                     uint32_t *payload_crc);
 
 /**
  * Build a DECISION, ACK or NACK payload (@p value = decision, unused, or reason).
@@ -122,7 +136,7 @@ typedef struct {
     uint32_t model_tag;    /**< first 32 bits of the model hash */
     uint32_t timeout_ms;   /**< wait per attempt */
     uint8_t max_attempts;  /**< attempts per request (first send + retries) */
-    uint8_t *tx;           /**< payload buffer, BNN_PROTO_REQUEST_SIZE(n_features) bytes */
+    uint8_t *tx;           /**< frame buffer, BNN_PROTO_FRAME_SIZE(n_features) bytes */
     size_t tx_cap;         /**< its size */
     bnn_proto_rx rx;       /**< reply receiver */
     uint8_t last_reason;   /**< NACK reason of the last refused request */

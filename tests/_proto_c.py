@@ -59,6 +59,11 @@ class CProto:
         lib.bnn_proto_build_request.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
                                                 ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8,
                                                 ctypes.POINTER(ctypes.c_float), ctypes.c_uint16]
+        lib.bnn_proto_build_request_frame.restype = ctypes.c_size_t
+        lib.bnn_proto_build_request_frame.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
+                                                      ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8,
+                                                      ctypes.POINTER(ctypes.c_float), ctypes.c_uint16,
+                                                      ctypes.POINTER(ctypes.c_uint32)]
         lib.bnn_proto_build_reply.restype = ctypes.c_size_t
         lib.bnn_proto_build_reply.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
                                               ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8]
@@ -101,6 +106,21 @@ class CProto:
         n = self.lib.bnn_proto_build_request(out, cap, mtype, session, seq, tag, decision,
                                              x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size)
         return bytes(out[:n])
+
+    def build_request_frame(self, mtype: int, session: int, seq: int, tag: int, decision: int, x,
+                            cap: int | None = None) -> tuple[bytes, int]:
+        """The link's wire frame and the payload CRC it reports (``cap``: the buffer offered; by
+        default BNN_PROTO_FRAME_SIZE)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        payload = 10 + 8 + 4 * x.size + 4
+        full = payload + payload // 254 + 1 + 2
+        cap = full if cap is None else cap
+        out = (ctypes.c_uint8 * max(cap, 1))()
+        crc = ctypes.c_uint32(0)
+        n = self.lib.bnn_proto_build_request_frame(out, cap, mtype, session, seq, tag, decision,
+                                                   x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size,
+                                                   ctypes.byref(crc))
+        return bytes(out[:n]), crc.value
 
     def build_reply(self, mtype: int, session: int, seq: int, req_crc: int, value: int) -> bytes:
         out = (ctypes.c_uint8 * 32)()

@@ -1,21 +1,19 @@
 /**
  * @file defer_frame.c
- * @brief The device side of one deferral, for the cascade benchmark: build the DEFER payload
- *        (header, float32 features, CRC-32) and COBS-encode it into a frame (UART time excluded).
+ * @brief The device side of one deferral, for the cascade benchmark: build the DEFER frame the
+ *        link sends (bnn_proto_build_request_frame(): header, features at their narrowest width,
+ *        CRC-32 and COBS in one pass; UART time excluded).
  */
 #include "bnn_protocol.h"
 #include "dense_model.h"
 
-static uint8_t payload[BNN_PROTO_REQUEST_SIZE(DENSE_N_IN)];
-static uint8_t frame[BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(DENSE_N_IN)) + 1u];
+static uint8_t frame[BNN_PROTO_FRAME_SIZE(DENSE_N_IN)];
 static uint32_t seq;
 
 int dense_predict(const float *x)
 {
-    size_t n = bnn_proto_build_request(payload, sizeof payload, BNN_MSG_DEFER, 1u, ++seq, 0x12345678u, 0u,
-                                       x, (uint16_t)DENSE_N_IN);
-    size_t m = bnn_cobs_encode(payload, n, frame, sizeof frame);
-    frame[m] = 0u; /* delimiter */
+    size_t m = bnn_proto_build_request_frame(frame, sizeof frame, BNN_MSG_DEFER, 1u, ++seq, 0x12345678u, 0u,
+                                             x, (uint16_t)DENSE_N_IN, NULL);
     return (int)(m > 0u);
 }
 

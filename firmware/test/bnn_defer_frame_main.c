@@ -1,7 +1,8 @@
 /**
  * @file bnn_defer_frame_main.c
- * @brief QEMU driver: the instructions to build one DEFER frame (payload with the float32
- *        features, CRC-32, COBS into a frame buffer) for every row of bnn_rows.bin.
+ * @brief QEMU driver: the instructions to build one DEFER frame (the link's
+ *        bnn_proto_build_request_frame(): payload at its narrowest width, CRC-32, COBS, delimiters,
+ *        into the transmit buffer) for every row of bnn_rows.bin.
  *
  * Compiled with -DBNN_N_FEATURES=<n> beside bnn_protocol.c by bnnembed/device/qemu.py
  * (defer_frame_instructions). Prints the counter's calibration line "C ...", one line
@@ -20,8 +21,7 @@
 #endif
 
 static float test_row[BNN_N_FEATURES];
-static uint8_t test_payload[BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)];
-static uint8_t test_frame[BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)) + 1u];
+static uint8_t test_frame[BNN_PROTO_FRAME_SIZE(BNN_N_FEATURES)];
 
 /* the link's port functions: this driver never sends, it only builds frames */
 void bnn_io_init(void) {}
@@ -49,18 +49,17 @@ int main(void)
     }
     test_print_calibration();
     for (row = 0; row < header[0]; ++row) {
-        size_t n, m;
+        size_t m;
+        uint32_t crc;
         if (fread(test_row, sizeof test_row, 1, in) != 1) {
             printf("BNN-TEST-ERROR short read at row %lu\n", (unsigned long)row);
             return 5;
         }
         t0 = test_counter();
-        n = bnn_proto_build_request(test_payload, sizeof test_payload, BNN_MSG_DEFER, 1u, row + 1u,
-                                    0x12345678u, 0u, test_row, (uint16_t)BNN_N_FEATURES);
-        m = bnn_cobs_encode(test_payload, n, test_frame, sizeof test_frame);
-        test_frame[m] = 0u; /* the delimiter */
+        m = bnn_proto_build_request_frame(test_frame, sizeof test_frame, BNN_MSG_DEFER, 1u, row + 1u,
+                                          0x12345678u, 0u, test_row, (uint16_t)BNN_N_FEATURES, &crc);
         t1 = test_counter();
-        if (n == 0u || m == 0u) {
+        if (m == 0u) {
             printf("BNN-TEST-ERROR frame not built at row %lu\n", (unsigned long)row);
             return 6;
         }

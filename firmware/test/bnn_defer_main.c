@@ -47,7 +47,7 @@
 uint32_t bnn_cmsdk_micros(void);
 
 static float sim_row[BNN_N_FEATURES];
-static uint8_t sim_tx[BNN_PROTO_REQUEST_SIZE(BNN_N_FEATURES)];
+static uint8_t sim_tx[BNN_PROTO_FRAME_SIZE(BNN_N_FEATURES)];
 static uint8_t sim_rx[BNN_PROTO_RX_BUFFER_SIZE];
 static bnn_app sim_app;
 #define sim_link (sim_app.link)

@@ -44,7 +44,7 @@ static uint64_t rxat[WRAP_RXQ];
 static size_t rxhead;
 static size_t rxtail;
 
-static uint8_t link_tx[BNN_PROTO_REQUEST_SIZE(WRAP_MAX_FEATURES)];
+static uint8_t link_tx[BNN_PROTO_FRAME_SIZE(WRAP_MAX_FEATURES)];
 static uint8_t link_rx[BNN_PROTO_RX_BUFFER_SIZE];
 static bnn_link wrap_link;
 

@@ -117,7 +117,7 @@ void bnn_test_close(void)
 }
 
 #define BNN_TEST_MAX_FEATURES 1024u
-static uint8_t bnn_test_tx[BNN_PROTO_REQUEST_SIZE(BNN_TEST_MAX_FEATURES)];
+static uint8_t bnn_test_tx[BNN_PROTO_FRAME_SIZE(BNN_TEST_MAX_FEATURES)];
 static uint8_t bnn_test_rx[BNN_PROTO_RX_BUFFER_SIZE];
 static bnn_link bnn_test_link;
 

@@ -147,6 +147,33 @@ def test_requests_python_equals_c(session, seq, tag, decision, xs, report):
     assert status == 0 and f[:6] == [int(msg.TYPE), session, seq, tag, decision if report else 0, x.size]
 
 
+# features of every width: bytes, int16 values, and anything a float32 holds (zeros included,
+# -0.0 among them), in runs long enough to make 254-byte COBS blocks
+feature_rows = st.one_of(
+    st.lists(st.integers(0, 255), min_size=1, max_size=700),
+    st.lists(st.integers(-32767, 32767), min_size=1, max_size=300),
+    st.lists(st.one_of(st.just(0.0), st.integers(1, 255), st.floats(width=32)), min_size=1, max_size=300),
+    st.lists(st.sampled_from([0, 0, 0, 1, 255]), min_size=250, max_size=600),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(u32, u32, u32, st.integers(0, 1), feature_rows, st.booleans())
+def test_request_frame_is_the_cobs_of_the_payload_in_one_pass(session, seq, tag, decision, xs, report):
+    """bnn_proto_build_request_frame() (the link's one-pass CRC + COBS) puts on the wire exactly
+    0x00, COBS(bnn_proto_build_request()), 0x00, and reports the payload's CRC field."""
+    c = _CACHE["c"]
+    x = np.array(xs, np.float32)
+    mtype = P.MsgType.REPORT if report else P.MsgType.DEFER
+    payload = c.build_request(mtype, session, seq, tag, decision if report else 0, x)
+    wire, crc = c.build_request_frame(mtype, session, seq, tag, decision if report else 0, x)
+    assert payload and wire == P.frame(payload)
+    assert crc == P.payload_crc(payload)
+    worst = 10 + 8 + 4 * x.size + 4
+    frame_size = worst + worst // 254 + 1 + 2  # BNN_PROTO_FRAME_SIZE(n)
+    assert c.build_request_frame(mtype, session, seq, tag, 0, x, cap=frame_size - 1)[0] == b""
+
+
 @settings(max_examples=200, deadline=None)
 @given(u32, u32, u32, st.sampled_from(list(P.MsgType)[2:]), st.integers(0, 3))
 def test_replies_python_equals_c(session, seq, req_crc, mtype, value):
