@@ -23,7 +23,7 @@ from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
-from ..model.encoding import fit_thermometer
+from ..model.encoding import fit_packed_thermometer
 from ..model.model import Model
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores
@@ -109,6 +109,7 @@ class _FitSet:
     bits: dict[str, np.ndarray]  # encoded train / calibration / test rows
     selection: dict | None = None  # what --features chose (None: every feature is read)
     z_fit: np.ndarray | None = None  # margin-distillation logit targets of bits_fit (None: not asked for)
+    trimmed_bits: int = 0  # input bits left out so the input fills whole words (fit_encoder)
 
 
 def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
@@ -145,7 +146,10 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
     """Fit the thermometer encoder on the training rows and label the distillation inputs."""
     tr = parts["train"]
     k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
-    encoder, dropped = fit_thermometer(tr.X, k_bits)
+    encoder, dropped, trimmed = fit_packed_thermometer(tr.X, k_bits, trim=cfg.features is None)
+    if trimmed:
+        notes.append(f"left out the {trimmed} least informative input bit(s), so the {encoder.n_bits} input bits "
+                     "fill whole 32-bit words")
     if dropped:
         notes.append(f"dropped {len(dropped)} constant feature(s): "
                      + ", ".join(ds.feature_names[c] for c in dropped[:8]) + (" ..." if len(dropped) > 8 else ""))
@@ -166,7 +170,7 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
         z_fit = margin_targets(z, z[: len(tr.X)])
     bits = {k: encoder.encode(part.X) for k, part in parts.items()}
     return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits,
-                   z_fit=z_fit)
+                   z_fit=z_fit, trimmed_bits=trimmed)
 
 
 def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) -> _FitSet:
@@ -298,8 +302,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
     if cfg.flash_budget is not None and cfg.features is None:  # refuse a budget too small before writing anything
-        design_hidden(cfg, fit_thermometer(parts["train"].X, cfg.bits_per_feature
-                                           or auto_bits_per_feature(ds.X.shape[1]))[0])
+        design_hidden(cfg, fit_packed_thermometer(parts["train"].X, cfg.bits_per_feature
+                                       or auto_bits_per_feature(ds.X.shape[1]))[0])
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
     if cfg.features is not None:
@@ -331,7 +335,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_mismatches": mismatches,
         "torch_numpy_rows_checked": n_checked,
         "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
-                  "epochs": epochs, "asymmetry": cfg.asymmetry,
+                  "trimmed_bits": fit.trimmed_bits, "epochs": epochs, "asymmetry": cfg.asymmetry,
                   "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": _tables_bytes(fit, upper, lower),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),

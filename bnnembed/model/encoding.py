@@ -105,6 +105,23 @@ class Thermometer:
             thresholds=self.thresholds[bits].astype(np.float32),
         )
 
+    def keep_bits(self, columns) -> "Thermometer":
+        """The encoder with only the bits at ``columns`` (positions in :meth:`encode`'s output);
+        a feature left without bits becomes unread. Its output is ``encode(X)[:, sorted(columns)]``."""
+        cols = np.unique(np.asarray(columns, dtype=np.int64))
+        if cols.size == 0:
+            raise ValueError("keep_bits: keep at least one bit")
+        if cols[0] < 0 or cols[-1] >= self.n_bits:
+            raise ValueError(f"keep_bits: bit positions must be in 0..{self.n_bits - 1}")
+        sizes = np.bincount(self.bit_owner()[cols], minlength=self.n_kept)
+        kept = np.flatnonzero(sizes)
+        return Thermometer(
+            n_features=self.n_features,
+            feature_index=self.feature_index[kept].astype(np.int32),
+            offsets=np.concatenate([[0], np.cumsum(sizes[kept])]).astype(np.int32),
+            thresholds=self.thresholds[cols].astype(np.float32),
+        )
+
     def bit_columns(self, features) -> np.ndarray:
         """Positions in :meth:`encode`'s output of the bits of kept features ``features``
         (sorted), i.e. the columns that :meth:`restrict` keeps."""
@@ -129,6 +146,26 @@ class Thermometer:
             offsets=np.asarray(arrays[f"{prefix}offsets"], dtype=np.int32),
             thresholds=np.asarray(arrays[f"{prefix}thresholds"], dtype=np.float32),
         )
+
+
+def whole_word_bits(bits: np.ndarray, word_bits: int = 32, max_trim: int = 8) -> np.ndarray:
+    """The bit positions to keep so that the input fills whole packed words, when that costs at
+    most ``max_trim`` bits: of the encoded rows ``bits`` ``(rows, n_bits)``, the
+    ``n_bits % word_bits`` bits that carry least information (smallest ``p(1 - p)``, ``p`` the
+    share of rows with the bit set; ties: the later bit) are left out. Otherwise every bit is kept.
+
+    Why: each first-layer weight row is padded to whole words, so a few bits over a word boundary
+    cost a whole word of flash per neuron and a word of XNOR-popcount per neuron on the device
+    (MNIST: 674 bits -> 22 words, trimmed to 672 = 21 words: 2,048 B less flash over the pair).
+    """
+    n = bits.shape[1]
+    extra = n % word_bits
+    if extra == 0 or extra > max_trim or n - extra < word_bits:
+        return np.arange(n, dtype=np.int64)
+    p = np.asarray(bits).mean(axis=0, dtype=np.float64)
+    info = p * (1.0 - p)
+    order = np.lexsort((-np.arange(n), info))  # least information first, later bit first on ties
+    return np.sort(order[extra:]).astype(np.int64)
 
 
 def fit_thermometer(X: np.ndarray, bits_per_feature: int) -> tuple[Thermometer, list[int]]:
@@ -166,3 +203,15 @@ def fit_thermometer(X: np.ndarray, bits_per_feature: int) -> tuple[Thermometer, 
         thresholds=np.array(thresholds, dtype=np.float32),
     )
     return enc, dropped
+
+
+def fit_packed_thermometer(X_train: np.ndarray, k_bits: int, trim: bool = True) -> tuple[Thermometer, list[int], int]:
+    """The thermometer on the training rows, trimmed (``trim``) to whole 32-bit words where that
+    drops at most 8 bits (:func:`whole_word_bits`). Returns ``(encoder, dropped constant columns,
+    bits trimmed)``. A ``--features K`` build is not trimmed: trimming could leave a chosen
+    feature unread."""
+    encoder, dropped = fit_thermometer(X_train, k_bits)
+    keep = whole_word_bits(encoder.encode(X_train)) if trim else np.arange(encoder.n_bits)
+    if len(keep) == encoder.n_bits:
+        return encoder, dropped, 0
+    return encoder.keep_bits(keep), dropped, encoder.n_bits - len(keep)
