@@ -520,13 +520,15 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
     if (frame_uint8_features(&w, x, n) == n) {
         return frame_end(&w, payload_crc);
     }
-    width = exact_width(x, n); /* 2 or 4: start over at that width */
+    width = exact_width(x, n); /* 2 or 4 (the same test as the loop above): start over at that width */
     head[hl - 1u] = width;
     frame_begin(&w, out);
     frame_bytes(&w, head, hl, 1);
     for (i = 0; i < n; ++i) {
         uint8_t v[4];
-        if (width == 2u) {
+        if (width == 1u) {
+            v[0] = (uint8_t)whole_value(x[i]);
+        } else if (width == 2u) {
             put_u16(v, (uint16_t)(whole_value(x[i]) & 0xFFFF));
         } else {
             uint32_t bits;
