@@ -278,11 +278,18 @@ def test_kernels_long_rows_on_host(tmp_path, strategy):
     _rows_on_host(tmp_path, strategy, 129)
 
 
-@pytest.mark.parametrize("n_words", [29, 33, 34])
+@pytest.mark.parametrize("n_words", [29, 33, 34, 36])
 def test_csa15_tails_on_host(tmp_path, n_words):
     """CSA15's row shapes the fixtures do not reach: 29 = 15 + 7 + 7 (tail of 7), 33 = 2 x 15 + 3,
-    34 = 2 x 15 + 4 words."""
+    34 = 2 x 15 + 4, 36 = 2 x 15 + 6 words (six words through the 7-word unit)."""
     _rows_on_host(tmp_path, PopcountStrategy.CSA15, n_words)
+
+
+@pytest.mark.parametrize("strategy", [s for s in PopcountStrategy if s is not PopcountStrategy.ZBB])
+def test_kernels_whole_word_mnist_rows_on_host(tmp_path, strategy):
+    """The whole-word MNIST default's first-layer rows, 21 words (CSA7: one 21-word block; CSA15:
+    15 + 6 through the 7-word unit), every kernel."""
+    _rows_on_host(tmp_path, strategy, 21)
 
 
 def _rows_on_host(tmp_path, strategy, n_feat, masked: bool = False):
