@@ -45,7 +45,7 @@ typedef struct {
     float *defer_buf;         /**< int16 models: n_features floats for the dequantized DEFER (else NULL) */
 } bnn_app;
 
-/** Transmit buffer bytes for a model of @p n features (one DEFER or REPORT payload). */
+/** Transmit buffer bytes for a model of @p n features (one whole DEFER or REPORT wire frame). */
 #define BNN_APP_TX_SIZE(n) BNN_PROTO_FRAME_SIZE(n)
 /** Receive buffer bytes (the longest reply frame). */
 #define BNN_APP_RX_SIZE BNN_PROTO_RX_BUFFER_SIZE

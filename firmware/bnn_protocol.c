@@ -272,11 +272,11 @@ static size_t put_crc(uint8_t *out, size_t len)
     return len + BNN_PROTO_CRC_SIZE;
 }
 
-/* The bits of the float at p: memcpy() told that p is 4-byte aligned (as any float is), so it is
- * one load even on cores without unaligned access, where an unannotated memcpy() may become a
- * library call. */
+/* The bits of the float at p: memcpy() told that p is aligned as a float is, so it is one load
+ * even on cores without unaligned access, where an unannotated memcpy() may become a library
+ * call. */
 #if defined(__GNUC__)
-#define BNN_ALIGNED_FLOAT(p) ((const float *)__builtin_assume_aligned((p), 4))
+#define BNN_ALIGNED_FLOAT(p) ((const float *)__builtin_assume_aligned((p), __alignof__(float)))
 #else
 #define BNN_ALIGNED_FLOAT(p) (p)
 #endif

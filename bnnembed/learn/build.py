@@ -109,7 +109,8 @@ class _FitSet:
     bits: dict[str, np.ndarray]  # encoded train / calibration / test rows
     selection: dict | None = None  # what --features chose (None: every feature is read)
     z_fit: np.ndarray | None = None  # margin-distillation logit targets of bits_fit (None: not asked for)
-    trimmed_bits: int = 0  # input bits left out so the input fills whole words (fit_encoder)
+    trimmed_bits: int = 0  # input bits left out so the input fills whole words (fit_packed_thermometer)
+    trimmed_unread: list = field(default_factory=list)  # names of features the trim left unread
 
 
 def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
@@ -146,10 +147,14 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
     """Fit the thermometer encoder on the training rows and label the distillation inputs."""
     tr = parts["train"]
     k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
-    encoder, dropped, trimmed = fit_packed_thermometer(tr.X, k_bits, trim=cfg.features is None)
+    encoder, dropped, trimmed, unread = fit_packed_thermometer(tr.X, k_bits, trim=cfg.features is None)
     if trimmed:
-        notes.append(f"left out the {trimmed} least informative input bit(s), so the {encoder.n_bits} input bits "
-                     "fill whole 32-bit words")
+        note = (f"left out the {trimmed} least informative input bit(s), so the {encoder.n_bits} input bits "
+                "fill whole 32-bit words")
+        if unread:
+            names = ", ".join(ds.feature_names[c] for c in unread[:8]) + (" ..." if len(unread) > 8 else "")
+            note += f"; {len(unread)} feature(s) lost their only bit and are not read: {names}"
+        notes.append(note)
     if dropped:
         notes.append(f"dropped {len(dropped)} constant feature(s): "
                      + ", ".join(ds.feature_names[c] for c in dropped[:8]) + (" ..." if len(dropped) > 8 else ""))
@@ -170,7 +175,7 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
         z_fit = margin_targets(z, z[: len(tr.X)])
     bits = {k: encoder.encode(part.X) for k, part in parts.items()}
     return _FitSet(encoder, dropped, k_bits, copies, len(X_aug), n_extra, encoder.encode(X_fit), y_fit, bits,
-                   z_fit=z_fit, trimmed_bits=trimmed)
+                   z_fit=z_fit, trimmed_bits=trimmed, trimmed_unread=[ds.feature_names[c] for c in unread])
 
 
 def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) -> _FitSet:
@@ -335,7 +340,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_mismatches": mismatches,
         "torch_numpy_rows_checked": n_checked,
         "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
-                  "trimmed_bits": fit.trimmed_bits, "epochs": epochs, "asymmetry": cfg.asymmetry,
+                  "trimmed_bits": fit.trimmed_bits, "trimmed_unread": fit.trimmed_unread, "epochs": epochs, "asymmetry": cfg.asymmetry,
                   "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": _tables_bytes(fit, upper, lower),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),

@@ -205,13 +205,18 @@ def fit_thermometer(X: np.ndarray, bits_per_feature: int) -> tuple[Thermometer, 
     return enc, dropped
 
 
-def fit_packed_thermometer(X_train: np.ndarray, k_bits: int, trim: bool = True) -> tuple[Thermometer, list[int], int]:
+def fit_packed_thermometer(X_train: np.ndarray, k_bits: int, trim: bool = True
+                           ) -> tuple[Thermometer, list[int], int, list[int]]:
     """The thermometer on the training rows, trimmed (``trim``) to whole 32-bit words where that
     drops at most 8 bits (:func:`whole_word_bits`). Returns ``(encoder, dropped constant columns,
-    bits trimmed)``. A ``--features K`` build is not trimmed: trimming could leave a chosen
+    bits trimmed, columns left unread by the trim)``: a feature whose every bit was trimmed (a
+    sparse feature with one threshold, such as an MNIST border pixel) is no longer read, though it
+    is not constant. A ``--features K`` build is not trimmed: trimming could leave a chosen
     feature unread."""
     encoder, dropped = fit_thermometer(X_train, k_bits)
     keep = whole_word_bits(encoder.encode(X_train)) if trim else np.arange(encoder.n_bits)
     if len(keep) == encoder.n_bits:
-        return encoder, dropped, 0
-    return encoder.keep_bits(keep), dropped, encoder.n_bits - len(keep)
+        return encoder, dropped, 0, []
+    trimmed = encoder.keep_bits(keep)
+    unread = sorted(set(encoder.feature_index.tolist()) - set(trimmed.feature_index.tolist()))
+    return trimmed, dropped, encoder.n_bits - len(keep), [int(c) for c in unread]

@@ -31,7 +31,7 @@ def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Foo
     """Raise :class:`BnnError` naming the sizes if the model does not fit the board."""
     fp = model_footprint(model.encoder, model.upper, model.lower, encoding)
     # the example application also keeps one feature vector in RAM, and the link its frame
-    # buffers (a request payload, a reply frame; int16 models a float copy for deferrals)
+    # buffers (a request frame, a reply frame; int16 models a float copy for deferrals)
     n = model.encoder.n_features
     value = 4 if Encoding(encoding) is Encoding.FLOAT else 2 + 4
     ram = fp.ram_bytes + value * n + app_link_ram(n)
@@ -51,10 +51,12 @@ def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Foo
 
 
 def app_link_ram(n_features: int) -> int:
-    """RAM of the example's link buffers (BNN_APP_TX_SIZE + BNN_APP_RX_SIZE, firmware/bnn_app.h)."""
-    request = 10 + 8 + 4 * n_features + 4  # the largest: a REPORT of float32 features
+    """RAM of the example's link buffers (BNN_APP_TX_SIZE + BNN_APP_RX_SIZE, firmware/bnn_app.h):
+    the whole wire frame of the largest request (a REPORT of float32 features, COBS overhead and
+    both delimiters) and the longest reply frame."""
+    request = 10 + 8 + 4 * n_features + 4
     reply = 10 + 5 + 4
-    return request + reply + reply // 254 + 2
+    return (request + request // 254 + 1 + 2) + (reply + reply // 254 + 2)
 
 
 def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:

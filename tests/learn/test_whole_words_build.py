@@ -24,6 +24,7 @@ def test_breast_cancer_at_12_bits_a_feature_is_trimmed_to_whole_words(tmp_path, 
     art = load_artifact(str(out))
     trimmed = m["model"]["trimmed_bits"]
     assert 0 < trimmed <= 8 and art.encoder.n_bits % 32 == 0 and m["model"]["input_bits"] == art.encoder.n_bits
+    assert m["model"]["trimmed_unread"] == []  # every breast_cancer feature keeps some of its 12 bits
     assert f"left out the {trimmed} least informative input bit(s)" in printed
     assert art.upper.layers[0].n_in == art.encoder.n_bits == art.lower.layers[0].n_in
     if shutil.which("gcc") is None:

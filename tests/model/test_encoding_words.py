@@ -52,9 +52,11 @@ def test_whole_word_bits_trims_at_most_eight_bits_and_never_below_a_word(n, kept
 
 def test_fit_packed_thermometer_trims_unless_asked_not_to():
     X = _spilling_rows(66, np.random.default_rng(2))
-    enc, dropped, trimmed = fit_packed_thermometer(X, 1)
-    assert (enc.n_bits, trimmed, dropped) == (64, 2, [])
-    full, _, none = fit_packed_thermometer(X, 1, trim=False)
-    assert (full.n_bits, none) == (66, 0)
+    X[:, 7] = (np.arange(len(X)) == 3)  # sparse: one threshold, set on one row, trimmed first
+    enc, dropped, trimmed, unread = fit_packed_thermometer(X, 1)
+    assert (enc.n_bits, trimmed, dropped) == (64, 2, []) and 7 in unread and len(unread) <= 2
+    assert 7 not in enc.feature_index.tolist()
+    full, _, none, no_unread = fit_packed_thermometer(X, 1, trim=False)
+    assert (full.n_bits, none, no_unread) == (66, 0, [])
     keep = whole_word_bits(full.encode(X))
     np.testing.assert_array_equal(enc.encode(X), full.encode(X)[:, keep])
