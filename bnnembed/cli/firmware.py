@@ -32,8 +32,9 @@ def register(sub) -> None:
     add_rows_args(p)
     p.add_argument("--rows", type=count(1), default=None, metavar="N", help="first N rows (default all)")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
-    p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default="swar3",
-                   help="popcount kernel (default swar3, what the board files select; swar is the reference)")
+    p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default=None,
+                   help="popcount kernel (default: the one the board files on this machine's core select, "
+                        "measured best by bench/run.py; swar3 where no board runs on it; swar is the reference)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_qemu)
 
@@ -72,6 +73,14 @@ def run_codegen(args) -> int:
     return 0
 
 
+def board_kernel(machine: str) -> PopcountStrategy:
+    """The kernel the board files that run on ``machine`` select (the first by board id), else SWAR3."""
+    from ..device.boards import load_boards
+
+    kernels = [b.popcount for b in sorted(load_boards().values(), key=lambda b: b.id) if b.qemu_machine == machine]
+    return kernels[0] if kernels else PopcountStrategy.SWAR3
+
+
 def run_qemu(args) -> int:
     from ..artifact import load_artifact
     from ..errors import BnnError
@@ -84,16 +93,17 @@ def run_qemu(args) -> int:
     X = ds.X if args.rows is None else ds.X[: args.rows]
     if args.rows is not None and args.rows <= 0:
         raise BnnError("--rows must be positive")
+    kernel = PopcountStrategy[args.kernel.upper()] if args.kernel else board_kernel(args.machine)
     report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding),
-                                                                       popcount=PopcountStrategy[args.kernel.upper()]))
-    # what an UNKNOWN costs on top of the inference: building the DEFER frame (float32 features)
+                                                                       popcount=kernel))
+    # what an UNKNOWN costs on top of the inference: building the DEFER frame the link sends
     report.defer_frame_instructions = defer_frame_instructions(artifact.encoder.n_features, args.machine,
                                                                np.nan_to_num(X[:20]))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
         r = report
-        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding: {r.rows} rows, "
+        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding, {r.kernel} kernel: {r.rows} rows, "
               f"{r.mismatches} decision mismatches, {r.score_mismatches} score mismatches vs numpy")
         print(f"flash {r.flash_bytes} bytes (model {r.model_flash_bytes} + runtime {r.runtime_flash_bytes}), "
               f"RAM {r.ram_bytes} bytes")
@@ -102,7 +112,8 @@ def run_qemu(args) -> int:
                   f"bounds {r.bounds_instructions}); {r.instructions_per_bmac} per binary MAC "
                   f"({r.binary_macs} MACs)")
         if r.defer_frame_instructions is not None:
-            print(f"one DEFER frame (payload, CRC-32, COBS) costs {r.defer_frame_instructions} instructions")
+            print(f"one DEFER frame (features at their narrowest width, CRC-32, COBS) costs "
+                  f"{r.defer_frame_instructions} instructions")
         if r.float_mismatches is not None:
             print(f"int16 vs float model: {r.float_mismatches} decisions differ")
         print(f"decisions: {r.decisions}")

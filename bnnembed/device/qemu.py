@@ -310,6 +310,7 @@ class QemuReport:
     decisions: dict = field(default_factory=dict)
     #: instructions to build one DEFER frame of this model's features (defer_frame_instructions)
     defer_frame_instructions: float | None = None
+    kernel: str = ""  #: the popcount kernel the firmware was built with
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -347,5 +348,5 @@ def check_against_numpy(artifact, machine: str, X: np.ndarray,
         instructions_per_inference=total, encode_instructions=enc_i, bounds_instructions=net_i,
         instructions_per_bmac=None if net_i is None else round(net_i / macs, 4),
         binary_macs=macs, popcountsi2=sizes.popcountsi2, float_mismatches=float_mism,
-        decisions={d.label: int(counts[d]) for d in Decision},
+        decisions={d.label: int(counts[d]) for d in Decision}, kernel=PopcountStrategy(options.popcount).name.lower(),
     )
