@@ -331,24 +331,38 @@ static int32_t whole_value(float v)
     return (bits >> 31) != 0u ? -m : m;
 }
 
-size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
-                               uint32_t model_tag, uint8_t decision, const float *x, uint16_t n)
+/* A DEFER or REPORT of 1..BNN_PROTO_MAX_FEATURES features into a buffer that exists. */
+static int request_ok(const uint8_t *out, uint8_t type, uint16_t n)
 {
-    size_t len;
-    uint16_t i;
-    uint8_t width;
-    if (out == NULL || (type != BNN_MSG_DEFER && type != BNN_MSG_REPORT) || n == 0u ||
-        n > BNN_PROTO_MAX_FEATURES || cap < BNN_PROTO_REQUEST_SIZE(n)) {
-        return 0;
-    }
-    len = put_header(out, type, session, seq);
+    return out != NULL && (type == BNN_MSG_DEFER || type == BNN_MSG_REPORT) && n != 0u &&
+           n <= BNN_PROTO_MAX_FEATURES;
+}
+
+/* Header, model tag, the REPORT's decision and the feature count; returns the bytes written (the
+ * width byte and the features follow). */
+static size_t put_request_head(uint8_t *out, uint8_t type, uint32_t session, uint32_t seq, uint32_t model_tag,
+                               uint8_t decision, uint16_t n)
+{
+    size_t len = put_header(out, type, session, seq);
     put_u32(out + len, model_tag);
     len += 4u;
     if (type == BNN_MSG_REPORT) {
         out[len++] = decision;
     }
     put_u16(out + len, n);
-    len += 2u;
+    return len + 2u;
+}
+
+size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                               uint32_t model_tag, uint8_t decision, const float *x, uint16_t n)
+{
+    size_t len;
+    uint16_t i;
+    uint8_t width;
+    if (!request_ok(out, type, n) || cap < BNN_PROTO_REQUEST_SIZE(n)) {
+        return 0;
+    }
+    len = put_request_head(out, type, session, seq, model_tag, decision, n);
     /* one optimistic pass for the common case, 8-bit values: pack each as a byte while it is +0.0
      * or a whole number 1..255 (bits >> 23 keeps the sign bit, so a negative value fails e <= 134) */
     for (i = 0; i < n; ++i) {
@@ -502,18 +516,10 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
     uint16_t i;
     uint8_t width;
     frame_writer w;
-    if (out == NULL || (type != BNN_MSG_DEFER && type != BNN_MSG_REPORT) || n == 0u ||
-        n > BNN_PROTO_MAX_FEATURES || cap < BNN_PROTO_FRAME_SIZE(n)) {
+    if (!request_ok(out, type, n) || cap < BNN_PROTO_FRAME_SIZE(n)) {
         return 0;
     }
-    hl = put_header(head, type, session, seq);
-    put_u32(head + hl, model_tag);
-    hl += 4u;
-    if (type == BNN_MSG_REPORT) {
-        head[hl++] = decision;
-    }
-    put_u16(head + hl, n);
-    hl += 2u;
+    hl = put_request_head(head, type, session, seq, model_tag, decision, n);
     head[hl++] = 1u; /* optimistic: uint8 */
     frame_begin(&w, out);
     frame_bytes(&w, head, hl, 1);
