@@ -103,8 +103,9 @@ def run_qemu(args) -> int:
         print(json.dumps(report.as_dict()))
     else:
         r = report
-        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding, {r.kernel} kernel: {r.rows} rows, "
-              f"{r.mismatches} decision mismatches, {r.score_mismatches} score mismatches vs numpy")
+        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding: {r.rows} rows, "
+              f"{r.mismatches} decision mismatches, {r.score_mismatches} score mismatches vs numpy "
+              f"({r.kernel} popcount kernel)")
         print(f"flash {r.flash_bytes} bytes (model {r.model_flash_bytes} + runtime {r.runtime_flash_bytes}), "
               f"RAM {r.ram_bytes} bytes")
         if r.instructions_per_inference is not None:
