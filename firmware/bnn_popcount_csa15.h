@@ -122,7 +122,8 @@ BNN_ALWAYS_INLINE uint32_t bnn_csa15_tail(const uint32_t *a, const uint32_t *w, 
  * (21 = 15 + 6: the whole-word MNIST first layer) goes through the 7-word unit with its seventh
  * word 0 (a constant under BNN_ROW_DISPATCH): measured on those bounds, 0.596 -> 0.535
  * instructions per binary MAC on the Cortex-M0, 0.462 -> 0.452 on rv32imc, 0.390 -> 0.373 on the
- * Cortex-M4; tails of 4 and 5 words were measured slower that way and keep the tail path.
+ * Cortex-M4; a tail of 5 words (the digits first layer) was measured slower that way, and 4 and 5
+ * keep the tail path.
  */
 #define BNN_HAVE_ROW_PLAN 1
 typedef struct {

@@ -287,6 +287,20 @@ static uint32_t float_bits(const float *p)
     return bits;
 }
 
+/* The value of the float with bits @p bits (not +0.0) if it is a whole number 1..255, else 0 (the
+ * uint8 width's test, shared by the payload and the frame builders; exact_width() draws the same
+ * line with its own test, and a hypothesis test checks that the frame agrees with the payload).
+ * bits >> 23 keeps the sign bit, so a negative value fails e <= 134; the shifts run only for e in
+ * 127..134. */
+static uint32_t whole_byte(uint32_t bits)
+{
+    uint32_t e = bits >> 23;
+    if (e - 127u > 7u || (bits << (e - 118u)) != 0u) { /* below 1, 256 or more, a fraction */
+        return 0u;
+    }
+    return ((bits << 8) | 0x80000000u) >> (158u - e);
+}
+
 /* The narrowest width that carries every feature exactly (bnnembed.link.protocol.exact_width):
  * 1 (uint8) if each is +0.0 or a whole number up to 255, 2 (int16) if each is +0.0 or a whole number
  * of magnitude up to 32767, else 4 (float32; also -0.0, NaN, infinities, fractions). Integer tests on
@@ -364,20 +378,20 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
     }
     len = put_request_head(out, type, session, seq, model_tag, decision, n);
     /* one optimistic pass for the common case, 8-bit values: pack each as a byte while it is +0.0
-     * or a whole number 1..255 (bits >> 23 keeps the sign bit, so a negative value fails e <= 134) */
+     * or a whole number 1..255 (whole_byte()) */
     for (i = 0; i < n; ++i) {
         uint32_t bits;
-        uint32_t e;
+        uint32_t b;
         bits = float_bits(&x[i]);
         if (bits == 0u) {
             out[len + 1u + i] = 0u;
             continue;
         }
-        e = bits >> 23;
-        if (e < 127u || e > 134u || (bits & ((1u << (150u - e)) - 1u)) != 0u) {
+        b = whole_byte(bits);
+        if (b == 0u) {
             break;
         }
-        out[len + 1u + i] = (uint8_t)(((bits & 0x7FFFFFu) | 0x800000u) >> (150u - e));
+        out[len + 1u + i] = (uint8_t)b;
     }
     width = i == n ? 1u : exact_width(x, n);
     out[len++] = width;
@@ -475,7 +489,6 @@ static uint16_t frame_uint8_features(frame_writer *w, const float *x, uint16_t n
     const float *end = x + n;
     while (xi != end) {
         uint32_t bits;
-        uint32_t e;
         uint32_t b;
         bits = float_bits(xi);
         while (bits == 0u) { /* a run of +0.0: each ends a block (its code: the distance) */
@@ -487,11 +500,10 @@ static uint16_t frame_uint8_features(frame_writer *w, const float *x, uint16_t n
             }
             bits = float_bits(xi);
         }
-        e = bits >> 23; /* keeps the sign bit: a negative value fails e <= 134 */
-        if (e - 127u > 7u || (bits << (e - 118u)) != 0u) { /* below 1, 256 or more, a fraction */
+        b = whole_byte(bits);
+        if (b == 0u) { /* not a whole number 1..255 */
             break;
         }
-        b = ((bits << 8) | 0x80000000u) >> (158u - e);
         crc = crc32_update(crc, b);
         *p++ = (uint8_t)b;
         if (p - code_p == 0xFF) { /* a full block */
