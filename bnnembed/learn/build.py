@@ -152,12 +152,10 @@ def distillation_set(ds: Dataset, cfg: BuildConfig, parts: dict, d: _Dnn, extra_
         note = (f"left out the {trimmed} least informative input bit(s), so the {encoder.n_bits} input bits "
                 "fill whole 32-bit words")
         if unread:
-            names = ", ".join(ds.feature_names[c] for c in unread[:8]) + (" ..." if len(unread) > 8 else "")
-            note += f"; {len(unread)} feature(s) lost their only bit and are not read: {names}"
+            note += f"; {len(unread)} feature(s) lost their only bit and are not read: {ds.some_names(unread)}"
         notes.append(note)
     if dropped:
-        notes.append(f"dropped {len(dropped)} constant feature(s): "
-                     + ", ".join(ds.feature_names[c] for c in dropped[:8]) + (" ..." if len(dropped) > 8 else ""))
+        notes.append(f"dropped {len(dropped)} constant feature(s): {ds.some_names(dropped)}")
     rng = np.random.default_rng(cfg.seed)
     copies = cfg.augment if cfg.augment is not None else auto_augment(len(tr.X))
     X_aug = augment_inputs(tr.X, copies, rng, ds.image_shape)
@@ -307,8 +305,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
     if cfg.flash_budget is not None and cfg.features is None:  # refuse a budget too small before writing anything
-        design_hidden(cfg, fit_packed_thermometer(parts["train"].X, cfg.bits_per_feature
-                                       or auto_bits_per_feature(ds.X.shape[1]))[0])
+        k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
+        design_hidden(cfg, fit_packed_thermometer(parts["train"].X, k_bits)[0])
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
     if cfg.features is not None:

@@ -51,6 +51,10 @@ class Dataset:
             raise BnnError(f"data '{self.name}' has no labels; this step needs them")
         return np.isin(self.y, np.array(self.positive, dtype=self.y.dtype))
 
+    def some_names(self, columns, limit: int = 8) -> str:
+        """The names of the first ``limit`` of ``columns``, for a one-line note."""
+        return ", ".join(self.feature_names[c] for c in columns[:limit]) + (" ..." if len(columns) > limit else "")
+
     def subset(self, idx: np.ndarray) -> "Dataset":
         return Dataset(
             self.name,
