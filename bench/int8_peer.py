@@ -56,6 +56,7 @@ from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.learn.distill import augment_inputs, domain_inputs  # noqa: E402
 from bnnembed.learn.metrics import decision_metrics  # noqa: E402
 from bnnembed.model.intmodel import Decision, bound_scores  # noqa: E402
+from bnnembed.render.c import decision_macs  # noqa: E402
 
 MACHINES = ("mps2-an386", "microbit")  # Cortex-M4, Cortex-M0
 
@@ -237,7 +238,7 @@ def run(args) -> dict:
                 for k, b in bits.items()}
     b_centers = median_centers(b_scores["train"], art.upper.score_range)
     bounds = {"shape": [list(art.upper.shape), list(art.lower.shape)],
-              "binary_macs": int(sum(l.n_in * l.n_out for net in (art.upper, art.lower) for l in net.layers)),
+              "design": art.model.design, "binary_macs": decision_macs(art.upper, art.lower),
               "at_alpha": {}}
     for a in alphas:
         r = calibrated(b_scores, b_centers, a, delta)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.render.c import PopcountStrategy, binary_macs
+from bnnembed.render.c import PopcountStrategy, decision_macs
 from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_scores, combine
 from bnnembed.device.elf import elf_symbols
@@ -372,8 +372,9 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
     res = {"artifact": Path(art_dir).name, "model_hash": art.model_hash,
            "data": data.split(":")[0],
            "bounds": [list(b.shape) for b in (art.upper, art.lower)],
-           "binary_macs": binary_macs(art.upper) + binary_macs(art.lower),
-           "hidden_macs": binary_macs(art.upper, True) + binary_macs(art.lower, True),
+           "design": art.model.design,
+           "binary_macs": decision_macs(art.upper, art.lower),
+           "hidden_macs": decision_macs(art.upper, art.lower, hidden_only=True),
            "dnn_layers": None, "device": {}, "dnn_device": {}, "device_rows": n_dev,
            "artifact_note": art.manifest.get("notes")}
     layers = dnn_layers(art)
@@ -455,7 +456,7 @@ def markdown(results: dict) -> str:
     for name, w in results["workloads"].items():
         out += [f"## {name}: bounds {' / '.join('-'.join(map(str, s)) for s in w['bounds'])}, "
                 f"DNN {'-'.join(map(str, w['dnn_layers']))}", "",
-                f"{w['binary_macs']} binary MACs per decision (both bounds), {w['dnn_macs']} DNN MACs; "
+                f"{w['binary_macs']} binary MACs per decision ({w.get('design', 'pair')}), {w['dnn_macs']} DNN MACs; "
                 f"int8 model agrees with the DNN on {w['int8_host_agreement']:.4f} of all rows (host emulation).", "",
                 *([f"**Note:** {w['artifact_note']}", ""] if w.get("artifact_note") else []),
                 "| machine | kernel | mismatches | bounds instr | instr / binary MAC | vs reference | "

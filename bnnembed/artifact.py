@@ -32,9 +32,11 @@ from .model.intmodel import BoundNet
 from .model.model import Model, has_masks
 
 FORMAT = "bnnembed-artifact"
-FORMAT_VERSION = 3  # the newest format read: 2: dnn.output is a convention name, dnn.input_shape,
-#                     settings; 3: bounds.npz may hold masked layers (<p>l<i>_mask)
-DENSE_FORMAT_VERSION = 2  # what an artifact without masks is written as (readers of 2 load it)
+FORMAT_VERSION = 4  # the newest format read: 2: dnn.output is a convention name, dnn.input_shape,
+#                     settings; 3: bounds.npz may hold masked layers (<p>l<i>_mask); 4: the lower
+#                     bound may take its hidden layers from the upper (lower_shared_layers)
+MASKED_FORMAT_VERSION = 3  # what a pair with masked layers is written as (readers of 3 load it)
+DENSE_FORMAT_VERSION = 2  # what a pair without masks is written as (readers of 2 load it)
 MANIFEST = "manifest.json"
 BOUNDS = "bounds.npz"
 METRICS = "metrics.json"
@@ -157,14 +159,18 @@ def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: Bound
                    lower: BoundNet) -> None:
     """Write bounds.npz and a manifest that hashes every file already in the directory.
 
-    The manifest names format 3 only when a bound has a masked layer: a reader of format 2 would
-    ignore the masks and misread the model, so it refuses the artifact ("newer than this bnnembed
-    reads"); a dense artifact stays format 2, readable by every release that reads format 2."""
+    The manifest names the oldest format that holds the model: 4 for one network read both ways
+    (its lower bound stores only its output layer), else 3 when a bound has a masked layer, else 2.
+    A reader of an older format would misread the newer layout, so it refuses the artifact
+    ("newer than this bnnembed reads"); a dense pair stays format 2, readable by every release that
+    reads format 2."""
     os.makedirs(path, exist_ok=True)
+    model = Model(encoder, upper, lower)
     with open(os.path.join(path, BOUNDS), "wb") as fh:
-        fh.write(Model(encoder, upper, lower).to_npz_bytes())
+        fh.write(model.to_npz_bytes())
     manifest = dict(manifest)
-    version = FORMAT_VERSION if has_masks(upper, lower) else DENSE_FORMAT_VERSION
+    version = (FORMAT_VERSION if model.one_network
+               else MASKED_FORMAT_VERSION if has_masks(upper, lower) else DENSE_FORMAT_VERSION)
     manifest.update(format=FORMAT, format_version=version, generator=f"bnnembed {__version__}")
     manifest["model_hash"] = sha256_file(os.path.join(path, BOUNDS))[:16]
     manifest.setdefault("files", {})

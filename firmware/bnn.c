@@ -187,20 +187,29 @@ static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint
 #undef BNN_LAYER_LOOP
 }
 
-int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,
-                        uint32_t *scratch_b, int *answers)
+/** Run a bound's hidden layers on @p bits; returns the last hidden layer's output bits (in
+ *  @p scratch_a or @p scratch_b), or @p bits for a bound without hidden layers. */
+static const uint32_t *bnn_bound_hidden(const bnn_bound_t *bound, const uint32_t *bits,
+                                        uint32_t *scratch_a, uint32_t *scratch_b)
 {
     const uint32_t *in = bits;
     uint32_t *out = scratch_a;
-    const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
     uint32_t l;
-    int32_t mismatch;
-    int32_t n_read = (int32_t)last->n_in; /* bits the last neuron reads */
     for (l = 0; l + 1u < bound->n_layers; ++l) {
         bnn_layer_forward(&bound->layers[l], in, out);
         in = out;
         out = (out == scratch_a) ? scratch_b : scratch_a;
     }
+    return in;
+}
+
+/** Score of a bound's single output neuron on its input @p in (agreement count); @p answers
+ *  receives 1 iff the neuron fires. */
+static int32_t bnn_output_score(const bnn_bound_t *bound, const uint32_t *in, int *answers)
+{
+    const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
+    int32_t mismatch;
+    int32_t n_read = (int32_t)last->n_in; /* bits the last neuron reads */
     if (last->masked) {
         const uint32_t *m = bnn_layer_mask(last);
         uint32_t i;
@@ -218,15 +227,24 @@ int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t
     return n_read - mismatch;
 }
 
+int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,
+                        uint32_t *scratch_b, int *answers)
+{
+    return bnn_output_score(bound, bnn_bound_hidden(bound, bits, scratch_a, scratch_b), answers);
+}
+
 bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
                                bnn_scores_t *scores)
 {
     int says_yes = 0;
     int says_no = 0;
-    const int32_t su = bnn_bound_score(model->upper, bits, model->scratch_a, model->scratch_b,
-                                       &says_yes);
-    const int32_t sl = bnn_bound_score(model->lower, bits, model->scratch_a, model->scratch_b,
-                                       &says_no);
+    const uint32_t *hidden = bnn_bound_hidden(model->upper, bits, model->scratch_a, model->scratch_b);
+    const int32_t su = bnn_output_score(model->upper, hidden, &says_yes);
+    int32_t sl;
+    if (!model->lower->shares_hidden) { /* a pair: the lower bound's own hidden layers */
+        hidden = bnn_bound_hidden(model->lower, bits, model->scratch_a, model->scratch_b);
+    }
+    sl = bnn_output_score(model->lower, hidden, &says_no);
     if (scores != NULL) {
         scores->upper = su;
         scores->lower = sl;

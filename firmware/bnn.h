@@ -17,6 +17,8 @@
  * - a bound's score is `n_j - popcount((a XOR w) AND m)` of its single last neuron (`n_j = n_in`
  *   and no AND when dense); the bound answers iff that neuron fires; upper answers yes, lower
  *   answers no, both or neither is UNKNOWN;
+ * - a one-network model's lower bound has the upper bound's hidden layers (same tables,
+ *   `shares_hidden = 1`) and only its own output neuron: the hidden layers run once per decision;
  * - a float feature vector with a NaN or an infinity has no thermometer code (a compare with NaN
  *   is false, which would read as "below every threshold"): bnn_decide() returns BNN_INVALID for
  *   it without encoding or running the bounds, and sets both scores to BNN_SCORE_NONE.
@@ -60,6 +62,7 @@ typedef struct {
 /** A bound: a stack of layers whose last layer has a single neuron. */
 typedef struct {
     uint8_t n_layers;             /**< number of layers */
+    uint8_t shares_hidden;        /**< lower bound: 1 = its hidden layers are the upper's (one network), run once */
     const bnn_layer_t *layers;    /**< the layers, input first */
 } bnn_bound_t;
 

@@ -11,7 +11,7 @@ import numpy as np
 from bnnembed.artifact import load_artifact, write_artifact
 from bnnembed.learn.data import load_data
 from bnnembed.model.encoding import fit_thermometer
-from bnnembed.model.intmodel import BoundNet, IntLayer, agreement_counts, layer_forward
+from bnnembed.model.intmodel import BoundNet, IntLayer, agreement_counts, bound_scores, flip_output, layer_forward
 from bnnembed.model.packing import n_words, pack_bits
 
 
@@ -49,16 +49,26 @@ def random_bound(answer: str, bits: np.ndarray, hidden: tuple[int, ...], rng,
     return BoundNet(answer, tuple(layers))
 
 
+def one_network_lower(upper: BoundNet, gap: int = 2) -> BoundNet:
+    """The lower bound of one network read both ways: the upper bound's hidden layers, its output
+    neuron flipped, answering on scores ``gap`` or more below the upper's tau (the scores between
+    are UNKNOWN)."""
+    return flip_output(upper, "no").with_tau(upper.score_range - upper.tau + gap)
+
+
 def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_feature: int = 3,
-                  seed: int = 0, mask_density: float | None = None):
+                  seed: int = 0, mask_density: float | None = None, one_network: bool = False):
     """Write and load a fixture artifact for ``source`` (a built-in data set name); with
-    ``mask_density`` every layer of both bounds is masked (:func:`random_mask`)."""
+    ``mask_density`` every layer of both bounds is masked (:func:`random_mask`); ``one_network``:
+    the lower bound is the upper read backwards (:func:`one_network_lower`)."""
     ds = load_data(source)
     rng = np.random.default_rng(seed)
     enc, _ = fit_thermometer(ds.X, bits_per_feature)
     bits = enc.encode(ds.X)
     upper = random_bound("yes", bits, hidden, rng, mask_density)
-    lower = random_bound("no", bits, hidden, rng, mask_density)
+    if one_network:  # tau one above the upper's median score: each decision gets a good share
+        upper = upper.with_tau(int(np.median(bound_scores(upper, bits))) + 1)
+    lower = one_network_lower(upper) if one_network else random_bound("no", bits, hidden, rng, mask_density)
     manifest = {
         "features": {"names": list(ds.feature_names)},
         "dataset": {"name": source, "image_shape": list(ds.image_shape) if ds.image_shape else None},

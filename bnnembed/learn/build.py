@@ -26,9 +26,9 @@ from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_
 from ..model.encoding import fit_packed_thermometer
 from ..model.model import Model
 from ..errors import BnnError
-from ..model.intmodel import Decision, bound_scores
+from ..model.intmodel import Decision, bound_scores, flip_output
 from .metrics import decision_metrics
-from .train import BoundMLP, TrainConfig, flip_output, fold_batchnorm, torch_scores, torch_threads, train_bound
+from .train import BoundMLP, TrainConfig, fold_batchnorm, torch_scores, torch_threads, train_bound
 
 
 @dataclass

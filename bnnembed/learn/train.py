@@ -359,19 +359,6 @@ def fold_batchnorm(model: BoundMLP, answer: str, tau: int | None = None) -> Boun
     return BoundNet(answer, tuple(layers))
 
 
-def flip_output(net: BoundNet, answer: str) -> BoundNet:
-    """The same network with its output neuron's weights negated: score becomes ``n - score``.
-
-    Used by the one-network baseline, whose lower bound is the upper network read backwards.
-    """
-    last = net.layers[-1]
-    bits = last.weight_bits() ^ 1
-    if last.masked:
-        bits &= last.read_bits()
-    flipped = IntLayer(last.n_in, pack_bits(bits), last.thresholds, last.mask)
-    return BoundNet(answer, net.layers[:-1] + (flipped,))
-
-
 def torch_scores(model: BoundMLP, bits: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Integer scores of the torch model in eval mode (float arithmetic, exact integers)."""
     model.eval()

@@ -163,6 +163,38 @@ class BoundNet:
         return int(sum(layer.n_read.sum() for layer in self.layers))
 
 
+def flip_output(net: BoundNet, answer: str) -> BoundNet:
+    """The same network with its output neuron's weights negated: score becomes ``n - score``.
+
+    The lower bound of one network read both ways (:func:`shares_hidden`): the same hidden
+    layers (the same objects), the upper bound's output neuron read backwards.
+    """
+    last = net.layers[-1]
+    bits = last.weight_bits() ^ 1
+    if last.masked:
+        bits &= last.read_bits()
+    flipped = IntLayer(last.n_in, pack_bits(bits), last.thresholds, last.mask)
+    return BoundNet(answer, net.layers[:-1] + (flipped,))
+
+
+def same_layer(a: IntLayer, b: IntLayer) -> bool:
+    """Do two layers compute the same function with the same tables (weights, thresholds, mask)?"""
+    if a is b:
+        return True
+    if a.n_in != b.n_in or (a.mask is None) != (b.mask is None):
+        return False
+    return (np.array_equal(a.weights, b.weights) and np.array_equal(a.thresholds, b.thresholds)
+            and (a.mask is None or np.array_equal(a.mask, b.mask)))
+
+
+def shares_hidden(upper: BoundNet, lower: BoundNet) -> bool:
+    """Are the lower bound's hidden layers the upper bound's? Then the pair is *one network* read
+    both ways (its output neuron decides yes at one threshold, a second output neuron decides no):
+    the artifact stores the hidden layers once, the C runtime stores and runs them once."""
+    return (len(upper.layers) == len(lower.layers) > 1
+            and all(same_layer(a, b) for a, b in zip(upper.layers[:-1], lower.layers[:-1])))
+
+
 # --------------------------------------------------------------------------------------------
 # numpy reference inference (bit-packed, exact)
 # --------------------------------------------------------------------------------------------

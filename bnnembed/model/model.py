@@ -18,14 +18,21 @@ from functools import cached_property
 import numpy as np
 
 from .encoding import Thermometer
-from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows
+from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows, shares_hidden
 
 
-def bound_to_arrays(net: BoundNet, prefix: str) -> dict[str, np.ndarray]:
-    """One bound as named arrays (the layout of bounds.npz, docs/artifact.md)."""
+def bound_to_arrays(net: BoundNet, prefix: str, shared_layers: int = 0) -> dict[str, np.ndarray]:
+    """One bound as named arrays (the layout of bounds.npz, docs/artifact.md). Its first
+    ``shared_layers`` layers are the upper bound's (one network read both ways): they are not
+    written again, ``<p>shared_layers`` says how many (absent when 0, so a pair's file is byte for
+    byte what it was before one-network artifacts existed)."""
     arrays = {f"{prefix}n_layers": np.array(len(net.layers), np.int32),
               f"{prefix}answer": np.array(net.answer)}
+    if shared_layers:
+        arrays[f"{prefix}shared_layers"] = np.array(shared_layers, np.int32)
     for i, layer in enumerate(net.layers):
+        if i < shared_layers:
+            continue
         arrays[f"{prefix}l{i}_n_in"] = np.array(layer.n_in, np.int32)
         arrays[f"{prefix}l{i}_weights"] = layer.weights
         arrays[f"{prefix}l{i}_thresholds"] = layer.thresholds
@@ -39,13 +46,17 @@ def has_masks(*nets: BoundNet) -> bool:
     return any(layer.mask is not None for net in nets for layer in net.layers)
 
 
-def bound_from_arrays(arrays, prefix: str) -> BoundNet:
+def bound_from_arrays(arrays, prefix: str, base: BoundNet | None = None) -> BoundNet:
+    """The bound stored under ``prefix``; its ``<p>shared_layers`` leading layers are ``base``'s."""
     n_layers = int(arrays[f"{prefix}n_layers"])
-    layers = tuple(
+    shared = int(arrays[f"{prefix}shared_layers"]) if f"{prefix}shared_layers" in arrays else 0
+    if shared and (base is None or not 0 < shared < n_layers or shared >= len(base.layers)):
+        raise ValueError(f"{prefix}shared_layers = {shared} does not fit the bounds")
+    layers = (tuple(base.layers[:shared]) if shared else ()) + tuple(
         IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
                  arrays[f"{prefix}l{i}_thresholds"],
                  arrays[f"{prefix}l{i}_mask"] if f"{prefix}l{i}_mask" in arrays else None)
-        for i in range(n_layers)
+        for i in range(shared, n_layers)
     )
     return BoundNet(str(arrays[f"{prefix}answer"]), layers)
 
@@ -82,9 +93,21 @@ class Model:
 
     # -- serialisation (the artifact's bounds.npz)
 
+    @cached_property
+    def one_network(self) -> bool:
+        """Is this one network read both ways (the lower bound's hidden layers are the upper's,
+        :func:`~bnnembed.model.intmodel.shares_hidden`) rather than a pair of networks?"""
+        return shares_hidden(self.upper, self.lower)
+
+    @property
+    def design(self) -> str:
+        """``"one network"`` or ``"pair"``: how the artifact's manifest and the reports name it."""
+        return "one network" if self.one_network else "pair"
+
     def to_arrays(self) -> dict[str, np.ndarray]:
+        shared = len(self.lower.layers) - 1 if self.one_network else 0
         return {**self.encoder.to_arrays(), **bound_to_arrays(self.upper, "upper_"),
-                **bound_to_arrays(self.lower, "lower_")}
+                **bound_to_arrays(self.lower, "lower_", shared)}
 
     def to_npz_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -93,8 +116,9 @@ class Model:
 
     @classmethod
     def from_arrays(cls, arrays, feature_names=(), positive=()) -> "Model":
-        return cls(Thermometer.from_arrays(arrays), bound_from_arrays(arrays, "upper_"),
-                   bound_from_arrays(arrays, "lower_"), tuple(feature_names), tuple(positive))
+        upper = bound_from_arrays(arrays, "upper_")
+        return cls(Thermometer.from_arrays(arrays), upper, bound_from_arrays(arrays, "lower_", upper),
+                   tuple(feature_names), tuple(positive))
 
     @cached_property
     def model_hash(self) -> str:

@@ -31,7 +31,7 @@ from .._enum import CodeEnum
 from .._resources import resource_dir
 from ..errors import BnnError
 from ..model.encoding import Thermometer
-from ..model.intmodel import BoundNet
+from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
 from .footprint import hidden_words, model_footprint
 from .quantize import Encoding, column_shifts, int16_scales
@@ -106,6 +106,13 @@ def binary_macs(net: BoundNet, hidden_only: bool = False) -> int:
     return int(sum(layer.n_in * layer.n_out for layer in layers))
 
 
+def decision_macs(upper: BoundNet, lower: BoundNet, hidden_only: bool = False) -> int:
+    """Binary MACs of one decision: both bounds, hidden layers counted once for one network read
+    both ways (the runtime runs them once)."""
+    lower_macs = binary_macs(lower, hidden_only) - (binary_macs(lower, True) if shares_hidden(upper, lower) else 0)
+    return binary_macs(upper, hidden_only) + lower_macs
+
+
 def _shape_text(net: BoundNet) -> str:
     return " -> ".join(str(s) for s in net.shape)
 
@@ -152,11 +159,15 @@ def banner_lines(model, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
         f"input: {enc.n_features} features ({enc.n_kept} kept) -> {enc.n_bits} thermometer bits, "
         f"{encoding.value} encoding",
         f"upper bound (answers yes): {_shape_text(model.upper)}, tau = {model.upper.tau}",
-        f"lower bound (answers no): {_shape_text(model.lower)}, tau = {model.lower.tau}",
+        f"lower bound (answers no): {_shape_text(model.lower)}, tau = {model.lower.tau}"
+        + (" (one network: the upper bound's hidden layers, its own output neuron)"
+           if shares_hidden(model.upper, model.lower) else ""),
     ]
 
 
-def _bound_context(net: BoundNet, name: str) -> dict:
+def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None) -> dict:
+    """The template context of one bound; ``hidden_of`` names the bound whose hidden-layer tables
+    this one's hidden layers use (one network read both ways: they are not laid out twice)."""
     layers = []
     for i, layer in enumerate(net.layers):
         mm = max_mismatch(layer.thresholds, layer.n_in)
@@ -170,9 +181,11 @@ def _bound_context(net: BoundNet, name: str) -> dict:
             {"index": j, "n_read": int(n_read[j]), "lines": _words_lines(layer.mask[j])}
             for j in range(layer.n_out)
         ]
+        shared = hidden_of is not None and i < len(net.layers) - 1
         layers.append({
             "index": i,
-            "name": f"bnn_{name}_l{i}",
+            "name": f"bnn_{hidden_of if shared else name}_l{i}",
+            "shared": shared,
             "n_in": layer.n_in,
             "n_out": layer.n_out,
             "n_words": n_words(layer.n_in),
@@ -196,7 +209,8 @@ def _bound_context(net: BoundNet, name: str) -> dict:
         "score_range": net.score_range,
         "layers": layers,
         "n_layers": len(layers),
-        "macs": binary_macs(net),
+        "macs": binary_macs(net, hidden_only=False) - (binary_macs(net, True) if hidden_of else 0),
+        "hidden_of": hidden_of,
     }
 
 
@@ -250,11 +264,12 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
         "encoding": encoding.value,
         "float_encoding": encoding is Encoding.FLOAT,
         "encoder": _encoder_context(model, encoding),
-        "bounds": [_bound_context(upper, "upper"), _bound_context(lower, "lower")],
+        "bounds": [_bound_context(upper, "upper"),
+                   _bound_context(lower, "lower", "upper" if shares_hidden(upper, lower) else None)],
         "input_words": n_words(enc.n_bits),
         "hidden_words": hidden_words(upper, lower),
-        "binary_macs": binary_macs(upper) + binary_macs(lower),
-        "hidden_macs": binary_macs(upper, True) + binary_macs(lower, True),
+        "binary_macs": decision_macs(upper, lower),
+        "hidden_macs": decision_macs(upper, lower, hidden_only=True),
         "flash_bytes": fp.flash_bytes,
         "ram_bytes": fp.ram_bytes,
     }

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..model.encoding import Thermometer
-from ..model.intmodel import BoundNet
+from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
 from .quantize import Encoding
 
@@ -30,7 +30,7 @@ STRUCT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "bnn_layer_t": (("n_in", "uint16_t"), ("n_out", "uint16_t"), ("n_words", "uint16_t"),
                     ("masked", "uint16_t"), ("weights", "const uint32_t *"),
                     ("max_mismatch", "const int16_t *")),
-    "bnn_bound_t": (("n_layers", "uint8_t"), ("layers", "const bnn_layer_t *")),
+    "bnn_bound_t": (("n_layers", "uint8_t"), ("shares_hidden", "uint8_t"), ("layers", "const bnn_layer_t *")),
     "bnn_encoder_t": (("n_features", "uint16_t"), ("n_kept", "uint16_t"), ("n_bits", "uint16_t"),
                       ("feature_index", "const uint16_t *"), ("offsets", "const uint16_t *"),
                       ("thresholds", "const float *"), ("thresholds_q", "const int16_t *"),
@@ -89,10 +89,14 @@ def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
     else:
         flash += 2 * encoder.n_bits + encoder.n_features  # bnn_thresholds_q, bnn_feature_shift
     flash += sizeof["bnn_encoder_t"]
+    shared = shares_hidden(upper, lower)
     for net in (upper, lower):
-        for layer in net.layers:  # weights (and the mask rows after them), max_mismatch, the struct
+        for i, layer in enumerate(net.layers):  # weights (and the mask rows after them), max_mismatch, the struct
+            flash += sizeof["bnn_layer_t"]
+            if net is lower and shared and i < len(net.layers) - 1:
+                continue  # one network: the lower bound's hidden layers point at the upper's tables
             words = layer.weights.size * (2 if layer.mask is not None else 1)
-            flash += 4 * words + 2 * layer.n_out + sizeof["bnn_layer_t"]
+            flash += 4 * words + 2 * layer.n_out
         flash += sizeof["bnn_bound_t"]
     flash += sizeof["bnn_model_t"]
     ram = 4 * (n_words(encoder.n_bits) + 2 * hidden_words(upper, lower))  # input_bits, scratch_a/b

@@ -97,8 +97,11 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
     }
     assert len(enc.thresholds) == enc.n_bits
     hidden = [1]
+    shared = art.model.one_network  # the lower bound's hidden layers are the upper's tables
     for name, net in (("upper", art.upper), ("lower", art.lower)):
         for i, layer in enumerate(net.layers):
+            if shared and name == "lower" and i < len(net.layers) - 1:
+                continue
             words = -(-layer.n_in // 32)
             assert layer.weights.shape == (layer.n_out, words) and layer.weights.dtype == np.uint32
             assert layer.thresholds.shape == (layer.n_out,)
@@ -108,7 +111,7 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
             if i < len(net.layers) - 1:
                 hidden.append(-(-layer.n_out // 32))
         flash[f"bnn_{name}_layers"] = len(net.layers) * _struct_size([u16, u16, u16, u16, ("p", 0), ("p", 0)], ptr)
-        flash[f"bnn_{name}"] = _struct_size([(1, 1), ("p", 0)], ptr)  # bnn_bound_t
+        flash[f"bnn_{name}"] = _struct_size([(1, 1), (1, 1), ("p", 0)], ptr)  # bnn_bound_t
     ram = {"bnn_input_bits": 4 * -(-enc.n_bits // 32), "bnn_scratch_a": 4 * max(hidden),
            "bnn_scratch_b": 4 * max(hidden)}
     return flash, ram
@@ -184,6 +187,40 @@ def test_masked_bit_exact_on_every_machine(masked_arts, machine, tmp_path):
         assert rep.rows == ROWS and rep.mismatches == 0 and rep.score_mismatches == 0
         assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0
         _check_footprint(art, m, rep, work)
+
+
+@pytest.fixture(scope="module")
+def one_network_arts(tmp_path_factory):
+    """Fixtures of one network read both ways (the lower bound takes the upper's hidden layers),
+    dense and with every layer masked."""
+    return {
+        "digits": make_artifact(tmp_path_factory.mktemp("digits_one"), "digits", one_network=True),
+        "breast_cancer": make_artifact(tmp_path_factory.mktemp("bc_one"), "breast_cancer", bits_per_feature=6,
+                                       mask_density=0.5, one_network=True),
+    }
+
+
+@pytest.mark.parametrize("machine", qemu_machines())
+def test_one_network_bit_exact_on_every_machine(one_network_arts, arts, machine, tmp_path):
+    """One network read both ways: every decision and both scores equal numpy on every machine;
+    the hidden tables are laid out once (sizes to the byte) and run once (the binary MACs and the
+    instructions of a decision are those of one network plus an output neuron, not of a pair)."""
+    m = need_machine(machine)
+    for source, art in one_network_arts.items():
+        assert art.model.one_network and art.manifest["format_version"] == 4
+        work = tmp_path / source
+        rep = check_against_numpy(art, machine, rows_for(art, source, ROWS), workdir=str(work))
+        assert rep.rows == ROWS and rep.mismatches == 0 and rep.score_mismatches == 0
+        assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0
+        _check_footprint(art, m, rep, work)
+        hidden = sum(layer.n_in * layer.n_out for layer in art.upper.layers[:-1])
+        assert rep.binary_macs == hidden + 2 * art.upper.layers[-1].n_in
+    # the same upper bound with its own lower network costs about twice the instructions
+    pair = check_against_numpy(arts["digits"], machine, rows_for(arts["digits"], "digits", 50),
+                               workdir=str(tmp_path / "pair"))
+    one = check_against_numpy(one_network_arts["digits"], machine, rows_for(arts["digits"], "digits", 50),
+                              workdir=str(tmp_path / "one"))
+    assert one.bounds_instructions < 0.6 * pair.bounds_instructions
 
 
 @pytest.mark.parametrize("source", ["digits", "breast_cancer"])

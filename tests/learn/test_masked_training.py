@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bnnembed.learn.train import (MaskedBinaryDense, TrainConfig, flip_output, fold_batchnorm, torch_hidden_bits,
+from bnnembed.learn.train import (MaskedBinaryDense, TrainConfig, fold_batchnorm, torch_hidden_bits,
                                   torch_scores, train_bound)
-from bnnembed.model.intmodel import bound_scores, forward_trace
+from bnnembed.model.intmodel import bound_scores, flip_output, forward_trace
 
 
 def _data(rng, n=1500, n_bits=40):

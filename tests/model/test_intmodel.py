@@ -6,7 +6,8 @@ import torch
 
 from bnnembed.model.intmodel import BoundNet, Decision, IntLayer, bound_scores, combine, decide, forward_trace
 from bnnembed.model.packing import pack_bits
-from bnnembed.learn.train import TrainConfig, flip_output, fold_batchnorm, torch_hidden_bits, torch_scores, train_bound
+from bnnembed.learn.train import TrainConfig, fold_batchnorm, torch_hidden_bits, torch_scores, train_bound
+from bnnembed.model.intmodel import flip_output
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from bnnembed.artifact import DENSE_FORMAT_VERSION, FORMAT_VERSION, load_artifact, write_artifact
+from bnnembed.artifact import DENSE_FORMAT_VERSION, MASKED_FORMAT_VERSION, load_artifact, write_artifact
 from bnnembed.errors import ArtifactError
 from bnnembed.model.encoding import fit_thermometer
 from bnnembed.model.intervals import LevelBoxes
@@ -116,7 +116,7 @@ def test_serialisation_round_trip_and_format(tmp_path):
     d = str(tmp_path / "masked")
     write_artifact(d, {"features": {"names": ["a", "b", "c", "d"]}}, enc, up, lo)
     art = load_artifact(d)
-    assert art.manifest["format_version"] == FORMAT_VERSION == 3
+    assert art.manifest["format_version"] == MASKED_FORMAT_VERSION == 3
     assert art.model_hash == model.model_hash
     np.testing.assert_array_equal(art.decide(X), model.decide(X))
     import bnnembed.artifact as artifact_mod

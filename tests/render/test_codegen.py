@@ -308,7 +308,9 @@ def test_cross_compile_strict_without_popcountsi2(digits_art, tmp_path, core):
 GOLDEN = TEST_FILES / "firmware"
 
 
-def tiny_artifact():
+def tiny_artifact(pair: bool = False):
+    """3 features -> 3 bits -> 2 -> 1. The lower bound shares the upper's hidden layer (one network,
+    two output neurons) unless ``pair``, where its hidden layer is its own."""
     from bnnembed.artifact import Artifact
     from bnnembed.model.encoding import Thermometer
     from bnnembed.model.intmodel import BoundNet, IntLayer
@@ -318,18 +320,22 @@ def tiny_artifact():
                       np.array([0.5, 1.25, -3.0], np.float32))
     hidden = IntLayer(3, pack_bits(np.array([[1, 0, 0], [0, 1, 1]])), np.array([2, 1], np.int32))
     up = BoundNet("yes", (hidden, IntLayer(2, pack_bits(np.array([[0, 1]])), np.array([2], np.int32))))
-    lo = BoundNet("no", (hidden, IntLayer(2, pack_bits(np.array([[1, 0]])), np.array([1], np.int32))))
+    lo_hidden = IntLayer(3, pack_bits(np.array([[0, 1, 0], [1, 1, 0]])), np.array([1, 2], np.int32)) if pair else hidden
+    lo = BoundNet("no", (lo_hidden, IntLayer(2, pack_bits(np.array([[1, 0]])), np.array([1], np.int32))))
     manifest = {"model_hash": "0123456789abcdef", "features": {"names": ["alpha", "unused", "gamma */ beta"]}}
     return Artifact("", manifest, enc, up, lo)
 
 
-@pytest.mark.parametrize("name", ["bnn_model.h", "bnn_model.c", "platformio.ini", "main.c"])
+@pytest.mark.parametrize("name", ["bnn_model.h", "bnn_model.c", "platformio.ini", "main.c", "bnn_model_pair.c"])
 def test_golden_files(name):
-    """Set BNNEMBED_UPDATE_GOLDEN=1 to rewrite tests/golden/firmware/ after an intended change."""
+    """Set BNNEMBED_UPDATE_GOLDEN=1 to rewrite tests/golden/firmware/ after an intended change.
+    ``bnn_model_pair.c`` is the model of a pair (each bound its own hidden layer), the others of one
+    network read both ways."""
     import os
 
-    files = render_board_project(tiny_artifact(), get_board("nucleo_f401re"))
+    files = render_board_project(tiny_artifact(pair=name == "bnn_model_pair.c"), get_board("nucleo_f401re"))
     text = {"bnn_model.h": files["src/bnn_model.h"], "bnn_model.c": files["src/bnn_model.c"],
+            "bnn_model_pair.c": files["src/bnn_model.c"],
             "platformio.ini": files["platformio.ini"], "main.c": files["src/main.c"]}[name]
     text = text.replace(__version__, "<version>")
     path = GOLDEN / name

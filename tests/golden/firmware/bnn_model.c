@@ -4,7 +4,7 @@
  * model hash: 0123456789abcdef
  * input: 3 features (2 kept) -> 3 thermometer bits, float encoding
  * upper bound (answers yes): 3 -> 2 -> 1, tau = 2
- * lower bound (answers no): 3 -> 2 -> 1, tau = 1
+ * lower bound (answers no): 3 -> 2 -> 1, tau = 1 (one network: the upper bound's hidden layers, its own output neuron)
  */
 #include "bnn_model.h"
 
@@ -82,21 +82,10 @@ static const bnn_layer_t bnn_upper_layers[2] = {
 static const bnn_bound_t bnn_upper = {.n_layers = 2, .layers = bnn_upper_layers};
 
 /* ------------------------------------------------------------------------------------------
- * lower bound (answers no): 3 -> 2 -> 1, tau = 1, 8 binary MACs
+ * lower bound (answers no): 3 -> 2 -> 1, tau = 1, 2 binary MACs
+ * one network read both ways: the hidden layers are the upper bound's tables (run once per
+ * decision, shares_hidden = 1); only the output neuron is this bound's own
  * ------------------------------------------------------------------------------------------ */
-
-/* lower layer 0: 3 -> 2; 1 words per row, bit 1 = -1 */
-static const uint32_t bnn_lower_l0_weights[2 * 1] = {
-    /* neuron 0 */
-    0x00000001u,
-    /* neuron 1 */
-    0x00000006u,
-};
-
-/* lower layer 0: neuron fires iff popcount(a XOR w) <= n_in - T (T in 1..2) */
-static const int16_t bnn_lower_l0_max_mismatch[2] = {
-    1, 2,
-};
 
 /* lower layer 1: 2 -> 1 (output: the score); 1 words per row, bit 1 = -1 */
 static const uint32_t bnn_lower_l1_weights[1 * 1] = {
@@ -110,13 +99,13 @@ static const int16_t bnn_lower_l1_max_mismatch[1] = {
 };
 
 static const bnn_layer_t bnn_lower_layers[2] = {
-    {.n_in = 3, .n_out = 2, .n_words = 1, .weights = bnn_lower_l0_weights,
-     .max_mismatch = bnn_lower_l0_max_mismatch},
+    {.n_in = 3, .n_out = 2, .n_words = 1, .weights = bnn_upper_l0_weights,
+     .max_mismatch = bnn_upper_l0_max_mismatch},
     {.n_in = 2, .n_out = 1, .n_words = 1, .weights = bnn_lower_l1_weights,
      .max_mismatch = bnn_lower_l1_max_mismatch},
 };
 
-static const bnn_bound_t bnn_lower = {.n_layers = 2, .layers = bnn_lower_layers};
+static const bnn_bound_t bnn_lower = {.n_layers = 2, .shares_hidden = 1, .layers = bnn_lower_layers};
 
 /* ------------------------------------------------------------------------------------------
  * Static scratch memory, sized for this model (12 bytes)

@@ -4,7 +4,7 @@
  * model hash: 0123456789abcdef
  * input: 3 features (2 kept) -> 3 thermometer bits, float encoding
  * upper bound (answers yes): 3 -> 2 -> 1, tau = 2
- * lower bound (answers no): 3 -> 2 -> 1, tau = 1
+ * lower bound (answers no): 3 -> 2 -> 1, tau = 1 (one network: the upper bound's hidden layers, its own output neuron)
  */
 #ifndef BNN_MODEL_H
 #define BNN_MODEL_H
@@ -33,11 +33,11 @@ extern "C" {
 #define BNN_LOWER_N_LAYERS 2
 #define BNN_LOWER_TAU 1           /**< answers no iff score >= tau */
 #define BNN_LOWER_SCORE_MAX 2
-#define BNN_BINARY_MACS 16       /**< binary MACs of one decision (both bounds) */
-#define BNN_HIDDEN_MACS 12       /**< of which in the hidden layers */
+#define BNN_BINARY_MACS 10       /**< binary MACs of one decision (both bounds, shared hidden layers once) */
+#define BNN_HIDDEN_MACS 6       /**< of which in the hidden layers */
 
 /* memory of the generated tables and buffers (runtime code not included) */
-#define BNN_MODEL_FLASH_BYTES 190
+#define BNN_MODEL_FLASH_BYTES 178
 #define BNN_MODEL_RAM_BYTES 12
 
 /** The generated model: pass to bnn_decide() / bnn_decide_q16(). */
