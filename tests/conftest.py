@@ -31,8 +31,15 @@ def bc_artifact(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def digits_artifact(tmp_path_factory) -> str:
-    """A small digits artifact, positive = 0 (64-32 hidden, 6 epochs)."""
-    return _build(tmp_path_factory, "digits", "digits")
+    """A small digits artifact, positive = 0: a pair of 64-32 bounds, 6 epochs."""
+    return _build(tmp_path_factory, "digits", "digits", design="pair")
+
+
+@pytest.fixture(scope="session")
+def digits_one_artifact(tmp_path_factory) -> str:
+    """A small digits artifact, positive = 5..9: one 64-32 network read both ways (the images'
+    default design), 6 epochs."""
+    return _build(tmp_path_factory, "digits_one", "digits", positive="5,6,7,8,9", design="one")
 
 
 @pytest.fixture(scope="session")

@@ -64,8 +64,14 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     p.add_argument("--bits-per-feature", type=count(1), default=None, metavar="K",
                    help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
+    p.add_argument("--design", choices=["pair", "one"], default=None,
+                   help="pair: two networks, one trained to answer yes and one to answer no; one: one network read "
+                        "both ways (its hidden layers stored and run once, each side its own calibrated threshold). "
+                        "At equal flash one network covered more on images, the pair on tables, so the default is "
+                        "one for images and pair for tables (see docs/coverage.md)")
     p.add_argument("--hidden", type=widths, default=None, metavar="W,W",
-                   help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256; "
+                   help="hidden binary layer widths (default: a pair 64,32 up to 512 input bits, else 256,256; one "
+                        "network the widest of the same flash in whole words, e.g. 416,416 for MNIST; "
                         "smaller bounds have much faster exact explanations)")
     p.add_argument("--flash-budget", type=count(1), default=None, metavar="BYTES",
                    help="choose the widest hidden layers whose model tables (both bounds and the encoder) fit "
@@ -93,7 +99,8 @@ def register(sub) -> None:
                    help="also distil on N points drawn uniformly from the training rows' feature box, so "
                         "the bounds stay right far from the data (for 'certify --domain'; default 0)")
     p.add_argument("--asymmetry", type=float, default=4.0,
-                   help="cost of a wrong answer relative to a missed one in training (default 4)")
+                   help="cost of a wrong answer relative to a missed one in training a pair (default 4; one network "
+                        "is trained symmetrically)")
     p.add_argument("--cal-fraction", type=fraction, default=0.25, help="calibration share of the rows (default 0.25)")
     p.add_argument("--test-fraction", type=fraction, default=0.25, help="test share of the rows (default 0.25)")
     p.add_argument("--dnn-output", choices=["logit", "probability", "classes"], default=None,
@@ -101,7 +108,7 @@ def register(sub) -> None:
                         "or class scores (yes iff the argmax is a --positive class). Default: classes for "
                         "several columns; for one, probability if the graph ends in Sigmoid or every output "
                         "on the data is in [0, 1], else logit. Recorded in the artifact")
-    p.add_argument("--no-baseline", action="store_true", help="skip the one-network baseline")
+    p.add_argument("--no-baseline", action="store_true", help="skip the one-network baseline a pair is compared with")
     p.add_argument("--no-cnf", action="store_true",
                    help="skip exporting the bounds' CNF (DIMACS) into the workspace (explanations do not need it)")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
@@ -153,9 +160,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
 
-def format_table(m: dict) -> str:
-    """Short human table of a build's metrics (two networks vs the one-network baseline)."""
-    rows = [("two networks", m)]
+def format_table(m: dict, design: str = "pair") -> str:
+    """Short human table of a build's metrics (the design's bounds; a pair beside its one-network
+    baseline)."""
+    from ..learn.bounds import design_label
+
+    rows = [(design_label(design), m)]
     if m.get("baseline"):
         rows.append(("one network", m["baseline"]))
     head = f"{'variant':<14}{'coverage':>9}{'yes':>8}{'no':>8}{'decided':>9}{'disagree':>9}{'rate':>8}{'bound':>8}"
@@ -178,7 +188,7 @@ def run_build(args) -> int:
                       cal_fraction=args.cal_fraction, test_fraction=args.test_fraction,
                       baseline=not args.no_baseline, dnn_output=args.dnn_output, features=args.features,
                       stability=args.stability, mask_first_layer=args.mask_first_layer,
-                      distill_margin=args.distill_margin, flash_budget=args.flash_budget)
+                      distill_margin=args.distill_margin, flash_budget=args.flash_budget, design=args.design)
     if args.flash_budget is not None and args.hidden is not None:
         raise BnnError("give --hidden or --flash-budget, not both: the budget chooses the hidden widths")
     if not 0 <= args.mask_first_layer < 1:
@@ -203,7 +213,7 @@ def run_build(args) -> int:
           f"calibration {s['calibration']}, test {s['test']}; DNN test accuracy {_pct(m['dnn_accuracy']).strip()}")
     print(f"test split, against the DNN, alpha={m['alpha']:g} delta={m['delta']:g} "
           f"(bound = one-sided {1 - m['delta']:.0%} Clopper-Pearson on decided inputs):")
-    print(format_table(m))
+    print(format_table(m, m["model"]["design"]))
     for note in res.notes:
         print(f"note: {note}")
     print(f"artifact written to {args.out} in {m['build_seconds']} s")
@@ -224,7 +234,7 @@ def run_eval(args) -> int:
         print(json.dumps({**m, **({"certification": cert} if cert else {})}, indent=2))
         return 0
     print(f"{ds.name}: {m['rows']} rows, against the DNN (delta={m['delta']:g}):")
-    print(format_table({**m, "baseline": None}))
+    print(format_table({**m, "baseline": None}, "one" if art.model.one_network else "pair"))
     print(f"cascade (bounds, DNN for unknowns) agrees with the DNN on {_pct(m['cascade_agreement']).strip()}")
     from ..logic.certify.report import certification_block, certification_lines
 

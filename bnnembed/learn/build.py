@@ -7,7 +7,6 @@ Orchestration only; each stage lives in its own module. ``build_artifact`` is wh
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -17,18 +16,17 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .config import (BuildConfig, auto_augment, auto_bits_per_feature, auto_distill_margin, auto_epochs, auto_hidden,
-                     design_hidden)
-from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
+from .bounds import baseline_result, calibrate_bounds, tables_bytes, train_bounds
+from .config import (DESIGNS, BuildConfig, auto_augment, auto_bits_per_feature, auto_design, auto_distill_margin,
+                     auto_epochs, auto_hidden, design_hidden)
 from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
 from ..model.encoding import fit_packed_thermometer
 from ..model.model import Model
 from ..errors import BnnError
-from ..model.intmodel import Decision, bound_scores, flip_output
-from .metrics import decision_metrics
-from .train import BoundMLP, TrainConfig, fold_batchnorm, torch_scores, torch_threads, train_bound
+from ..model.intmodel import Decision
+from .train import torch_threads
 
 
 @dataclass
@@ -65,12 +63,6 @@ def _check_trainable(ds: Dataset) -> None:
         )
     if ds.n_rows < 40:
         raise BnnError(f"{ds.name}: {ds.n_rows} rows are too few to train, calibrate and test (need >= 40)")
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, leave=False)
 
 
 def build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None = None,
@@ -202,97 +194,6 @@ def select_features(ds: Dataset, fit: _FitSet, cfg: BuildConfig, notes: list) ->
                    bits={name: np.ascontiguousarray(b[:, cols]) for name, b in fit.bits.items()}, selection=selection)
 
 
-def _tables_bytes(fit: _FitSet, upper, lower) -> int:
-    """Flash of the generated model tables (float input encoding; runtime code excluded)."""
-    from ..render.footprint import model_footprint
-    return model_footprint(fit.encoder, upper, lower).flash_bytes
-
-
-def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
-    """Train the upper and lower bounds (and the one-network baseline) and fold them to integers,
-    checked against torch on the calibration and test rows. Returns ``(models, upper, lower,
-    mismatches, rows checked, hidden, epochs)``."""
-    epochs = cfg.epochs or auto_epochs(len(fit.bits_fit))
-    hidden = design_hidden(cfg, fit.encoder)
-    tcfg = TrainConfig(hidden=hidden, epochs=epochs, asymmetry=cfg.asymmetry, seed=cfg.seed,
-                       select_alpha=cfg.alpha, stability=cfg.stability, mask_first_layer=cfg.mask_first_layer,
-                       margin_weight=cfg.distill_margin)
-    models: dict[str, BoundMLP] = {}
-    z = fit.z_fit
-    jobs = [("upper", fit.y_fit, tcfg, z), ("lower", ~fit.y_fit, tcfg, None if z is None else -z)]
-    if cfg.baseline:
-        jobs.append(("baseline", fit.y_fit, TrainConfig(**{**asdict(tcfg), "asymmetry": 1.0}), z))
-    for name, target, c, margin in jobs:
-        with _progress(c.epochs, f"training {name} bound", progress) as bar:
-            models[name] = train_bound(fit.bits_fit, target, c, progress=bar, margin=margin)
-    upper = fold_batchnorm(models["upper"], "yes")
-    lower = fold_batchnorm(models["lower"], "no")
-    check_rows = np.concatenate([fit.bits["calibration"], fit.bits["test"]])
-    mismatches = {name: int(np.sum(torch_scores(models[name], check_rows)
-                                   != bound_scores(fold_batchnorm(models[name], "yes"), check_rows)))
-                  for name in models}
-    if any(mismatches.values()):  # pragma: no cover - a bug, not a user error
-        raise RuntimeError(f"integer model differs from the torch model: {mismatches}")
-    return models, upper, lower, mismatches, int(len(check_rows)), hidden, epochs
-
-
-def _pair_scores(up, lo, fit: _FitSet, d: _Dnn, split_name: str) -> PairScores:
-    bits = fit.bits[split_name]
-    return PairScores(bound_scores(up, bits), bound_scores(lo, bits), d.yes[split_name])
-
-
-def calibrate_bounds(upper, lower, fit: _FitSet, d: _Dnn, cfg: BuildConfig, notes: list):
-    """Centre the margin grid on the training rows, calibrate on the calibration split, measure on
-    the test split. Returns ``(upper, lower with tau, centers, calibration, test decisions,
-    test metrics, test scores, curves, chosen thresholds)``."""
-    n_out = upper.score_range
-    centers = median_centers(_pair_scores(upper, lower, fit, d, "train"), n_out)
-    cal = calibrate(_pair_scores(upper, lower, fit, d, "calibration"), _pair_scores(upper, lower, fit, d, "train"),
-                    centers, cfg.alpha, cfg.delta)
-    upper, lower = upper.with_tau(cal.tau_yes), lower.with_tau(cal.tau_no)
-    test_scores = _pair_scores(upper, lower, fit, d, "test")
-    dec_test = decisions_at(test_scores, centers, cal.margin if cal.certified else n_out + 1)
-    main = decision_metrics(dec_test, d.yes["test"], cfg.delta)
-    notes += cal.notes
-    curves = {"upper": {}, "lower": {}, "pair": {}}
-    cal_scores = _pair_scores(upper, lower, fit, d, "calibration")
-    curves["pair"]["two networks"] = {**pair_curve(cal_scores, centers, cfg.delta), "kind": "margin"}
-    curves["upper"]["two networks: upper bound"] = side_curve(cal_scores.yes, d.yes["calibration"], n_out, cfg.delta)
-    curves["lower"]["two networks: lower bound"] = side_curve(cal_scores.no, ~d.yes["calibration"], n_out, cfg.delta)
-    chosen = {"two networks: upper bound": cal.tau_yes if cal.certified else None,
-              "two networks: lower bound": cal.tau_no if cal.certified else None,
-              "two networks": cal.margin}
-    return upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen
-
-
-def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: BuildConfig, curves: dict,
-                    chosen: dict) -> tuple[dict, float]:
-    """The one-network baseline calibrated the same way; adds its curves; returns ``(metrics
-    block, plain agreement with the DNN at its own logit-0 boundary)``."""
-    b_up = fold_batchnorm(model, "yes")
-    b_lo = flip_output(b_up, "no")
-    boundary = int(math.ceil(model.center()))  # its own decision boundary, for the plain agreement
-    # the margin grid centred like the pair's (median_centers), not at the logit-0 point: when the
-    # two sides' scores saturate at different distances from it, the shared margin sweeps one side
-    # into its dense scores before the other answers at all, and the sequence can stop there
-    b_centers = median_centers(_pair_scores(b_up, b_lo, fit, d, "train"), n_out)
-    b_cal = calibrate(_pair_scores(b_up, b_lo, fit, d, "calibration"), _pair_scores(b_up, b_lo, fit, d, "train"),
-                      b_centers, cfg.alpha, cfg.delta)
-    b_test = _pair_scores(b_up, b_lo, fit, d, "test")
-    block = decision_metrics(
-        decisions_at(b_test, b_centers, b_cal.margin if b_cal.certified else n_out + 1), d.yes["test"], cfg.delta)
-    block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
-    agreement = float(np.mean((b_test.yes >= boundary) == d.yes["test"]))
-    b_cal_scores = _pair_scores(b_up, b_lo, fit, d, "calibration")
-    curves["pair"]["one network"] = {**pair_curve(b_cal_scores, b_centers, cfg.delta), "kind": "margin"}
-    chosen["one network"] = b_cal.margin
-    curves["upper"]["one network: yes side"] = side_curve(b_cal_scores.yes, d.yes["calibration"], n_out, cfg.delta)
-    curves["lower"]["one network: no side"] = side_curve(b_cal_scores.no, ~d.yes["calibration"], n_out, cfg.delta)
-    chosen["one network: yes side"] = b_cal.tau_yes if b_cal.certified else None
-    chosen["one network: no side"] = b_cal.tau_no if b_cal.certified else None
-    return block, agreement
-
-
 def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, progress: bool,
                     extra_inputs: np.ndarray | None) -> BuildResult:
     t0 = time.time()
@@ -301,6 +202,10 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     _check_trainable(ds)
     if cfg.distill_margin is None:  # resolved here so metrics.json records the weight used
         cfg = replace(cfg, distill_margin=auto_distill_margin(ds.image_shape is not None))
+    if cfg.design is None:  # likewise the design
+        cfg = replace(cfg, design=auto_design(ds.image_shape is not None))
+    if cfg.design not in DESIGNS:
+        raise BnnError(f"--design {cfg.design}: choose one of {', '.join(DESIGNS)}")
     notes: list[str] = []
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
@@ -316,7 +221,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen = calibrate_bounds(
         upper, lower, fit, d, cfg, notes)
     baseline_block, base_plain_agreement = (baseline_result(models["baseline"], n_out, fit, d, cfg, curves, chosen)
-                                            if cfg.baseline else (None, None))
+                                            if "baseline" in models else (None, None))
 
     final = np.where(dec_test == int(Decision.UNKNOWN), d.yes["test"], dec_test == int(Decision.YES))
     tr, ca, te = parts["train"], parts["calibration"], parts["test"]
@@ -337,9 +242,9 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "baseline": baseline_block,
         "torch_numpy_mismatches": mismatches,
         "torch_numpy_rows_checked": n_checked,
-        "model": {"input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
+        "model": {"design": cfg.design, "input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
                   "trimmed_bits": fit.trimmed_bits, "trimmed_unread": fit.trimmed_unread, "epochs": epochs, "asymmetry": cfg.asymmetry,
-                  "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": _tables_bytes(fit, upper, lower),
+                  "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": tables_bytes(fit, upper, lower),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),
         "build_seconds": None,
@@ -379,8 +284,10 @@ def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: 
                 "positive_columns": list(dnn.positive_columns),
                 "input_shape": list(dnn.input_shape), "description": dnn.describe(),
                 "onnx_export": ONNX_EXPORT if d.onnx_export else None},
-        "bounds": {"upper": {"answer": "yes", "shape": upper.shape, "tau": upper.tau},
-                   "lower": {"answer": "no", "shape": lower.shape, "tau": lower.tau}},
+        "bounds": {"design": model.design,
+                   "upper": {"answer": "yes", "shape": upper.shape, "tau": upper.tau},
+                   "lower": {"answer": "no", "shape": lower.shape, "tau": lower.tau,
+                             **({"hidden_layers_of": "upper"} if model.one_network else {})}},
         "files": {d.file: None, SPLIT: None, METRICS: None, **({ONNX_EXPORT: None} if d.onnx_export else {})},
     }
     metrics["build_seconds"] = round(time.time() - t0, 1)

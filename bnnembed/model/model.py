@@ -101,8 +101,9 @@ class Model:
 
     @property
     def design(self) -> str:
-        """``"one network"`` or ``"pair"``: how the artifact's manifest and the reports name it."""
-        return "one network" if self.one_network else "pair"
+        """``"one"`` (one network read both ways) or ``"pair"``, as ``bnnembed build --design`` and
+        the manifest's ``bounds.design`` name it."""
+        return "one" if self.one_network else "pair"
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         shared = len(self.lower.layers) - 1 if self.one_network else 0

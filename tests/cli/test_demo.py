@@ -65,7 +65,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert [int(v) for v in b.groups()] == [s["train"], s["distillation_inputs"], s["calibration"], s["test"]]
     assert s["train"] + s["calibration"] + s["test"] == n
     assert s["distillation_inputs"] == 4 * s["train"] and m["model"]["epochs"] == 6  # --quick
-    t = _one(r"^two networks\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\d+)\s", text)
+    t = _one(r"^(?:two networks|one network)\s+([\d.]+)%\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\d+)\s", text)
     assert float(t.group(1)) == pytest.approx(100 * m["coverage"], abs=0.051)
     assert (int(t.group(4)), int(t.group(5))) == (m["decided"], m["disagreements"])
 

@@ -82,9 +82,12 @@ def check_run(art, X, csv_path, log_path, summary):
     return n_deferred
 
 
-@pytest.mark.parametrize("machine", ["mps2-an386", "mps2-an385"])
-def test_simulate_end_to_end(digits_artifact, machine, tmp_path, capsys):
+@pytest.mark.parametrize("machine,fixture", [("mps2-an386", "digits_artifact"), ("mps2-an385", "digits_artifact"),
+                                             ("mps2-an386", "digits_one_artifact")])
+def test_simulate_end_to_end(machine, fixture, tmp_path, capsys, request):
+    """A pair on two machines, and one network read both ways (the images' default)."""
     need_qemu_arm()
+    digits_artifact = request.getfixturevalue(fixture)
     art = load_artifact(digits_artifact)
     X = load_data("digits").X[:ROWS]
     out, log = str(tmp_path / "sim.csv"), str(tmp_path / "log.sqlite")

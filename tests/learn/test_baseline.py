@@ -11,7 +11,8 @@ import math
 import numpy as np
 import torch
 
-from bnnembed.learn.build import _Dnn, _FitSet, baseline_result
+from bnnembed.learn.bounds import baseline_result
+from bnnembed.learn.build import _Dnn, _FitSet
 from bnnembed.learn.calibrate import PairScores, calibrate, median_centers
 from bnnembed.learn.config import BuildConfig
 from bnnembed.learn.train import BoundMLP

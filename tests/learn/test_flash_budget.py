@@ -16,11 +16,17 @@ from bnnembed.model.packing import n_words
 from bnnembed.render.footprint import model_footprint
 
 
-def _tables(enc, hidden) -> int:
+def _tables(enc, hidden, one_network: bool = False) -> int:
+    """Flash of a pair of these widths (each bound its own tables), or of one network."""
     widths = [enc.n_bits, *hidden, 1]
-    layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32))
-                   for a, b in zip(widths, widths[1:]))
-    return model_footprint(enc, BoundNet("yes", layers), BoundNet("no", layers)).flash_bytes
+
+    def layers(t):
+        return tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.full(b, t, np.int32))
+                     for a, b in zip(widths, widths[1:]))
+
+    up = layers(0)
+    lo = up[:-1] + layers(1)[-1:] if one_network else layers(1)
+    return model_footprint(enc, BoundNet("yes", up), BoundNet("no", lo)).flash_bytes
 
 
 @pytest.mark.parametrize("n_features,k", [(30, 8), (100, 6)])  # under and over 512 input bits
@@ -33,6 +39,12 @@ def test_widest_shape_that_fits(n_features, k):
         for budget in (_tables(enc, shapes[i]), _tables(enc, shapes[i + 1]) - 1):  # exactly fits; next just does not
             assert hidden_for_flash_budget(enc, budget) == shapes[i]
     assert hidden_for_flash_budget(enc, _tables(enc, shapes[0]) - 1) is None
+    # one network stores its hidden layers once: the same budget holds wider layers
+    for i in (0, 7, 31):
+        budget = _tables(enc, shapes[i], one_network=True)
+        assert hidden_for_flash_budget(enc, budget, one_network=True) == shapes[i]
+        assert hidden_for_flash_budget(enc, _tables(enc, shapes[i + 1], True) - 1, one_network=True) == shapes[i]
+    assert _tables(enc, shapes[31], one_network=True) < _tables(enc, shapes[31])
     with pytest.raises(BnnError, match="do not fit"):
         design_hidden(BuildConfig(flash_budget=100), enc)
     assert design_hidden(BuildConfig(flash_budget=100, hidden=(4, 2)), enc) == (4, 2)

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-import bnnembed.learn.build as build_mod
+import bnnembed.learn.bounds as bounds_mod
 from bnnembed.artifact import load_artifact
 from bnnembed.learn.build import build_artifact, split_rows
 from bnnembed.learn.config import BuildConfig, config_of
@@ -78,13 +78,13 @@ def test_calibration_uses_only_the_calibration_split(tmp_path, monkeypatch):
     (recomputed here from the written artifact, the DNN run through onnxruntime); its reference
     set for the starting margin is the training split."""
     calls = []
-    real = build_mod.calibrate
+    real = bounds_mod.calibrate
 
     def spy(cal, train, centers, alpha, delta):
         calls.append((cal, train))
         return real(cal, train, centers, alpha, delta)
 
-    monkeypatch.setattr(build_mod, "calibrate", spy)
+    monkeypatch.setattr(bounds_mod, "calibrate", spy)
     ds = load_data("breast_cancer")
     out = str(tmp_path / "art")
     build_artifact(ds, out, BuildConfig(hidden=(8, 4), epochs=2, augment=1, baseline=False), progress=False)

@@ -897,7 +897,7 @@ def test_retrain_repair_round_trip(tmp_path):
     src = str(tmp_path / "a")
     build_artifact(ds, src, cfg, progress=False)
     art = load_artifact(src)
-    cfg = replace(cfg, distill_margin=0.0)  # the metrics record the weight the automatic choice resolved to
+    cfg = replace(cfg, distill_margin=0.0, design="pair")  # the metrics record what the automatic choices resolved to
     assert config_of(art.metrics) == cfg
     lo, hi, _ = domain_box(art, ds)
     res = retrain_repair(art, ds, lo, hi, DomainConfig(total_time=20), 1, str(tmp_path / "r"),

@@ -13,15 +13,16 @@ from bnnembed.cli import main
 from bnnembed.render.cnf import cnf_path, read_dimacs, split_clauses, write_cnf
 from bnnembed.learn.data import load_data
 from bnnembed.logic.explain import Explainer
-from bnnembed.model.intmodel import BoundNet, IntLayer
+from bnnembed.model.intmodel import BoundNet, IntLayer, flip_output
 from bnnembed.model.encoding import fit_thermometer
 from bnnembed.model.packing import pack_bits
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
+@pytest.fixture(scope="module", params=["pair", "one"])
+def tiny(tmp_path_factory, request) -> str:
     """breast_cancer, 1 thermometer bit a feature, random 30-8-4-1 bounds: small enough for
-    exact SAT checks of every claim."""
+    exact SAT checks of every claim. A pair, and one network read both ways (the lower bound the
+    upper's hidden layers with its output neuron flipped)."""
     ds = load_data("breast_cancer")
     enc, _ = fit_thermometer(ds.X, 1)
     rng = np.random.default_rng(3)
@@ -37,7 +38,9 @@ def tiny(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("tiny"))
     manifest = {"features": {"names": ds.feature_names}, "dataset": {"image_shape": None},
                 "positive": {"values": [0]}}
-    write_artifact(out, manifest, enc, net("yes"), net("no"))
+    upper = net("yes")
+    lower = flip_output(upper, "no") if request.param == "one" else net("no")
+    write_artifact(out, manifest, enc, upper, lower)
     write_cnf(out)
     return out
 

@@ -44,7 +44,7 @@ def test_one_network_stores_its_hidden_layers_once(tmp_path):
 
     art = make_artifact(tmp_path / "one", "digits", one_network=True)
     m = art.model
-    assert m.one_network and m.design == "one network"
+    assert m.one_network and m.design == "one"
     arrays = m.to_arrays()
     assert int(arrays["lower_shared_layers"]) == len(m.lower.layers) - 1
     assert not any(k.startswith("lower_l0_") or k.startswith("lower_l1_") for k in arrays)

@@ -108,7 +108,9 @@ def test_adder_size_and_order_constraints():
         assert s.solve(assumptions=[int(cnf.x_vars[0]), -int(cnf.x_vars[1])])
 
 
-def test_artifact_cnf_files(digits_artifact):
+@pytest.mark.parametrize("fixture", ["digits_artifact", "digits_one_artifact"])
+def test_artifact_cnf_files(fixture, request):
+    digits_artifact = request.getfixturevalue(fixture)  # a pair; one network read both ways
     art = load_artifact(digits_artifact)  # hashes of the registered CNF files verified
     meta = json.load(open(cnf_path(digits_artifact, "cnf.json")))
     assert meta["model_hash"] == art.model_hash
@@ -125,7 +127,9 @@ def test_artifact_cnf_files(digits_artifact):
         assert b["feature"] in art.feature_names
 
 
-def test_equivalence_real_and_random_inputs(digits_artifact):
+@pytest.mark.parametrize("fixture", ["digits_artifact", "digits_one_artifact"])
+def test_equivalence_real_and_random_inputs(fixture, request):
+    digits_artifact = request.getfixturevalue(fixture)  # a pair; one network read both ways
     art = load_artifact(digits_artifact)
     ds = load_data("digits")
     rng = np.random.default_rng(0)
