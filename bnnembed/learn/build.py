@@ -243,7 +243,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_mismatches": mismatches,
         "torch_numpy_rows_checked": n_checked,
         "model": {"design": cfg.design, "input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
-                  "trimmed_bits": fit.trimmed_bits, "trimmed_unread": fit.trimmed_unread, "epochs": epochs, "asymmetry": cfg.asymmetry,
+                  "trimmed_bits": fit.trimmed_bits, "trimmed_unread": fit.trimmed_unread, "epochs": epochs, "asymmetry": cfg.asymmetry if cfg.design == "pair" else 1.0,
                   "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": tables_bytes(fit, upper, lower),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),
