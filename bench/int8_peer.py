@@ -371,8 +371,11 @@ def markdown(results: dict) -> str:
             return f"{cell(dev, 'mps2-an386', key)} / {cell(dev, 'microbit', key)}"
 
         b = w["bounds"]
-        bshape = " + ".join("-".join(map(str, s)) for s in b["shape"])
-        out.append(f"| bound pair {bshape} | {pair(b['device'], 'flash_bytes')} | {b['binary_macs']:,} binary | "
+        if b.get("design") == "one":  # one network read both ways: one shape, its hidden layers run once
+            bname = f"one network {'-'.join(map(str, b['shape'][0]))}, read both ways"
+        else:
+            bname = "bound pair " + " + ".join("-".join(map(str, s)) for s in b["shape"])
+        out.append(f"| {bname} | {pair(b['device'], 'flash_bytes')} | {b['binary_macs']:,} binary | "
                    f"{pair(b['device'], 'instructions_per_inference')} | "
                    + " | ".join(_cov(b["at_alpha"][a]) for a in alphas) + " |")
         for vname, p in w["peers"].items():

@@ -125,4 +125,43 @@ BNN_ALWAYS_INLINE uint32_t bnn_sum_bytes(uint32_t b)
 #endif
 }
 
+/*
+ * Row lengths of the model's dense hidden layers, in 32-bit words, when the build names them
+ * (-DBNN_ROW_WORDS_0=21u -DBNN_ROW_WORDS_1=13u, up to four; bnnembed's PlatformIO projects and
+ * QEMU builds pass them, from bnnembed.render.c.row_word_defines). A kernel that keeps one copy
+ * of the layer loop per row shape (BNN_ROW_DISPATCH) then compiles only the shapes of those
+ * lengths, plus one general copy for any other length: a wrong or missing list costs flash or
+ * speed, never a wrong count. Not named: a copy for every shape.
+ */
+#ifdef BNN_ROW_WORDS_0
+#ifndef BNN_ROW_WORDS_1
+#define BNN_ROW_WORDS_1 BNN_ROW_WORDS_0
+#endif
+#ifndef BNN_ROW_WORDS_2
+#define BNN_ROW_WORDS_2 BNN_ROW_WORDS_0
+#endif
+#ifndef BNN_ROW_WORDS_3
+#define BNN_ROW_WORDS_3 BNN_ROW_WORDS_0
+#endif
+/** Does a row of the model have shape @p t, TAIL_OF(n_words) being the kernel's shape of a row
+ *  of n_words words? (a compile-time constant) */
+#define BNN_ROW_SHAPE_USED(TAIL_OF, t)                                                   \
+    (TAIL_OF(BNN_ROW_WORDS_0) == (t) || TAIL_OF(BNN_ROW_WORDS_1) == (t) ||              \
+     TAIL_OF(BNN_ROW_WORDS_2) == (t) || TAIL_OF(BNN_ROW_WORDS_3) == (t))
+#else
+#define BNN_ROW_SHAPE_USED(TAIL_OF, t) 1
+#endif
+
+/** One case of a BNN_ROW_DISPATCH: a copy of the loop with the row plan (the initialiser
+ *  fields after @p general, its shape @p t a constant) when the model has rows of that shape,
+ *  else the general copy (@p general set for after the switch). */
+#define BNN_ROW_CASE(TAIL_OF, t, CALL, general, ...)                                    \
+    if (BNN_ROW_SHAPE_USED(TAIL_OF, t)) {                                               \
+        const bnn_row_t bnn_r_ = {__VA_ARGS__};                                         \
+        CALL(bnn_r_);                                                                   \
+    } else {                                                                            \
+        (general) = 1;                                                                  \
+    }                                                                                   \
+    break
+
 #endif /* BNN_POPCOUNT_COMMON_H */

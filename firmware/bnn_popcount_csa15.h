@@ -183,18 +183,28 @@ BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint
     return bnn_xor_popcount_row(a, w, bnn_row(n_words));
 }
 
-/** Each tail length (0..7) gets its own copy of the layer loop (a compile-time constant). */
+/** The tail length of a row of @p n words (a constant expression, for BNN_ROW_SHAPE_USED). */
+#define BNN_CSA15_TAIL(n) (((uint32_t)(n) % 15u) - (((uint32_t)(n) % 15u) >= 7u ? 7u : 0u))
+
+/** Each tail length (0..7) the model's rows have gets its own copy of the layer loop (a
+ *  compile-time constant; BNN_ROW_WORDS_<i>, bnn_popcount_common.h), other lengths the general one. */
+#define BNN_CSA15_CASE(r, CALL, t, general) \
+    BNN_ROW_CASE(BNN_CSA15_TAIL, t, CALL, general, (r).units, (r).unit7, t)
 #define BNN_ROW_DISPATCH(r, CALL)                                              \
     do {                                                                       \
+        int bnn_general_ = 0;                                                  \
         switch ((r).tail) {                                                    \
-        case 0u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 0u}; CALL(bnn_r_); break; } \
-        case 1u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 1u}; CALL(bnn_r_); break; } \
-        case 2u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 2u}; CALL(bnn_r_); break; } \
-        case 3u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 3u}; CALL(bnn_r_); break; } \
-        case 4u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 4u}; CALL(bnn_r_); break; } \
-        case 5u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 5u}; CALL(bnn_r_); break; } \
-        case 6u: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 6u}; CALL(bnn_r_); break; } \
-        default: { const bnn_row_t bnn_r_ = {(r).units, (r).unit7, 7u}; CALL(bnn_r_); break; } \
+        case 0u: BNN_CSA15_CASE(r, CALL, 0u, bnn_general_);                    \
+        case 1u: BNN_CSA15_CASE(r, CALL, 1u, bnn_general_);                    \
+        case 2u: BNN_CSA15_CASE(r, CALL, 2u, bnn_general_);                    \
+        case 3u: BNN_CSA15_CASE(r, CALL, 3u, bnn_general_);                    \
+        case 4u: BNN_CSA15_CASE(r, CALL, 4u, bnn_general_);                    \
+        case 5u: BNN_CSA15_CASE(r, CALL, 5u, bnn_general_);                    \
+        case 6u: BNN_CSA15_CASE(r, CALL, 6u, bnn_general_);                    \
+        default: BNN_CSA15_CASE(r, CALL, 7u, bnn_general_);                    \
+        }                                                                      \
+        if (bnn_general_) {                                                    \
+            CALL(r);                                                           \
         }                                                                      \
     } while (0)
 

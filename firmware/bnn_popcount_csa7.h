@@ -228,17 +228,27 @@ BNN_ALWAYS_INLINE uint32_t bnn_xor_popcount_inline(const uint32_t *a, const uint
     return bnn_xor_popcount_row(a, w, bnn_row(n_words));
 }
 
-/** Short rows get their own loop per tail length (compile-time constant); long rows the general plan. */
+/** The tail length of a row of @p n words (a constant expression, for BNN_ROW_SHAPE_USED). */
+#define BNN_CSA7_TAIL(n) ((uint32_t)(n) % 7u)
+
+/** Each tail length (0..6) the model's rows have gets its own copy of the layer loop (a
+ *  compile-time constant; BNN_ROW_WORDS_<i>, bnn_popcount_common.h), other lengths the general one. */
+#define BNN_CSA7_CASE(r, CALL, t, general) \
+    BNN_ROW_CASE(BNN_CSA7_TAIL, t, CALL, general, (r).blocks, (r).units, t)
 #define BNN_ROW_DISPATCH(r, CALL)                                              \
     do {                                                                       \
+        int bnn_general_ = 0;                                                  \
         switch ((r).tail) {                                                    \
-        case 0u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 0u}; CALL(bnn_r_); break; } \
-        case 1u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 1u}; CALL(bnn_r_); break; } \
-        case 2u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 2u}; CALL(bnn_r_); break; } \
-        case 3u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 3u}; CALL(bnn_r_); break; } \
-        case 4u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 4u}; CALL(bnn_r_); break; } \
-        case 5u: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 5u}; CALL(bnn_r_); break; } \
-        default: { const bnn_row_t bnn_r_ = {(r).blocks, (r).units, 6u}; CALL(bnn_r_); break; } \
+        case 0u: BNN_CSA7_CASE(r, CALL, 0u, bnn_general_);                     \
+        case 1u: BNN_CSA7_CASE(r, CALL, 1u, bnn_general_);                     \
+        case 2u: BNN_CSA7_CASE(r, CALL, 2u, bnn_general_);                     \
+        case 3u: BNN_CSA7_CASE(r, CALL, 3u, bnn_general_);                     \
+        case 4u: BNN_CSA7_CASE(r, CALL, 4u, bnn_general_);                     \
+        case 5u: BNN_CSA7_CASE(r, CALL, 5u, bnn_general_);                     \
+        default: BNN_CSA7_CASE(r, CALL, 6u, bnn_general_);                     \
+        }                                                                      \
+        if (bnn_general_) {                                                    \
+            CALL(r);                                                           \
         }                                                                      \
     } while (0)
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores, combine, invalid_rows
-from ..render.c import PopcountStrategy, decision_macs
+from ..render.c import PopcountStrategy, decision_macs, row_word_defines
 from ..render.quantize import Encoding, encode_int16, quantize_int16
 from .elf import Sizes, elf_sizes
 from .machines import Machine, get_machine
@@ -57,6 +57,7 @@ class BuildOptions:
     opt: str = "-O2"
     popcount: PopcountStrategy = PopcountStrategy.SWAR
     extra_cflags: tuple[str, ...] = ()
+    row_words: tuple[int, ...] | None = None  # BNN_ROW_WORDS_<i> to name (None: the model's rows)
 
 
 def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
@@ -65,8 +66,10 @@ def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
     work = Path(workdir)
     sources = write_model_build(artifact, work, options.encoding)
     sources.append(firmware_dir() / "test" / "bnn_test_main.c")
+    rows = (row_word_defines(artifact.model) if options.row_words is None
+            else {f"BNN_ROW_WORDS_{i}": f"{w}u" for i, w in enumerate(options.row_words)})
     return compile_elf(machine, sources, work / "fw.elf", include_dirs=(work, firmware_dir()),
-                       defines={"BNN_POPCOUNT_STRATEGY": int(options.popcount)}, opt=options.opt,
+                       defines={"BNN_POPCOUNT_STRATEGY": int(options.popcount), **rows}, opt=options.opt,
                        extra_cflags=options.extra_cflags)
 
 

@@ -34,6 +34,7 @@ from ..errors import BnnError
 from ..link.protocol import LinkStatus, model_tag
 from ..link.decision_log import default_log_path
 from ..model.intmodel import Decision, invalid_rows
+from ..render.c import row_word_defines
 from ..render.quantize import Encoding
 from .app_codes import FinalDecision
 from .machines import MACHINES, Machine, get_machine
@@ -111,7 +112,7 @@ def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
     sources = write_model_build(artifact, work, Encoding.FLOAT)
     sources += [fw / n for n in APP_SOURCES] + [fw / "test" / "bnn_defer_main.c"]
     defines = {"BNN_MODEL_TAG": f"{model_tag(artifact.model_hash):#x}u", "BNN_SESSION": f"{session:#x}u",
-               **uart_defines(machine_name), **link_defines(link, "BNN_SIM_REPORT")}
+               **uart_defines(machine_name), **link_defines(link, "BNN_SIM_REPORT"), **row_word_defines(artifact.model)}
     return compile_elf(m, sources, work / "sim.elf", include_dirs=(work, fw), defines=defines,
                        extra_cflags=extra_cflags, what="the deferral firmware")
 
@@ -205,7 +206,8 @@ def compile_example_app(artifact, machine_name: str, workdir, *, session: int, b
     sources = [project / "src" / "main.c", project / "src" / "bnn_model.c", *sorted(lib.glob("*.c")),
                fw / "test" / "bnn_port_semihost.c", fw / "bnn_uart_cmsdk.c"]
     defines = {"BNN_POPCOUNT_STRATEGY": int(brd.popcount), "BNN_SESSION": f"{session:#x}u",
-               **uart_defines(machine_name), **link_defines(link, "BNN_APP_REPORT")}
+               **uart_defines(machine_name), **link_defines(link, "BNN_APP_REPORT"),
+               **row_word_defines(artifact.model)}
     return compile_elf(m, sources, work / "app.elf", include_dirs=(project / "src", lib), defines=defines,
                        what="the example application")
 

@@ -113,6 +113,21 @@ def decision_macs(upper: BoundNet, lower: BoundNet, hidden_only: bool = False) -
     return binary_macs(upper, hidden_only) + lower_macs
 
 
+ROW_WORDS_SLOTS = 4  # BNN_ROW_WORDS_0..3 (firmware/bnn_popcount_common.h)
+
+
+def row_word_defines(model) -> dict[str, str]:
+    """Compile definitions naming the word lengths of the model's dense hidden-layer rows
+    (``BNN_ROW_WORDS_<i>``, at most :data:`ROW_WORDS_SLOTS`, else none): a kernel with one copy of
+    the layer loop per row shape (``BNN_ROW_DISPATCH``) then compiles the model's shapes only, plus
+    one general copy (MNIST 672-416-416 with csa15: 2 copies instead of 8)."""
+    words = sorted({n_words(layer.n_in) for net in (model.upper, model.lower)
+                    for layer in net.layers[:-1] if not layer.masked})
+    if not words or len(words) > ROW_WORDS_SLOTS:
+        return {}
+    return {f"BNN_ROW_WORDS_{i}": f"{w}u" for i, w in enumerate(words)}
+
+
 def _shape_text(net: BoundNet) -> str:
     return " -> ".join(str(s) for s in net.shape)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .._resources import resource_dir
 from ..errors import BnnError
-from .c import model_context, render_model_sources, runtime_sources, template_env
+from .c import model_context, render_model_sources, row_word_defines, runtime_sources, template_env
 from .footprint import Footprint, model_footprint
 from .quantize import Encoding
 
@@ -68,6 +68,7 @@ def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT
     flags = list(board.build_flags) + [
         f"-D BNN_POPCOUNT_STRATEGY={int(board.popcount)}",
         f"-D BNN_SERIAL_BAUD={int(board.monitor_speed)}",
+        *(f"-D {name}={value}" for name, value in row_word_defines(model).items()),
     ]
     pctx = {
         **ctx,

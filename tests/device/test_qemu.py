@@ -290,6 +290,24 @@ def test_every_kernel_bit_exact(arts, machine, strategy):
         assert rep.popcountsi2 == (strategy is PopcountStrategy.BUILTIN)
 
 
+@pytest.mark.parametrize("strategy", [PopcountStrategy.CSA7, PopcountStrategy.CSA15])
+def test_named_row_lengths_shrink_the_runtime_and_stay_exact(one_network_arts, strategy, tmp_path):
+    """The kernels with one layer loop per row shape compile only the model's shapes when the build
+    names its row lengths (BNN_ROW_WORDS_<i>, what bnnembed's builds pass): less code, the same
+    answers; lengths that do not fit the model (a stale build flag) or none at all stay bit-exact,
+    through the general copy or every shape."""
+    m = need_machine("microbit")
+    art = one_network_arts["digits"]
+    X = rows_for(art, "digits", 300)
+    sizes = {}
+    for name, rows in (("model", None), ("wrong", (99,)), ("none", ())):
+        rep = check_against_numpy(art, m.name, X, BuildOptions(popcount=strategy, row_words=rows),
+                                  workdir=str(tmp_path / name))
+        assert rep.mismatches == 0 and rep.score_mismatches == 0, name
+        sizes[name] = rep.runtime_flash_bytes
+    assert sizes["model"] < sizes["none"] and sizes["wrong"] < sizes["none"], sizes
+
+
 @pytest.mark.parametrize("machine,strategy", KERNEL_CASES)
 def test_every_kernel_bit_exact_masked(masked_arts, machine, strategy):
     """The masked path (a AND m copied, the selected kernel counts it against the weight row)
