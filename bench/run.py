@@ -95,7 +95,7 @@ def bnn_device(art, machine: str, X: np.ndarray, strategy: PopcountStrategy) -> 
         m = get_machine(machine)
         syms = elf_symbols(Path(work) / "fw.elf", m)
         bound_bytes = sum(size for name, _, size in syms if _BOUND_TABLE.match(name))
-    weights = sum(l.n_in * l.n_out for net in (art.upper, art.lower) for l in net.layers)
+    weights = decision_macs(art.upper, art.lower)  # the stored binary weights: one network's hidden layers once
     return {
         "kernel": strategy.name.lower(), "rows": rep.rows, "mismatches": rep.mismatches,
         "score_mismatches": rep.score_mismatches,
