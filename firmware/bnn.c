@@ -241,7 +241,8 @@ bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
     const uint32_t *hidden = bnn_bound_hidden(model->upper, bits, model->scratch_a, model->scratch_b);
     const int32_t su = bnn_output_score(model->upper, hidden, &says_yes);
     int32_t sl;
-    if (!model->lower->shares_hidden) { /* a pair: the lower bound's own hidden layers */
+    if (!model->lower->shares_hidden || model->lower->n_layers != model->upper->n_layers) {
+        /* a pair (or a hand-edited flag that does not fit): the lower bound's own hidden layers */
         hidden = bnn_bound_hidden(model->lower, bits, model->scratch_a, model->scratch_b);
     }
     sl = bnn_output_score(model->lower, hidden, &says_no);

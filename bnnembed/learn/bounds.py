@@ -124,6 +124,13 @@ def calibrate_bounds(upper, lower, fit: _FitSet, d: _Dnn, cfg: BuildConfig, note
     return upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen
 
 
+def plain_agreement(models: dict, test_scores: PairScores, centers, d: _Dnn) -> float:
+    """``bnn_agreement`` without a baseline: one network at its own decision boundary (its logit 0),
+    a pair's upper bound at its median centre (docs/metrics.md)."""
+    boundary = math.ceil(models[ONE].center()) if ONE in models else centers.yes
+    return float(np.mean((test_scores.yes >= boundary) == d.yes["test"]))
+
+
 def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: BuildConfig, curves: dict,
                     chosen: dict) -> tuple[dict, float]:
     """The one-network baseline of a pair build, calibrated the same way; adds its curves; returns
@@ -141,4 +148,4 @@ def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: Bui
     return block, agreement
 
 
-__all__ = ["baseline_result", "calibrate_bounds", "design_label", "tables_bytes", "train_bounds"]
+__all__ = ["baseline_result", "calibrate_bounds", "design_label", "plain_agreement", "tables_bytes", "train_bounds"]

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .bounds import baseline_result, calibrate_bounds, tables_bytes, train_bounds
+from .bounds import baseline_result, calibrate_bounds, plain_agreement, tables_bytes, train_bounds
 from .config import (DESIGNS, BuildConfig, auto_augment, auto_bits_per_feature, auto_design, auto_distill_margin,
                      auto_epochs, auto_hidden, design_hidden)
 from .data import Dataset
@@ -236,7 +236,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "dnn_accuracy": d.accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
-        else float(np.mean((test_scores.yes >= centers.yes) == d.yes["test"])),
+        else plain_agreement(models, test_scores, centers, d),
         "cascade_agreement": float(np.mean(final == d.yes["test"])),
         "calibration": cal.to_dict(),
         "baseline": baseline_block,

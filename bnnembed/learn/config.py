@@ -69,16 +69,19 @@ def candidate_hidden(n_bits: int, step: int = 8) -> list[tuple[int, ...]]:
     return [(w, w) if wide else (w, max(w // 2, 1)) for w in range(step, 2049, step)]
 
 
-def auto_hidden_one(encoder) -> tuple[int, ...]:
+def auto_hidden_one(encoder, masked_first: bool = False) -> tuple[int, ...]:
     """The one network's default widths: the widest that fits the flash of the default pair
     (:func:`auto_hidden`), so the two designs compare at equal flash. Above 512 input bits the
     widths are whole 32-bit words (a hidden layer of 424 would pad every next-layer row by 24 bits):
-    MNIST's 672 bits give 416-416 against the pair's 256-256 twice."""
+    MNIST's 672 bits give 416-416 against the pair's 256-256 twice. ``masked_first``: both designs'
+    first layers store mask rows (``--mask-first-layer``)."""
     from ..render.footprint import model_footprint
 
-    budget = model_footprint(encoder, *_dense_bounds(encoder, auto_hidden(encoder.n_bits))).flash_bytes
+    pair = _dense_bounds(encoder, auto_hidden(encoder.n_bits), masked_first)
+    budget = model_footprint(encoder, *pair).flash_bytes
     step = 32 if encoder.n_bits > 512 else 8
-    return hidden_for_flash_budget(encoder, budget, one_network=True, step=step) or auto_hidden(encoder.n_bits)
+    return (hidden_for_flash_budget(encoder, budget, masked_first, one_network=True, step=step)
+            or auto_hidden(encoder.n_bits))
 
 
 def _dense_bounds(encoder, hidden: tuple[int, ...], masked_first: bool = False, one_network: bool = False):
@@ -133,7 +136,7 @@ def design_hidden(cfg: BuildConfig, encoder) -> tuple[int, ...]:
                            f"over {encoder.n_bits} input bits do not fit; raise the budget, or read fewer input bits "
                            "(--features K, --bits-per-feature K)")
         return hidden
-    return auto_hidden_one(encoder) if one else auto_hidden(encoder.n_bits)
+    return auto_hidden_one(encoder, cfg.mask_first_layer > 0) if one else auto_hidden(encoder.n_bits)
 
 
 def auto_augment(n_train: int) -> int:

@@ -50,8 +50,8 @@ def bound_from_arrays(arrays, prefix: str, base: BoundNet | None = None) -> Boun
     """The bound stored under ``prefix``; its ``<p>shared_layers`` leading layers are ``base``'s."""
     n_layers = int(arrays[f"{prefix}n_layers"])
     shared = int(arrays[f"{prefix}shared_layers"]) if f"{prefix}shared_layers" in arrays else 0
-    if shared and (base is None or not 0 < shared < n_layers or shared >= len(base.layers)):
-        raise ValueError(f"{prefix}shared_layers = {shared} does not fit the bounds")
+    if shared and (base is None or shared != n_layers - 1 or len(base.layers) != n_layers):
+        raise ValueError(f"{prefix}shared_layers = {shared} does not fit the bounds (it must be every hidden layer)")
     layers = (tuple(base.layers[:shared]) if shared else ()) + tuple(
         IntLayer(int(arrays[f"{prefix}l{i}_n_in"]), arrays[f"{prefix}l{i}_weights"],
                  arrays[f"{prefix}l{i}_thresholds"],
@@ -84,10 +84,13 @@ class Model:
     lower: BoundNet
     feature_names: tuple[str, ...] = ()
     positive: tuple = ()
+    stored_one_network: bool | None = None  # how bounds.npz stored it (from_arrays); None: from the tables
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "positive", tuple(self.positive))
+        if self.stored_one_network and not shares_hidden(self.upper, self.lower):
+            raise ValueError("stored as one network, but the lower bound's hidden layers are not the upper's")
         for part in (self.encoder, self.upper, self.lower):
             _freeze(part)
 
@@ -96,7 +99,11 @@ class Model:
     @cached_property
     def one_network(self) -> bool:
         """Is this one network read both ways (the lower bound's hidden layers are the upper's,
-        :func:`~bnnembed.model.intmodel.shares_hidden`) rather than a pair of networks?"""
+        :func:`~bnnembed.model.intmodel.shares_hidden`) rather than a pair of networks? A loaded
+        model answers as its file stored it, so it serialises back to the same bytes (an older
+        pair whose hidden tables happen to be equal stays a pair)."""
+        if self.stored_one_network is not None:
+            return self.stored_one_network
         return shares_hidden(self.upper, self.lower)
 
     @property
@@ -119,7 +126,7 @@ class Model:
     def from_arrays(cls, arrays, feature_names=(), positive=()) -> "Model":
         upper = bound_from_arrays(arrays, "upper_")
         return cls(Thermometer.from_arrays(arrays), upper, bound_from_arrays(arrays, "lower_", upper),
-                   tuple(feature_names), tuple(positive))
+                   tuple(feature_names), tuple(positive), stored_one_network="lower_shared_layers" in arrays)
 
     @cached_property
     def model_hash(self) -> str:

@@ -11,7 +11,7 @@ from bnnembed.cli import main
 from bnnembed.learn.config import BuildConfig, candidate_hidden, design_hidden, hidden_for_flash_budget
 from bnnembed.errors import BnnError
 from bnnembed.model.encoding import fit_thermometer
-from bnnembed.model.intmodel import BoundNet, IntLayer
+from bnnembed.model.intmodel import BoundNet, IntLayer, shares_hidden
 from bnnembed.model.packing import n_words
 from bnnembed.render.footprint import model_footprint
 
@@ -74,10 +74,19 @@ def test_a_masked_first_layer_is_counted():
     masked = hidden_for_flash_budget(enc, 8_000, masked_first=True)
     assert masked[0] < dense[0]
     widths = [enc.n_bits, *masked, 1]
-    layers = tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.zeros(b, np.int32),
-                            mask=np.ones((b, n_words(a)), np.uint32) if i == 0 else None)
-                   for i, (a, b) in enumerate(zip(widths, widths[1:])))
-    assert model_footprint(enc, BoundNet("yes", layers), BoundNet("no", layers)).flash_bytes <= 8_000
+
+    def layers(t):  # the two bounds' tables differ (thresholds), as a pair's do
+        return tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.full(b, t, np.int32),
+                              mask=np.ones((b, n_words(a)), np.uint32) if i == 0 else None)
+                     for i, (a, b) in enumerate(zip(widths, widths[1:])))
+    up, lo = BoundNet("yes", layers(0)), BoundNet("no", layers(1))
+    assert not shares_hidden(up, lo)
+    assert model_footprint(enc, up, lo).flash_bytes <= 8_000
+    wider = [enc.n_bits, masked[0] + 8, masked[1] + 4, 1]  # the next candidate does not fit as a pair
+    nxt = [tuple(IntLayer(a, np.zeros((b, n_words(a)), np.uint32), np.full(b, t, np.int32),
+                          mask=np.ones((b, n_words(a)), np.uint32) if i == 0 else None)
+                 for i, (a, b) in enumerate(zip(wider, wider[1:]))) for t in (0, 1)]
+    assert model_footprint(enc, BoundNet("yes", nxt[0]), BoundNet("no", nxt[1])).flash_bytes > 8_000
     assert design_hidden(BuildConfig(flash_budget=8_000, mask_first_layer=0.5), enc) == masked
 
 
