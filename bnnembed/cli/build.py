@@ -70,8 +70,8 @@ def register(sub) -> None:
                         "At equal flash one network covered more on images, the pair on tables, so the default is "
                         "one for images and pair for tables (see docs/coverage.md)")
     p.add_argument("--hidden", type=widths, default=None, metavar="W,W",
-                   help="hidden binary layer widths (default: a pair 64,32 up to 512 input bits, else 256,256; one "
-                        "network the widest of the same flash in whole words, e.g. 416,416 for MNIST; "
+                   help="hidden binary layer widths (default: 64,32 up to 512 input bits; above, a pair 256,256 and "
+                        "one network the widest of the pair's flash in whole words, e.g. 416,416 for MNIST; "
                         "smaller bounds have much faster exact explanations)")
     p.add_argument("--flash-budget", type=count(1), default=None, metavar="BYTES",
                    help="choose the widest hidden layers whose model tables (both bounds and the encoder) fit "

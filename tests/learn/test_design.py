@@ -74,16 +74,17 @@ def test_a_stored_pair_stays_a_pair_byte_for_byte():
 
 def test_design_defaults():
     assert auto_design(True) == "one" and auto_design(False) == "pair"
-    for n_features, k in ((30, 5), (100, 7)):  # under and over 512 input bits
+    narrow, _ = fit_thermometer(np.random.default_rng(0).normal(size=(300, 30)), 5)
+    assert narrow.n_bits <= 512 and auto_hidden_one(narrow) == auto_hidden(narrow.n_bits) == (64, 32)
+    for n_features, k in ((100, 7), (120, 8)):  # over 512 input bits: the pair's flash, whole words
         enc, _ = fit_thermometer(np.random.default_rng(0).normal(size=(300, n_features)), k)
+        assert enc.n_bits > 512
         one = auto_hidden_one(enc)
         budget = model_footprint(enc, *_dense_bounds(enc, auto_hidden(enc.n_bits))).flash_bytes
         assert model_footprint(enc, *_dense_bounds(enc, one, one_network=True)).flash_bytes <= budget
-        step = 32 if enc.n_bits > 512 else 8
-        wider = (one[0] + step, one[1] + (step if enc.n_bits > 512 else step // 2))
+        wider = (one[0] + 32, one[1] + 32)
         assert model_footprint(enc, *_dense_bounds(enc, wider, one_network=True)).flash_bytes > budget
-        if enc.n_bits > 512:
-            assert one[0] == one[1] and one[0] % 32 == 0
+        assert one[0] == one[1] and one[0] % 32 == 0
         assert design_hidden(BuildConfig(design="one"), enc) == one
         assert design_hidden(BuildConfig(design="pair"), enc) == auto_hidden(enc.n_bits)
         masked = design_hidden(BuildConfig(design="one", mask_first_layer=0.5), enc)
