@@ -79,7 +79,7 @@ def auto_hidden_one(encoder, masked_first: bool = False) -> tuple[int, ...]:
     (docs/cnf.md). Measured on digits 5..9 (seeds 0-2, alpha 5%): 64-32 covers 97.3 / 99.1 / 99.3%
     in 2,750 B, 104-52 (the pair's flash) 98.7 / 100 / 98.7% in 4,254 B, the pair 96.4 / 97.1 /
     96.9% in 4,478 B; 104-52's explanations were 1 to 4 pixels longer than the pair's at every
-    domain, 64-32's within half a pixel (docs/explanations.md). ``masked_first``: both designs'
+    domain, 64-32's within one pixel of the pair's (docs/explanations.md). ``masked_first``: both designs'
     first layers store mask rows (``--mask-first-layer``)."""
     from ..render.footprint import model_footprint
 
