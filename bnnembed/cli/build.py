@@ -66,13 +66,12 @@ def register(sub) -> None:
                    help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
     p.add_argument("--design", choices=["pair", "one"], default=None,
                    help="pair: two networks, one trained to answer yes and one to answer no; one: one network read "
-                        "both ways (its hidden layers stored and run once, each side its own calibrated threshold). "
-                        "At equal flash one network covered more on images, the pair on tables, so the default is "
-                        "one for images and pair for tables (see docs/coverage.md)")
+                        "both ways (its hidden layers stored and run once, each side its own calibrated threshold): "
+                        "half the flash and work of a pair of the same widths. One network covered more on images, "
+                        "the pair on tables, so the default is one for images and pair for tables (docs/coverage.md)")
     p.add_argument("--hidden", type=widths, default=None, metavar="W,W",
-                   help="hidden binary layer widths (default: 64,32 up to 512 input bits; above, a pair 256,256 and "
-                        "one network the widest of the pair's flash in whole words, e.g. 416,416 for MNIST; "
-                        "smaller bounds have much faster exact explanations)")
+                   help="hidden binary layer widths (default: 64,32 up to 512 input bits, else 256,256, for both "
+                        "designs; smaller bounds have much faster exact explanations)")
     p.add_argument("--flash-budget", type=count(1), default=None, metavar="BYTES",
                    help="choose the widest hidden layers whose model tables (both bounds and the encoder) fit "
                         "BYTES of flash; the runtime code adds about 1-3 KB (see docs/coverage.md; not with --hidden)")

@@ -69,28 +69,6 @@ def candidate_hidden(n_bits: int, step: int = 8) -> list[tuple[int, ...]]:
     return [(w, w) if wide else (w, max(w // 2, 1)) for w in range(step, 2049, step)]
 
 
-def auto_hidden_one(encoder, masked_first: bool = False) -> tuple[int, ...]:
-    """The one network's default widths.
-
-    Above 512 input bits: the widest that fits the flash of the default pair (:func:`auto_hidden`),
-    so the two designs compare at equal flash, in whole 32-bit words (a hidden layer of 424 would
-    pad every next-layer row by 24 bits): MNIST's 672 bits give 416-416 against the pair's 256-256
-    twice. Up to 512 input bits: the pair's own 64-32, which keeps exact explanations tractable
-    (docs/cnf.md). Measured on digits 5..9 (seeds 0-2, alpha 5%): 64-32 covers 97.3 / 99.1 / 99.3%
-    in 2,750 B, 104-52 (the pair's flash) 98.7 / 100 / 98.7% in 4,254 B, the pair 96.4 / 97.1 /
-    96.9% in 4,478 B; 104-52's explanations were 1 to 4 pixels longer than the pair's at every
-    domain, 64-32's within one pixel of the pair's (docs/explanations.md). ``masked_first``: both designs'
-    first layers store mask rows (``--mask-first-layer``)."""
-    from ..render.footprint import model_footprint
-
-    if encoder.n_bits <= 512:
-        return auto_hidden(encoder.n_bits)
-    pair = _dense_bounds(encoder, auto_hidden(encoder.n_bits), masked_first)
-    budget = model_footprint(encoder, *pair).flash_bytes
-    return (hidden_for_flash_budget(encoder, budget, masked_first, one_network=True, step=32)
-            or auto_hidden(encoder.n_bits))
-
-
 def _dense_bounds(encoder, hidden: tuple[int, ...], masked_first: bool = False, one_network: bool = False):
     """Bounds of these widths with all-zero tables (for their size): a pair, or one network whose
     lower bound takes the upper's hidden layers."""
@@ -129,8 +107,15 @@ def hidden_for_flash_budget(encoder, budget: int, masked_first: bool = False, on
 
 def design_hidden(cfg: BuildConfig, encoder) -> tuple[int, ...]:
     """The bounds' hidden widths: ``--hidden``, else the widest that fits ``--flash-budget``, else
-    :func:`auto_hidden` for a pair and :func:`auto_hidden_one` for one network (``cfg.design``
-    resolved)."""
+    :func:`auto_hidden` for either design (``cfg.design`` resolved): one network keeps the pair's
+    widths, so it has half the pair's flash and binary MACs.
+
+    Measured (docs/coverage.md, docs/explanations.md): at the pair's flash one network covers a
+    little more (MNIST 416-416: 94.7% at a certified 1% on seeds 0-2, 256-256: 93.8%, the pair
+    93.3%; digits 104-52: 99.1% at 5%, 64-32: 98.6%, the pair 96.8%), but its wider layers slow the
+    exact explanations (MNIST `--delta 6` with a 2 s budget: 13% of rows robust against 55% for the
+    pair; digits: 1-4 pixels longer). At the pair's widths its explanations are the pair's or better
+    (MNIST 256-256: 60% robust, 1.4 s median; digits 64-32: within one pixel)."""
     if cfg.hidden:
         return tuple(cfg.hidden)
     one = cfg.design == "one"
@@ -143,7 +128,7 @@ def design_hidden(cfg: BuildConfig, encoder) -> tuple[int, ...]:
                            f"over {encoder.n_bits} input bits do not fit; raise the budget, or read fewer input bits "
                            "(--features K, --bits-per-feature K)")
         return hidden
-    return auto_hidden_one(encoder, cfg.mask_first_layer > 0) if one else auto_hidden(encoder.n_bits)
+    return auto_hidden(encoder.n_bits)
 
 
 def auto_augment(n_train: int) -> int:

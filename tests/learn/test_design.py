@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bnnembed.artifact import load_artifact
-from bnnembed.learn.config import (BuildConfig, _dense_bounds, auto_design, auto_hidden, auto_hidden_one, config_of,
+from bnnembed.learn.config import (BuildConfig, _dense_bounds, auto_design, auto_hidden, config_of,
                                    design_hidden)
 from bnnembed.model.encoding import fit_thermometer
 from bnnembed.model.intmodel import BoundNet, IntLayer, flip_output, same_layer, shares_hidden
@@ -73,22 +73,20 @@ def test_a_stored_pair_stays_a_pair_byte_for_byte():
 
 
 def test_design_defaults():
+    """Images get one network, tables the pair; one network keeps the pair's widths (half the
+    pair's flash), and --flash-budget sizes the chosen design."""
     assert auto_design(True) == "one" and auto_design(False) == "pair"
-    narrow, _ = fit_thermometer(np.random.default_rng(0).normal(size=(300, 30)), 5)
-    assert narrow.n_bits <= 512 and auto_hidden_one(narrow) == auto_hidden(narrow.n_bits) == (64, 32)
-    for n_features, k in ((100, 7), (120, 8)):  # over 512 input bits: the pair's flash, whole words
+    for n_features, k in ((30, 5), (100, 7)):  # under and over 512 input bits
         enc, _ = fit_thermometer(np.random.default_rng(0).normal(size=(300, n_features)), k)
-        assert enc.n_bits > 512
-        one = auto_hidden_one(enc)
-        budget = model_footprint(enc, *_dense_bounds(enc, auto_hidden(enc.n_bits))).flash_bytes
-        assert model_footprint(enc, *_dense_bounds(enc, one, one_network=True)).flash_bytes <= budget
-        wider = (one[0] + 32, one[1] + 32)
-        assert model_footprint(enc, *_dense_bounds(enc, wider, one_network=True)).flash_bytes > budget
-        assert one[0] == one[1] and one[0] % 32 == 0
-        assert design_hidden(BuildConfig(design="one"), enc) == one
-        assert design_hidden(BuildConfig(design="pair"), enc) == auto_hidden(enc.n_bits)
-        masked = design_hidden(BuildConfig(design="one", mask_first_layer=0.5), enc)
-        assert masked == auto_hidden_one(enc, masked_first=True)  # the pair it matches stores masks too
+        for design in ("one", "pair"):
+            assert design_hidden(BuildConfig(design=design), enc) == auto_hidden(enc.n_bits)
+        pair = model_footprint(enc, *_dense_bounds(enc, auto_hidden(enc.n_bits))).flash_bytes
+        one = model_footprint(enc, *_dense_bounds(enc, auto_hidden(enc.n_bits), one_network=True)).flash_bytes
+        assert one < pair
+        # the same budget holds a wider one network than pair
+        wide_one = design_hidden(BuildConfig(design="one", flash_budget=pair), enc)
+        assert design_hidden(BuildConfig(design="pair", flash_budget=pair), enc) == auto_hidden(enc.n_bits)
+        assert wide_one[0] > auto_hidden(enc.n_bits)[0]
 
 
 def test_macs_and_row_lengths_count_shared_layers_once():
