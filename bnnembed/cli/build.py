@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import BnnError
+from ..learn.config import DESIGNS
 from .args import count, fraction, out_dir, out_file, widths
 
 
@@ -64,7 +65,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     p.add_argument("--bits-per-feature", type=count(1), default=None, metavar="K",
                    help="thermometer bits per feature (default: about 256 input bits in all, 2..8 per feature)")
-    p.add_argument("--design", choices=["pair", "one"], default=None,
+    p.add_argument("--design", choices=DESIGNS, default=None,
                    help="pair: two networks, one trained to answer yes and one to answer no; one: one network read "
                         "both ways (its hidden layers stored and run once, each side its own calibrated threshold): "
                         "half the flash and work of a pair of the same widths. One network covered more on images, "

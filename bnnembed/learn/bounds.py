@@ -139,7 +139,7 @@ def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: Bui
     b_lo = flip_output(b_up, "no")
     boundary = int(math.ceil(model.center()))  # its own decision boundary, for the plain agreement
     b_cfg = replace(cfg, design="one")
-    b_up, b_lo, _, b_cal, b_dec, block, b_test, b_curves, b_chosen = calibrate_bounds(b_up, b_lo, fit, d, b_cfg, [])
+    _, _, _, b_cal, _, block, b_test, b_curves, b_chosen = calibrate_bounds(b_up, b_lo, fit, d, b_cfg, [])
     block["calibration"] = {k: v for k, v in b_cal.to_dict().items() if k != "steps"}
     agreement = float(np.mean((b_test.yes >= boundary) == d.yes["test"]))
     for side in curves:

@@ -120,7 +120,7 @@ def row_word_defines(model) -> dict[str, str]:
     """Compile definitions naming the word lengths of the model's dense hidden-layer rows
     (``BNN_ROW_WORDS_<i>``, at most :data:`ROW_WORDS_SLOTS`, else none): a kernel with one copy of
     the layer loop per row shape (``BNN_ROW_DISPATCH``) then compiles the model's shapes only, plus
-    one general copy (MNIST 672-416-416 with csa15: 2 copies instead of 8)."""
+    one general copy (MNIST 672-256-256 with csa15: 3 copies instead of 8)."""
     words = sorted({n_words(layer.n_in) for net in (model.upper, model.lower)
                     for layer in net.layers[:-1] if not layer.masked})
     if not words or len(words) > ROW_WORDS_SLOTS:
