@@ -94,6 +94,13 @@ class Artifact:
         return list(self.manifest["features"]["names"])
 
     @property
+    def native_input(self) -> str:
+        """``uint8`` if every value the build saw was a whole number 0..255 (the device can decide
+        and defer such rows as bytes: bnn_decide_u8(), bnn_link_defer_u8()), else ``float32``
+        (also for artifacts written before the key existed)."""
+        return self.manifest["features"].get("native", "float32")
+
+    @property
     def model_hash(self) -> str:
         return self.manifest["model_hash"]
 

@@ -73,6 +73,100 @@ void bnn_encode_q16(const bnn_encoder_t *enc, const int16_t *features, uint32_t 
     }
 }
 
+/** 1 where single-precision float compares are instructions (Cortex-M4F/M7/M33 with an FPU,
+ *  RISC-V F, x86): bnn_encode_u8() then compares float(x) as bnn_encode() does; elsewhere it
+ *  compares the IEEE bits as integers (no soft-float call). */
+#ifndef BNN_HAVE_FPU_SINGLE
+#if (defined(__ARM_FP) && (__ARM_FP & 4)) || (defined(__riscv_flen) && __riscv_flen >= 32) || \
+    defined(__x86_64__) || defined(__SSE__)
+#define BNN_HAVE_FPU_SINGLE 1
+#else
+#define BNN_HAVE_FPU_SINGLE 0
+#endif
+#endif
+
+#if !BNN_HAVE_FPU_SINGLE
+/** The float32 bits of a whole number 0..255, with integer operations only: three halving steps
+ *  move the leading one to bit 7 and set the exponent (x = 1 gives 0x3F800000, x = 255 gives
+ *  0x437F0000). */
+static uint32_t bnn_u8_float_bits(uint32_t x)
+{
+    uint32_t e = 134u; /* 127 + 7, for x in 128..255 */
+    if (x == 0u) {
+        return 0u;
+    }
+    if (x < 0x10u) {
+        x <<= 4;
+        e -= 4u;
+    }
+    if (x < 0x40u) {
+        x <<= 2;
+        e -= 2u;
+    }
+    if (x < 0x80u) {
+        x <<= 1;
+        e -= 1u;
+    }
+    return (e << 23) | ((x & 0x7Fu) << 16);
+}
+#endif
+
+/** floor(x * 2^shift) clamped to the int16 range, for x in 0..255 (what bnn_encode_q16() expects). */
+static int32_t bnn_u8_quantized(uint32_t x, int32_t shift)
+{
+    if (shift < 0) {
+        return shift <= -8 ? 0 : (int32_t)(x >> (uint32_t)(-shift));
+    }
+    if (shift >= 15) {
+        return x != 0u ? 32767 : 0;
+    }
+    x <<= (uint32_t)shift;
+    return x > 32767u ? 32767 : (int32_t)x;
+}
+
+void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *bits)
+{
+    uint32_t f;
+    bnn_clear(bits, BNN_WORDS(enc->n_bits));
+    for (f = 0; f < enc->n_kept; ++f) {
+        const uint16_t col = enc->feature_index[f];
+        uint32_t k;
+        if (enc->thresholds != NULL) {
+#if BNN_HAVE_FPU_SINGLE
+            /* float(x) is exact: the very compare bnn_encode() makes */
+            const float xf = (float)features[col];
+            for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
+                if (!(xf >= enc->thresholds[k])) {
+                    break;
+                }
+                bits[k >> 5] |= 1u << (k & 31u);
+            }
+#else
+            /* no FPU: x >= t on the bits. A negative t (sign bit set) is below every x; for
+             * t >= +0.0 the bits of non-negative floats order as the values do, +infinity above
+             * them all */
+            const uint32_t xb = bnn_u8_float_bits(features[col]);
+            for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
+                bnn_f32_bits t;
+                t.f = enc->thresholds[k];
+                if ((t.u >> 31) == 0u && xb < t.u) {
+                    break;
+                }
+                bits[k >> 5] |= 1u << (k & 31u);
+            }
+#endif
+        } else {
+            const int32_t q = bnn_u8_quantized(features[col], enc->feature_shift[col]);
+            for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
+                if (q < enc->thresholds_q[k]) {
+                    break;
+                }
+                bits[k >> 5] |= 1u << (k & 31u);
+            }
+        }
+    }
+}
+
 /** Shift neuron @p j's output bit into @p word (bits enter at the top and move down: after 32
  *  neurons bit j sits at position j); the sign bit of (max_mismatch - mismatch) is 0 iff the
  *  neuron fires. */
@@ -282,6 +376,15 @@ bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
         return BNN_UNKNOWN;
     }
     bnn_encode_q16(model->encoder, features, model->input_bits);
+    return bnn_decide_bits(model, model->input_bits, scores);
+}
+
+bnn_decision_t bnn_decide_u8(const bnn_model_t *model, const uint8_t *features, bnn_scores_t *scores)
+{
+    if (model->encoder->thresholds == NULL && model->encoder->thresholds_q == NULL) {
+        return BNN_UNKNOWN;
+    }
+    bnn_encode_u8(model->encoder, features, model->input_bits);
     return bnn_decide_bits(model, model->input_bits, scores);
 }
 

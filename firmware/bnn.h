@@ -120,6 +120,18 @@ bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
                               bnn_scores_t *scores);
 
 /**
+ * @brief Decide features that are uint8 at the source (camera pixels, 8-bit readings), with
+ *        either model encoding and no float arithmetic.
+ *
+ * Each value x is the number 0..255: the bits are exactly bnn_decide()'s for the floats
+ * 0.0f..255.0f (a float model: x >= t is compared on the IEEE bits) or bnn_decide_q16()'s for
+ * floor(x * 2^feature_shift[c]) (an int16 model). A uint8 is always a number: never BNN_INVALID.
+ * Defer such an input with bnn_link_defer_u8(), whose frame is the cheapest to build.
+ * @return BNN_YES, BNN_NO or BNN_UNKNOWN
+ */
+bnn_decision_t bnn_decide_u8(const bnn_model_t *model, const uint8_t *features, bnn_scores_t *scores);
+
+/**
  * @brief Are all `enc->n_features` values finite (no NaN, no +-infinity)?
  *
  * Tests the IEEE-754 exponent bits, so it needs no FPU, no libm, and still holds under
@@ -140,6 +152,11 @@ void bnn_encode(const bnn_encoder_t *enc, const float *features, uint32_t *bits)
  * @brief Encode int16 features into thermometer bits (see bnn_decide_q16()).
  */
 void bnn_encode_q16(const bnn_encoder_t *enc, const int16_t *features, uint32_t *bits);
+
+/**
+ * @brief Encode uint8 features into thermometer bits (see bnn_decide_u8()).
+ */
+void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *bits);
 
 /**
  * @brief Run the two bounds on already encoded input bits.

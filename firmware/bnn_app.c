@@ -17,17 +17,34 @@ void bnn_app_init(bnn_app *app, const bnn_model_t *model, uint32_t session, uint
     bnn_link_init(&app->link, session, model_tag, tx, tx_cap, rx, rx_cap);
 }
 
-/* The bounds have decided (or not): defer or report @p x, fill in the final answer. */
-static void finish(bnn_app *app, const float *x, bnn_app_result *r)
+/* The input as the caller holds it: float32 or uint8 (at most one pointer is set; neither when
+ * an int16 model has no defer_buf). */
+typedef struct {
+    const float *f;
+    const uint8_t *u8;
+} app_input;
+
+static int8_t send_report(bnn_app *app, app_input x, uint8_t decision)
 {
     const uint16_t n = app->model->encoder->n_features;
+    if (x.u8 != NULL) {
+        return (int8_t)bnn_link_report_u8(&app->link, x.u8, n, decision);
+    }
+    return (int8_t)bnn_link_report(&app->link, x.f, n, decision);
+}
+
+/* The bounds have decided (or not): defer or report @p x, fill in the final answer. */
+static void finish(bnn_app *app, app_input x, bnn_app_result *r)
+{
+    const uint16_t n = app->model->encoder->n_features;
+    const int have_x = x.f != NULL || x.u8 != NULL;
     r->link_status = -1;
     if (r->bound == BNN_INVALID) {
         /* no bound and no DNN answer exists for it: never deferred, reported so the log holds it */
         r->final = (uint8_t)BNN_FINAL_INVALID;
         r->source = (uint8_t)BNN_SOURCE_NONE;
-        if (app->report && x != NULL) {
-            r->link_status = (int8_t)bnn_link_report(&app->link, x, n, (uint8_t)BNN_INVALID);
+        if (app->report && have_x) {
+            r->link_status = send_report(app, x, (uint8_t)BNN_INVALID);
         }
         return;
     }
@@ -35,11 +52,12 @@ static void finish(bnn_app *app, const float *x, bnn_app_result *r)
         uint8_t answer = 0u;
         r->final = (uint8_t)BNN_FINAL_UNDECIDED;
         r->source = (uint8_t)BNN_SOURCE_NONE;
-        if (x == NULL) {
+        if (!have_x) {
             r->link_status = (int8_t)BNN_LINK_TOO_BIG;
             return;
         }
-        r->link_status = (int8_t)bnn_link_defer(&app->link, x, n, &answer);
+        r->link_status = x.u8 != NULL ? (int8_t)bnn_link_defer_u8(&app->link, x.u8, n, &answer)
+                                      : (int8_t)bnn_link_defer(&app->link, x.f, n, &answer);
         if (r->link_status == (int8_t)BNN_LINK_OK) {
             r->final = answer;
             r->source = (uint8_t)BNN_SOURCE_DNN;
@@ -48,16 +66,28 @@ static void finish(bnn_app *app, const float *x, bnn_app_result *r)
     }
     r->final = (uint8_t)r->bound;
     r->source = (uint8_t)BNN_SOURCE_BNN;
-    if (app->report && x != NULL) {
-        r->link_status = (int8_t)bnn_link_report(&app->link, x, n, (uint8_t)r->bound);
+    if (app->report && have_x) {
+        r->link_status = send_report(app, x, (uint8_t)r->bound);
     }
 }
 
 bnn_app_result bnn_app_handle(bnn_app *app, const float *features)
 {
     bnn_app_result r;
+    app_input x = {NULL, NULL};
+    x.f = features;
     r.bound = bnn_decide(app->model, features, &r.scores);
-    finish(app, features, &r);
+    finish(app, x, &r);
+    return r;
+}
+
+bnn_app_result bnn_app_handle_u8(bnn_app *app, const uint8_t *features)
+{
+    bnn_app_result r;
+    app_input x = {NULL, NULL};
+    x.u8 = features;
+    r.bound = bnn_decide_u8(app->model, features, &r.scores);
+    finish(app, x, &r);
     return r;
 }
 
@@ -66,6 +96,7 @@ bnn_app_result bnn_app_handle_q16(bnn_app *app, const int16_t *features)
     bnn_app_result r;
     const bnn_encoder_t *enc = app->model->encoder;
     float *x = app->defer_buf;
+    app_input in = {NULL, NULL};
     r.bound = bnn_decide_q16(app->model, features, &r.scores);
     if (x != NULL && (r.bound == BNN_UNKNOWN || app->report)) {
         uint16_t c;
@@ -82,7 +113,8 @@ bnn_app_result bnn_app_handle_q16(bnn_app *app, const int16_t *features)
             x[c] = v;
         }
     }
-    finish(app, x, &r);
+    in.f = x;
+    finish(app, in, &r);
     return r;
 }
 

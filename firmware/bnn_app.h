@@ -76,6 +76,13 @@ bnn_app_result bnn_app_handle(bnn_app *app, const float *features);
  */
 bnn_app_result bnn_app_handle_q16(bnn_app *app, const int16_t *features);
 
+/**
+ * Decide features that are uint8 at the source (either model encoding, see bnn_decide_u8());
+ * defer UNKNOWN with the uint8 frame (bnn_link_defer_u8(): the host receives the same values,
+ * and the frame costs a few instructions per byte). Never ends BNN_FINAL_INVALID.
+ */
+bnn_app_result bnn_app_handle_u8(bnn_app *app, const uint8_t *features);
+
 /** Name of a bnn_source_t: "bnn", "dnn" or "none". */
 const char *bnn_source_name(uint8_t source);
 

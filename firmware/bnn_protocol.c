@@ -558,6 +558,146 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
     return frame_end(&w, payload_crc);
 }
 
+/* ------------------------------------------------------------------- uint8 request frames */
+
+/* One little-endian 32-bit word from 4-byte-aligned memory, first byte lowest (the order the
+ * reflected CRC and the wire take bytes in). */
+static uint32_t load_le32_aligned(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+    uint32_t w;
+#if defined(__GNUC__)
+    memcpy(&w, __builtin_assume_aligned(p, 4), sizeof w);
+#else
+    memcpy(&w, p, sizeof w);
+#endif
+    return w;
+#else
+    return get_u32(p);
+#endif
+}
+
+/* A 32-bit word to any byte address, first byte lowest: one store on cores with unaligned access
+ * (Cortex-M3 and up), four byte stores elsewhere (Cortex-M0, where memcpy() would be a call). */
+static void store_le32(uint8_t *p, uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) && \
+    (defined(__ARM_FEATURE_UNALIGNED) || defined(__x86_64__) || defined(__i386__))
+    memcpy(p, &v, sizeof v);
+#else
+    put_u32(p, v);
+#endif
+}
+
+/* Four bytes into the CRC-32 register at once: XOR the whole word in, then one table step per
+ * byte (three instructions each on Cortex-M3/M4 instead of four). */
+static uint32_t crc32_word(uint32_t crc, uint32_t w)
+{
+#ifdef BNN_CRC32_BITWISE
+    crc = crc32_update(crc, w & 0xFFu);
+    crc = crc32_update(crc, (w >> 8) & 0xFFu);
+    crc = crc32_update(crc, (w >> 16) & 0xFFu);
+    return crc32_update(crc, w >> 24);
+#else
+    crc ^= w;
+    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
+    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
+    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
+    return bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
+#endif
+}
+
+/*
+ * frame_bytes() a word at a time (same blocks, same CRC): byte by byte up to a 4-byte boundary of
+ * @p in, then per aligned word one CRC step and one of three COBS cases, then the tail. A word of
+ * four zeros closes the block and opens three empty ones (codes 1, 1, 1); a word without a zero
+ * is copied whole while its block has room; any other word goes byte by byte. Images are mostly
+ * the first kind, so a frame of pixels costs a few instructions per byte.
+ */
+static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
+{
+    uint8_t *p;
+    uint8_t *code_p;
+    uint32_t crc;
+    const uint8_t *end;
+    size_t head = (size_t)(-(uintptr_t)in & 3u);
+    if (head > n) {
+        head = n;
+    }
+    frame_bytes(w, in, head, 1);
+    in += head;
+    n -= head;
+    p = w->out + w->o;
+    code_p = w->out + w->code_at;
+    crc = w->crc;
+    end = in + (n & ~(size_t)3u);
+    for (; in != end; in += 4) {
+        uint32_t v = load_le32_aligned(in);
+        crc = crc32_word(crc, v);
+        if (v == 0u) {
+            *code_p = (uint8_t)(p - code_p);
+            store_le32(p, 0x01010101u); /* three codes 1, then the next code's place */
+            code_p = p + 3;
+            p += 4;
+        } else if ((p - code_p) + 4 < 0xFF) { /* the block cannot fill up within this word */
+            if (has_zero_byte(v) == 0u) {
+                store_le32(p, v);
+                p += 4;
+            } else {
+                unsigned k;
+                /* every byte is stored; a zero's place becomes the next block's code */
+                for (k = 0; k < 4u; ++k, v >>= 8) {
+                    const uint8_t b = (uint8_t)(v & 0xFFu);
+                    *p = b;
+                    if (b == 0u) {
+                        *code_p = (uint8_t)(p - code_p);
+                        code_p = p;
+                    }
+                    ++p;
+                }
+            }
+        } else {
+            unsigned k;
+            for (k = 0; k < 4u; ++k) {
+                const uint8_t b = in[k];
+                if (b == 0u) {
+                    *code_p = (uint8_t)(p - code_p);
+                    code_p = p++;
+                } else {
+                    *p++ = b;
+                    if (p - code_p == 0xFF) {
+                        *code_p = 0xFFu;
+                        code_p = p++;
+                    }
+                }
+            }
+        }
+    }
+    w->o = (size_t)(p - w->out);
+    w->code_at = (size_t)(code_p - w->out);
+    w->crc = crc;
+    frame_bytes(w, in, n & 3u, 1);
+}
+
+size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                        uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
+                                        uint32_t *payload_crc)
+{
+    uint32_t head_words[(BNN_PROTO_HEADER_SIZE + 8u + 3u) / 4u]; /* word-aligned for frame_words() */
+    uint8_t *head = (uint8_t *)head_words;
+    size_t hl;
+    frame_writer w;
+    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE_U8(n)) {
+        return 0;
+    }
+    hl = put_request_head(head, type, session, seq, model_tag, decision, n);
+    head[hl++] = 1u; /* uint8 width */
+    frame_begin(&w, out);
+    frame_words(&w, head, hl);
+    frame_words(&w, x, n);
+    return frame_end(&w, payload_crc);
+}
+
 size_t bnn_proto_build_reply(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                              uint32_t req_crc, uint8_t value)
 {
@@ -754,14 +894,25 @@ static void send_frame(const uint8_t *frame, size_t len)
     }
 }
 
-static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, uint16_t n, uint8_t *decision)
+/* Features as the caller holds them: float32 or uint8 (exactly one pointer is set). */
+typedef struct {
+    const float *f;
+    const uint8_t *u8;
+} link_features;
+
+static bnn_link_status transact(bnn_link *link, uint8_t type, link_features x, uint16_t n, uint8_t *decision)
 {
     size_t len;
     uint32_t crc;
     uint8_t want = (type == BNN_MSG_DEFER) ? (uint8_t)BNN_MSG_DECISION : (uint8_t)BNN_MSG_ACK;
     unsigned attempt;
-    len = bnn_proto_build_request_frame(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
-                                        link->model_tag, *decision, x, n, &crc);
+    if (x.u8 != NULL) {
+        len = bnn_proto_build_request_frame_u8(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
+                                               link->model_tag, *decision, x.u8, n, &crc);
+    } else {
+        len = bnn_proto_build_request_frame(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
+                                            link->model_tag, *decision, x.f, n, &crc);
+    }
     if (len == 0u) {
         return BNN_LINK_TOO_BIG;
     }
@@ -808,7 +959,7 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, const float *x, ui
     return BNN_LINK_NO_REPLY;
 }
 
-bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8_t *decision)
+static bnn_link_status defer(bnn_link *link, link_features x, uint16_t n, uint8_t *decision)
 {
     uint8_t d = 0u;
     bnn_link_status st = transact(link, (uint8_t)BNN_MSG_DEFER, x, n, &d);
@@ -818,8 +969,44 @@ bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8
     return st;
 }
 
+bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8_t *decision)
+{
+    link_features f = {NULL, NULL};
+    if (x == NULL) {
+        return BNN_LINK_TOO_BIG;
+    }
+    f.f = x;
+    return defer(link, f, n, decision);
+}
+
+bnn_link_status bnn_link_defer_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t *decision)
+{
+    link_features f = {NULL, NULL};
+    if (x == NULL) {
+        return BNN_LINK_TOO_BIG;
+    }
+    f.u8 = x;
+    return defer(link, f, n, decision);
+}
+
 bnn_link_status bnn_link_report(bnn_link *link, const float *x, uint16_t n, uint8_t decision)
 {
+    link_features f = {NULL, NULL};
     uint8_t d = decision;
-    return transact(link, (uint8_t)BNN_MSG_REPORT, x, n, &d);
+    if (x == NULL) {
+        return BNN_LINK_TOO_BIG;
+    }
+    f.f = x;
+    return transact(link, (uint8_t)BNN_MSG_REPORT, f, n, &d);
+}
+
+bnn_link_status bnn_link_report_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t decision)
+{
+    link_features f = {NULL, NULL};
+    uint8_t d = decision;
+    if (x == NULL) {
+        return BNN_LINK_TOO_BIG;
+    }
+    f.u8 = x;
+    return transact(link, (uint8_t)BNN_MSG_REPORT, f, n, &d);
 }

@@ -9,7 +9,8 @@
  * is owned by the caller.
  *
  * Device side in three calls: bnn_link_init() once, then bnn_link_defer() for an input the
- * bounds left UNKNOWN and (optionally) bnn_link_report() for a decision the device made itself.
+ * bounds left UNKNOWN and (optionally) bnn_link_report() for a decision the device made itself
+ * (the _u8 variants for features that are uint8 at the source: the same frames, cheaper to build).
  * The byte I/O comes from the port functions declared in bnn_io.h.
  */
 #ifndef BNN_PROTOCOL_H
@@ -30,6 +31,10 @@ extern "C" {
 /** Bytes of a whole DEFER or REPORT frame with @p n features at most, both 0x00 delimiters included
  *  (bnn_proto_build_request_frame(); the link's transmit buffer). */
 #define BNN_PROTO_FRAME_SIZE(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(n)) + 2u)
+/** Payload bytes of a DEFER or REPORT of @p n uint8 features (bnn_proto_build_request_frame_u8()). */
+#define BNN_PROTO_REQUEST_SIZE_U8(n) (BNN_PROTO_HEADER_SIZE + 8u + (size_t)(n) + BNN_PROTO_CRC_SIZE)
+/** Bytes of a whole DEFER or REPORT frame of @p n uint8 features, both 0x00 delimiters included. */
+#define BNN_PROTO_FRAME_SIZE_U8(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE_U8(n)) + 2u)
 /** Payload bytes of the longest reply (DECISION or NACK). */
 #define BNN_PROTO_REPLY_SIZE (BNN_PROTO_HEADER_SIZE + 5u + BNN_PROTO_CRC_SIZE)
 /** Worst-case COBS-encoded size (without delimiter) of a payload of @p n bytes. */
@@ -87,6 +92,16 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
 size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                      uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
                                      uint32_t *payload_crc);
+
+/**
+ * bnn_proto_build_request_frame() for features that are uint8 at the source (camera pixels, 8-bit
+ * ADC readings): the same frame, byte for byte, as for the floats 0.0f..255.0f of the same values,
+ * built a 32-bit word at a time with no float in sight. @p cap >= BNN_PROTO_FRAME_SIZE_U8(n).
+ * @return the frame length, or 0 if @p cap is too small or @p n is out of range.
+ */
+size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                        uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
+                                        uint32_t *payload_crc);
 
 /**
  * Build a DECISION, ACK or NACK payload (@p value = decision, unused, or reason).
@@ -173,6 +188,13 @@ bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8
 /** Report a decision the device made itself (0 = NO, 1 = YES, BNN_PROTO_DECISION_INVALID), so
  *  the host log is complete. */
 bnn_link_status bnn_link_report(bnn_link *link, const float *x, uint16_t n, uint8_t decision);
+
+/** bnn_link_defer() for uint8 features (bnn_proto_build_request_frame_u8(); the link's @p tx
+ *  buffer needs only BNN_PROTO_FRAME_SIZE_U8(n) bytes). */
+bnn_link_status bnn_link_defer_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t *decision);
+
+/** bnn_link_report() for uint8 features. */
+bnn_link_status bnn_link_report_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t decision);
 
 #ifdef __cplusplus
 }

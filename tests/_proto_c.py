@@ -64,6 +64,10 @@ class CProto:
                                                       ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8,
                                                       ctypes.POINTER(ctypes.c_float), ctypes.c_uint16,
                                                       ctypes.POINTER(ctypes.c_uint32)]
+        lib.bnn_proto_build_request_frame_u8.restype = ctypes.c_size_t
+        lib.bnn_proto_build_request_frame_u8.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
+                                                         ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8,
+                                                         u8p, ctypes.c_uint16, ctypes.POINTER(ctypes.c_uint32)]
         lib.bnn_proto_build_reply.restype = ctypes.c_size_t
         lib.bnn_proto_build_reply.argtypes = [u8p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_uint32,
                                               ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8]
@@ -120,6 +124,24 @@ class CProto:
         n = self.lib.bnn_proto_build_request_frame(out, cap, mtype, session, seq, tag, decision,
                                                    x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size,
                                                    ctypes.byref(crc))
+        return bytes(out[:n]), crc.value
+
+    def build_request_frame_u8(self, mtype: int, session: int, seq: int, tag: int, decision: int, x,
+                               cap: int | None = None, offset: int = 0) -> tuple[bytes, int]:
+        """bnn_proto_build_request_frame_u8() on the bytes ``x``, placed ``offset`` bytes past a
+        word boundary (the builder goes byte by byte up to the first aligned word)."""
+        x = np.asarray(x, dtype=np.uint8)
+        words = (ctypes.c_uint32 * ((offset + x.size + 3) // 4 + 1))()
+        base = ctypes.addressof(words) + offset
+        ctypes.memmove(base, x.tobytes(), x.size)
+        payload = 10 + 8 + x.size + 4
+        full = payload + payload // 254 + 1 + 2
+        cap = full if cap is None else cap
+        out = (ctypes.c_uint8 * max(cap, 1))()
+        crc = ctypes.c_uint32(0)
+        n = self.lib.bnn_proto_build_request_frame_u8(out, cap, mtype, session, seq, tag, decision,
+                                                      ctypes.cast(base, ctypes.POINTER(ctypes.c_uint8)), x.size,
+                                                      ctypes.byref(crc))
         return bytes(out[:n]), crc.value
 
     def build_reply(self, mtype: int, session: int, seq: int, req_crc: int, value: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..render.c import PopcountStrategy
-from ..render.quantize import Encoding
+from ..render.quantize import Encoding, is_uint8_data
 from .args import count, out_dir
 from .build import add_rows_args, load_rows
 
@@ -32,6 +32,11 @@ def register(sub) -> None:
     add_rows_args(p)
     p.add_argument("--rows", type=count(1), default=None, metavar="N", help="first N rows (default all)")
     p.add_argument("--encoding", choices=[e.value for e in Encoding], default=Encoding.FLOAT.value)
+    p.add_argument("--input", choices=("auto", "float", "uint8"), default="auto",
+                   help="what the firmware is fed: uint8 decides and defers the rows as bytes "
+                        "(bnn_decide_u8, bnn_link_defer_u8; every value a whole number 0..255), float the "
+                        "encoding's own values; auto (default): uint8 when the artifact declares uint8 "
+                        "features (manifest features.native) and the rows are, else float")
     p.add_argument("--kernel", choices=[k.name.lower() for k in PopcountStrategy], default=None,
                    help="popcount kernel (default: the one the board files on this machine's core select, "
                         "measured best by bench/run.py; swar3 where no board runs on it; swar is the reference)")
@@ -94,16 +99,18 @@ def run_qemu(args) -> int:
     if args.rows is not None and args.rows <= 0:
         raise BnnError("--rows must be positive")
     kernel = PopcountStrategy[args.kernel.upper()] if args.kernel else board_kernel(args.machine)
+    uint8_input = args.input == "uint8" or (args.input == "auto" and artifact.native_input == "uint8"
+                                            and is_uint8_data(X))
     report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding),
-                                                                       popcount=kernel))
+                                                                       popcount=kernel, uint8_input=uint8_input))
     # what an UNKNOWN costs on top of the inference: building the DEFER frame the link sends
     report.defer_frame_instructions = defer_frame_instructions(artifact.encoder.n_features, args.machine,
-                                                               np.nan_to_num(X[:20]))
+                                                               np.nan_to_num(X[:20]), uint8_input=uint8_input)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
         r = report
-        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding: {r.rows} rows, "
+        print(f"machine {r.machine} ({r.core}), {r.encoding} encoding, {r.input} input: {r.rows} rows, "
               f"{r.mismatches} decision mismatches, {r.score_mismatches} score mismatches vs numpy "
               f"({r.kernel} popcount kernel)")
         print(f"flash {r.flash_bytes} bytes (model {r.model_flash_bytes} + runtime {r.runtime_flash_bytes}), "
@@ -113,8 +120,8 @@ def run_qemu(args) -> int:
                   f"bounds {r.bounds_instructions}); {r.instructions_per_bmac} per binary MAC "
                   f"({r.binary_macs} MACs)")
         if r.defer_frame_instructions is not None:
-            print(f"one DEFER frame (features at their narrowest width, CRC-32, COBS) costs "
-                  f"{r.defer_frame_instructions} instructions")
+            how = "uint8 features" if uint8_input else "features at their narrowest width"
+            print(f"one DEFER frame ({how}, CRC-32, COBS) costs {r.defer_frame_instructions} instructions")
         if r.float_mismatches is not None:
             print(f"int16 vs float model: {r.float_mismatches} decisions differ")
         print(f"decisions: {r.decisions}")

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores, combine, invalid_rows
 from ..render.c import PopcountStrategy, decision_macs, row_word_defines
-from ..render.quantize import Encoding, encode_int16, quantize_int16
+from ..render.quantize import Encoding, encode_int16, quantize_int16, uint8_rows
 from .elf import Sizes, elf_sizes
 from .machines import Machine, get_machine
 from .toolchain import compile_elf, firmware_dir, require_tool, write_model_build
@@ -58,6 +58,12 @@ class BuildOptions:
     popcount: PopcountStrategy = PopcountStrategy.SWAR
     extra_cflags: tuple[str, ...] = ()
     row_words: tuple[int, ...] | None = None  # BNN_ROW_WORDS_<i> to name (None: the model's rows)
+    uint8_input: bool = False  # rows go in as bytes, through bnn_decide_u8() (whole numbers 0..255)
+
+    @property
+    def input(self) -> str:
+        """What the device is fed: ``uint8``, or the encoding's own (``float``, ``int16``)."""
+        return "uint8" if self.uint8_input else Encoding(self.encoding).value
 
 
 def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
@@ -68,6 +74,8 @@ def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
     sources.append(firmware_dir() / "test" / "bnn_test_main.c")
     rows = (row_word_defines(artifact.model) if options.row_words is None
             else {f"BNN_ROW_WORDS_{i}": f"{w}u" for i, w in enumerate(options.row_words)})
+    if options.uint8_input:
+        rows["BNN_TEST_INPUT_UINT8"] = 1
     return compile_elf(machine, sources, work / "fw.elf", include_dirs=(work, firmware_dir()),
                        defines={"BNN_POPCOUNT_STRATEGY": int(options.popcount), **rows}, opt=options.opt,
                        extra_cflags=options.extra_cflags)
@@ -93,7 +101,12 @@ class QemuRun:
 
 
 def write_rows(path: Path, X: np.ndarray, encoding: Encoding) -> None:
-    if encoding is Encoding.FLOAT:
+    """The test drivers' row file: two uint32 (rows, bytes per value), then the values (uint8
+    rows as bytes whatever the encoding, else float32 or int16 by ``encoding``)."""
+    if X.dtype == np.uint8:
+        data = np.ascontiguousarray(X)
+        size = 1
+    elif encoding is Encoding.FLOAT:
         data = np.ascontiguousarray(X, dtype="<f4")
         size = 4
     else:
@@ -179,14 +192,17 @@ def run_elf(elf: Path, machine: Machine, X: np.ndarray, encoding: Encoding, work
     return _parse(text, X.shape[0], machine, float(n_macs))
 
 
-def device_inputs(artifact, X: np.ndarray, encoding: Encoding) -> np.ndarray:
+def device_inputs(artifact, X: np.ndarray, encoding: Encoding, uint8_input: bool = False) -> np.ndarray:
     """What the device is fed: float32 rows (NaN and infinities included: the C decides them
     INVALID), or their int16 quantization, where a row with a non-finite feature has no int16
-    value and is sent as zeros (its INVALID is decided on the host, see :func:`run_on_qemu`)."""
+    value and is sent as zeros (its INVALID is decided on the host, see :func:`run_on_qemu`), or
+    with ``uint8_input`` the rows as bytes (every value must be a whole number 0..255)."""
     with np.errstate(over="ignore", invalid="ignore"):
         X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[1] != artifact.encoder.n_features:
         raise BnnError(f"data has {X.shape[-1]} features, the model expects {artifact.encoder.n_features}")
+    if uint8_input:
+        return uint8_rows(X)
     if encoding is Encoding.FLOAT:
         return X
     bad = invalid_rows(X)
@@ -209,7 +225,7 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
     if machine.qemu:
         qemu_exe(machine)
     encoding = Encoding(options.encoding)
-    Xd = device_inputs(artifact, X, encoding)
+    Xd = device_inputs(artifact, X, encoding, options.uint8_input)
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix=f"bnnembed-{machine.name}-")
@@ -232,20 +248,25 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
 
 
 def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndarray,
-                             workdir: str | None = None, timeout: float | None = None) -> float | None:
+                             workdir: str | None = None, timeout: float | None = None,
+                             uint8_input: bool = False) -> float | None:
     """Mean instructions to build one DEFER frame (payload, CRC-32, COBS) for rows ``X`` of
-    ``n_features`` float32 features on ``machine`` (firmware/test/bnn_defer_frame_main.c); None
-    where the machine has no instruction counter."""
+    ``n_features`` float32 features on ``machine`` (firmware/test/bnn_defer_frame_main.c), or with
+    ``uint8_input`` of the rows as bytes (bnn_proto_build_request_frame_u8()); None where the
+    machine has no instruction counter."""
     if isinstance(machine, str):
         machine = get_machine(machine)
     if machine.qemu:
         qemu_exe(machine)
     X = np.ascontiguousarray(np.asarray(X, dtype=np.float32).reshape(len(X), n_features))
+    if uint8_input:
+        X = uint8_rows(X)
     with tempfile.TemporaryDirectory(prefix=f"bnnembed-defer-{machine.name}-") as tmp:
         work = Path(workdir or tmp)
         fw = firmware_dir()
+        defines = {"BNN_N_FEATURES": n_features, **({"BNN_TEST_INPUT_UINT8": 1} if uint8_input else {})}
         elf = compile_elf(machine, [fw / "test" / "bnn_defer_frame_main.c", fw / "bnn_protocol.c"],
-                          work / "defer.elf", include_dirs=(fw,), defines={"BNN_N_FEATURES": n_features},
+                          work / "defer.elf", include_dirs=(fw,), defines=defines,
                           what="the DEFER frame driver")
         write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
         out_file = work / "bnn_out.txt"
@@ -314,6 +335,7 @@ class QemuReport:
     #: instructions to build one DEFER frame of this model's features (defer_frame_instructions)
     defer_frame_instructions: float | None = None
     kernel: str = ""  #: the popcount kernel the firmware was built with
+    input: str = "float"  #: what the device was fed: float, int16 or uint8 (bnn_decide_u8())
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -352,4 +374,5 @@ def check_against_numpy(artifact, machine: str, X: np.ndarray,
         instructions_per_bmac=None if net_i is None else round(net_i / macs, 4),
         binary_macs=macs, popcountsi2=sizes.popcountsi2, float_mismatches=float_mism,
         decisions={d.label: int(counts[d]) for d in Decision}, kernel=PopcountStrategy(options.popcount).name.lower(),
+        input=options.input,
     )

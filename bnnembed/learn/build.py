@@ -23,6 +23,7 @@ from .data import Dataset
 from .distill import augment_inputs, domain_inputs, margin_targets
 from .dnn import Output, export_onnx_for_certify, guess_output, load_dnn, train_default_dnn
 from ..model.encoding import fit_packed_thermometer
+from ..render.quantize import is_uint8_data
 from ..model.model import Model
 from ..errors import BnnError
 from ..model.intmodel import Decision
@@ -271,6 +272,8 @@ def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: 
         "dataset": {"name": ds.name, "rows": ds.n_rows,
                     "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "features": {"count": int(ds.X.shape[1]), "names": list(ds.feature_names),
+                     # bytes at the source (pixels): the device may take and defer them as uint8
+                     "native": "uint8" if is_uint8_data(ds.X) else "float32",
                      "dropped": [ds.feature_names[c] for c in fit.dropped],
                      **({"read": [ds.feature_names[int(c)] for c in encoder.feature_index],
                          "selected_by": f"--features {cfg.features:g}"} if fit.selection else {})},

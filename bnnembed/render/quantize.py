@@ -5,6 +5,10 @@ Input encodings (:class:`Encoding`):
 - ``float`` (default): the raw float32 features are compared with the float32 thresholds; the
   thresholds are written as C99 hexadecimal float literals, so the device compares exactly what
   numpy compares (``float32(x) >= t``).
+- ``uint8`` input (either table kind; not an :class:`Encoding`): features that are whole numbers
+  0..255 at the source, such as pixels, can be passed as bytes to ``bnn_decide_u8()``, which
+  compares them exactly as the table kind does its own input (:func:`uint8_rows` checks and
+  converts on the host). Their deferral frame is built a word at a time, with no float.
 - ``int16``: for cores without an FPU. Raw column ``c`` of kept feature ``f`` is passed as
   ``q = clamp(floor(x * 2**s_f), -32768, 32767)`` and compared with ``tq = floor(t * 2**s_f)``;
   ``s_f`` is the largest power-of-two scale at which all of the feature's thresholds fit in
@@ -104,3 +108,23 @@ def encode_int16(encoder: Thermometer, Xq: np.ndarray) -> np.ndarray:
     _, tq, _ = int16_scales(encoder)
     cols = np.asarray(Xq, dtype=np.int64)[:, encoder.feature_index[encoder.bit_owner()]]
     return (cols >= tq.astype(np.int64)[None, :]).astype(np.uint8)
+
+
+def is_uint8_data(X: np.ndarray) -> bool:
+    """Is every value a whole number 0..255 (so the rows are bytes at the source, e.g. pixels)?"""
+    with np.errstate(invalid="ignore"):
+        X = np.asarray(X, dtype=np.float64)
+        return bool(X.size) and bool(np.all((X >= 0) & (X <= 255) & (X == np.floor(X))))
+
+
+def uint8_rows(X: np.ndarray) -> np.ndarray:
+    """Rows as the uint8 input of ``bnn_decide_u8()``, or a one-line error naming the first value
+    that is not a whole number 0..255 (a NaN included: a byte is always a number)."""
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~((X >= 0) & (X <= 255) & (X == np.floor(X)))
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        raise BnnError(f"row {r} column {c} holds {float(X[r, c])!r}, not a whole number 0..255: these rows are not "
+                       f"uint8 input (use --input float)")
+    return X.astype(np.uint8)

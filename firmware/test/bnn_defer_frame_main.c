@@ -20,7 +20,12 @@
 #error "compile with -DBNN_N_FEATURES=<features per row>"
 #endif
 
-static float test_row[BNN_N_FEATURES];
+#ifdef BNN_TEST_INPUT_UINT8
+typedef uint8_t test_value_t;
+#else
+typedef float test_value_t;
+#endif
+static test_value_t test_row[BNN_N_FEATURES];
 static uint8_t test_frame[BNN_PROTO_FRAME_SIZE(BNN_N_FEATURES)];
 
 /* the link's port functions: this driver never sends, it only builds frames */
@@ -43,8 +48,8 @@ int main(void)
         printf("BNN-TEST-ERROR cannot open bnn_rows.bin\n");
         return 3;
     }
-    if (fread(header, sizeof header, 1, in) != 1 || header[1] != 4u) {
-        printf("BNN-TEST-ERROR bad header (float rows expected)\n");
+    if (fread(header, sizeof header, 1, in) != 1 || header[1] != sizeof(test_value_t)) {
+        printf("BNN-TEST-ERROR bad header (value size %lu expected)\n", (unsigned long)sizeof(test_value_t));
         return 4;
     }
     test_print_calibration();
@@ -56,8 +61,13 @@ int main(void)
             return 5;
         }
         t0 = test_counter();
+#ifdef BNN_TEST_INPUT_UINT8
+        m = bnn_proto_build_request_frame_u8(test_frame, sizeof test_frame, BNN_MSG_DEFER, 1u, row + 1u,
+                                             0x12345678u, 0u, test_row, (uint16_t)BNN_N_FEATURES, &crc);
+#else
         m = bnn_proto_build_request_frame(test_frame, sizeof test_frame, BNN_MSG_DEFER, 1u, row + 1u,
                                           0x12345678u, 0u, test_row, (uint16_t)BNN_N_FEATURES, &crc);
+#endif
         t1 = test_counter();
         if (m == 0u) {
             printf("BNN-TEST-ERROR frame not built at row %lu\n", (unsigned long)row);

@@ -4,7 +4,8 @@
  *
  * Built by `bnnembed qemu` (and by the host-gcc tests) around the generated model. Reads
  * `bnn_rows.bin` from the working directory (semihosting under QEMU, stdio on a host):
- * a header of two little-endian uint32 (rows, bytes per value: 4 = float32, 2 = int16)
+ * a header of two little-endian uint32 (rows, bytes per value: 4 = float32, 2 = int16, 1 = uint8
+ * when compiled with -DBNN_TEST_INPUT_UINT8, decided through bnn_encode_u8() whatever the encoding)
  * followed by rows of BNN_N_FEATURES values. For each row it prints
  *
  *     R <row> <decision> <upper score> <lower score> <encode count> <bounds count>
@@ -23,7 +24,10 @@
 
 #include "bnn_test_counter.h"
 
-#ifdef BNN_ENCODING_FLOAT
+#if defined(BNN_TEST_INPUT_UINT8)
+typedef uint8_t test_value_t;
+#define BNN_VALUE_BYTES 1u
+#elif defined(BNN_ENCODING_FLOAT)
 typedef float test_value_t;
 #define BNN_VALUE_BYTES 4u
 #else
@@ -59,7 +63,9 @@ int main(void)
             return 5;
         }
         t0 = test_counter();
-#ifdef BNN_ENCODING_FLOAT
+#if defined(BNN_TEST_INPUT_UINT8)
+        bnn_encode_u8(bnn_model.encoder, test_row, test_bits); /* a byte is always a number */
+#elif defined(BNN_ENCODING_FLOAT)
         finite = bnn_features_finite(bnn_model.encoder, test_row);
         if (finite) {
             bnn_encode(bnn_model.encoder, test_row, test_bits);

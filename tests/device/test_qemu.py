@@ -27,6 +27,7 @@ from bnnembed.device.machines import MACHINES, get_machine, qemu_machines
 from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, defer_frame_instructions, run_on_qemu
 from bnnembed.device.toolchain import TOOLCHAINS, require_tool
 
+from bnnembed.learn.data import load_data
 from firmware_fixtures import make_artifact, rows_for
 
 pytestmark = pytest.mark.qemu
@@ -261,6 +262,48 @@ def test_int16_variant_bit_exact(arts, machine):
             assert rep.float_mismatches == 0
 
 
+def _byte_rows(art, source: str) -> np.ndarray:
+    """1,000 rows of whole numbers 0..255: the data set's own where they are bytes (digits), then
+    random bytes, which land in every gap between thresholds (breast_cancer's go past 255)."""
+    X = load_data(source).X
+    own = X[np.all((X >= 0) & (X <= 255) & (X == np.floor(X)), axis=1)][: ROWS // 2]
+    rand = np.random.default_rng(7).integers(0, 256, (ROWS - len(own), art.encoder.n_features))
+    return np.concatenate([own, rand]).astype(np.float32)
+
+
+@pytest.mark.parametrize("machine", qemu_machines())
+def test_uint8_input_bit_exact_on_every_machine(arts, machine, tmp_path):
+    """bnn_decide_u8() on bytes decides exactly as numpy does on their floats (float tables: the
+    FPU's compare, or the integer compare of IEEE bits on cores without one) or on their int16
+    quantization (int16 tables), on every machine."""
+    need_machine(machine)
+    for source, art in arts.items():
+        X = _byte_rows(art, source)
+        for enc in (Encoding.FLOAT, Encoding.INT16):
+            rep = check_against_numpy(art, machine, X, BuildOptions(encoding=enc, uint8_input=True),
+                                      workdir=str(tmp_path))
+            assert (rep.input, rep.rows, rep.mismatches, rep.score_mismatches) == ("uint8", ROWS, 0, 0), (source, enc)
+            assert min(rep.decisions[k] for k in ("no", "yes")) > 0
+
+
+def test_uint8_input_refuses_other_values(arts):
+    X = load_data("digits").X[:5].astype(np.float32)
+    X[3, 10] = 2.5
+    with pytest.raises(BnnError, match="row 3 column 10 holds 2.5, not a whole number 0..255"):
+        run_on_qemu(arts["digits"], "host", X, BuildOptions(uint8_input=True))
+
+
+def test_uint8_defer_frame_is_cheaper_and_grows_with_the_frame():
+    """The uint8 frame driver measures real work (four times the bytes, about four times the
+    cost once the header is paid) and costs less than the float builder on the same values."""
+    need_machine("riscv32-virt")
+    X = np.random.default_rng(0).integers(0, 256, (8, 1024)).astype(np.float32)
+    small = defer_frame_instructions(256, "riscv32-virt", X[:, :256], uint8_input=True)
+    large = defer_frame_instructions(1024, "riscv32-virt", X, uint8_input=True)
+    assert small > 0 and 3.0 < large / small < 4.5
+    assert large < 0.7 * defer_frame_instructions(1024, "riscv32-virt", X)
+
+
 KERNEL_ROWS = 300
 
 
@@ -452,6 +495,24 @@ def test_cli_qemu_json(arts, capsys):
     # bytes, CRC and COBS over each (riscv32 counts instructions exactly; a few instructions per byte
     # at least, far below 100)
     assert 2 * 86 < rep["defer_frame_instructions"] < 100 * 86
+
+
+def test_cli_qemu_uint8_input(arts, capsys):
+    """--input uint8 feeds the rows as bytes and measures the uint8 frame; rows that are not bytes
+    get a one-line error, not a traceback."""
+    need_machine("riscv32-virt")
+    base = ["qemu", arts["digits"].path, "--machine", "riscv32-virt", "--data", "digits", "--rows", "200", "--json"]
+    assert main(base) == 0
+    as_float = json.loads(capsys.readouterr().out)
+    assert main(base + ["--input", "uint8"]) == 0
+    as_bytes = json.loads(capsys.readouterr().out)
+    assert (as_float["input"], as_bytes["input"]) == ("float", "uint8")
+    assert as_bytes["mismatches"] == 0 and as_bytes["decisions"] == as_float["decisions"]
+    assert as_bytes["defer_frame_instructions"] < as_float["defer_frame_instructions"]
+    code = main(["qemu", arts["breast_cancer"].path, "--machine", "riscv32-virt", "--data", "breast_cancer",
+                 "--input", "uint8"])
+    err = capsys.readouterr().err
+    assert code != 0 and "not a whole number 0..255" in err and "Traceback" not in err
 
 
 def test_defer_frame_cost_grows_with_the_frame():

@@ -174,6 +174,38 @@ def test_request_frame_is_the_cobs_of_the_payload_in_one_pass(session, seq, tag,
     assert c.build_request_frame(mtype, session, seq, tag, 0, x, cap=frame_size - 1)[0] == b""
 
 
+# bytes as images have them: runs of zeros, runs without a zero (past a 254-byte COBS block),
+# anything mixed; any length, so every head, word and tail case of the word loop comes up
+byte_rows = st.one_of(
+    st.lists(st.integers(0, 255), min_size=1, max_size=800),
+    st.lists(st.sampled_from([0, 0, 0, 0, 7, 255]), min_size=1, max_size=800),
+    st.lists(st.integers(1, 255), min_size=240, max_size=800),
+    st.lists(st.sampled_from([0, 1]), min_size=1, max_size=40),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(u32, u32, u32, st.integers(0, 1), byte_rows, st.booleans(), st.integers(0, 3))
+def test_uint8_frame_is_the_float_frame_of_the_same_values(session, seq, tag, decision, xs, report, offset):
+    """bnn_proto_build_request_frame_u8() (word-wise CRC and COBS) puts on the wire exactly the
+    frame the float builder makes of the floats 0.0..255.0 of the same bytes, which is the Python
+    codec's frame of that payload, and reports the same CRC: at every alignment of the input."""
+    c = _CACHE["c"]
+    x = np.array(xs, np.uint8)
+    mtype = P.MsgType.REPORT if report else P.MsgType.DEFER
+    d = decision if report else 0
+    wire, crc = c.build_request_frame_u8(mtype, session, seq, tag, d, x, offset=offset)
+    assert wire and wire == c.build_request_frame(mtype, session, seq, tag, d, x.astype(np.float32))[0]
+    payload = P.cobs_decode(wire.strip(b"\x00"))
+    assert wire == P.frame(payload) and crc == P.payload_crc(payload)
+    msg = P.decode_payload(payload)
+    assert np.array_equal(msg.features, x.astype(np.float32))
+    need = 10 + 8 + x.size + 4
+    frame_size = need + need // 254 + 1 + 2  # BNN_PROTO_FRAME_SIZE_U8(n)
+    assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size - 1)[0] == b""
+    assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size)[0] == wire
+
+
 @settings(max_examples=200, deadline=None)
 @given(u32, u32, u32, st.sampled_from(list(P.MsgType)[2:]), st.integers(0, 3))
 def test_replies_python_equals_c(session, seq, req_crc, mtype, value):
