@@ -38,9 +38,10 @@ from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_scores, combine
 from bnnembed.device.elf import elf_symbols
 from bnnembed.device.machines import get_machine
-from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, qemu_command, write_rows
+from bnnembed.device.qemu import (BuildOptions, _parse, check_against_numpy, defer_frame_instructions, qemu_command,
+                                  write_rows)
 from bnnembed.device.toolchain import TOOLCHAINS, require_tool
-from bnnembed.render.quantize import Encoding
+from bnnembed.render.quantize import Encoding, is_uint8_data
 
 HERE = Path(__file__).resolve().parent
 BOARDS = HERE.parent / "boards"
@@ -375,7 +376,7 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
            "design": art.model.design,
            "binary_macs": decision_macs(art.upper, art.lower),
            "hidden_macs": decision_macs(art.upper, art.lower, hidden_only=True),
-           "dnn_layers": None, "device": {}, "dnn_device": {}, "device_rows": n_dev,
+           "dnn_layers": None, "device": {}, "device_uint8": {}, "dnn_device": {}, "device_rows": n_dev,
            "artifact_note": art.manifest.get("notes")}
     layers = dnn_layers(art)
     res["dnn_layers"] = [layers[0][0].shape[1]] + [W.shape[0] for W, _ in layers]
@@ -392,6 +393,13 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
             print(f"  {name} {m} {strat.name}: {entry[strat.name.lower()]['instructions_per_bmac']} instr/bMAC "
                   f"({time.time() - t0:.0f} s)", flush=True)
         entry["optimized"] = best_kernel(entry)  # what the boards on this core name
+        if is_uint8_data(Xd):  # pixels: the same inference fed bytes (bnn_decide_u8), boards' kernel
+            with tempfile.TemporaryDirectory() as work:
+                rep = check_against_numpy(art, m, Xd, BuildOptions(popcount=PopcountStrategy[entry["optimized"].upper()],
+                                                                   uint8_input=True), workdir=work)
+            res["device_uint8"][m] = {"mismatches": rep.mismatches + rep.score_mismatches,
+                                    "instructions_per_inference": rep.instructions_per_inference,
+                                    "encode_instructions": rep.encode_instructions}
         if "zbb" in entry:
             entry["optimized_zbb"] = best_kernel(entry, allow_zbb=True)
         res["device"][m] = entry
@@ -411,6 +419,9 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
             srcs, flags = defer_sources(layers[0][0].shape[1], work)
             dd["deferral_frame"] = dense_device("deferral_frame", srcs, flags, m, X[:n_dnn], work,
                                                 np.ones(n_dnn, bool))
+        if m in res["device_uint8"]:  # the frame the link builds from those bytes (word-wise CRC and COBS)
+            dd["deferral_frame_uint8"] = {"instructions": defer_frame_instructions(
+                X.shape[1], m, X[:n_dnn], uint8_input=True)}
         print(f"  {name} {m} DNN: {dd['emlearn_float']['instructions']} (float) "
               f"{dd['int8']['instructions']} (int8) instructions", flush=True)
         res["dnn_device"][m] = dd
@@ -434,11 +445,22 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
         "deferral_frame_instructions": defer,
         # decided inputs cost the pair; undecided ones the pair plus building the deferral frame
         "expected_device_instructions_per_input": {m: pair[m] + (1 - decided) * defer[m] for m in machines},
+        # a DEFER frame as a share of one inference: float input, and bytes where the data are bytes
+        "defer_frame_share": {m: defer[m] / pair[m] for m in machines},
         "dnn_on_device_instructions_per_input": {
             m: res["dnn_device"][m]["emlearn_float"]["instructions"] for m in machines},
         "int8_on_device_instructions_per_input": {
             m: res["dnn_device"][m]["int8"]["instructions"] for m in machines},
     }
+    u8 = {m: (res["device_uint8"][m]["instructions_per_inference"],
+              res["dnn_device"][m]["deferral_frame_uint8"]["instructions"])
+          for m in machines if "deferral_frame_uint8" in res["dnn_device"][m]}
+    if u8:
+        res["cascade"]["uint8_input_instructions_per_input"] = {m: v[0] for m, v in u8.items()}
+        res["cascade"]["deferral_frame_uint8_instructions"] = {m: v[1] for m, v in u8.items()}
+        res["cascade"]["defer_frame_share_uint8"] = {m: v[1] / v[0] for m, v in u8.items()}
+        res["cascade"]["expected_device_instructions_per_input_uint8"] = {
+            m: v[0] + (1 - decided) * v[1] for m, v in u8.items()}
     return res
 
 
@@ -507,6 +529,16 @@ def markdown(results: dict) -> str:
             out.append(f"| {m} | {c['pair_instructions_per_input'][m]:.0f} | {c['deferral_frame_instructions'][m]:.0f} | "
                        f"{e:.0f} | {_fmt(d, '.0f')} / {_fmt(q, '.0f')} | {_fmt(ratio(d, e), '.2f')} / "
                        f"{_fmt(ratio(q, e), '.2f')} |")
+        if "defer_frame_share_uint8" in c:
+            out += ["", "The same cascade fed bytes (the data are whole numbers 0..255: `bnn_decide_u8()`, and "
+                    "`bnn_link_defer_u8()`'s frame, built a word at a time):", "",
+                    "| machine | encode + pair, uint8 input | DEFER frame, uint8 | frame ÷ inference, uint8 | "
+                    "float input: frame ÷ inference | expected per input, uint8 |", "|---|---|---|---|---|---|"]
+            for m, share in c["defer_frame_share_uint8"].items():
+                out.append(f"| {m} | {c['uint8_input_instructions_per_input'][m]:.0f} | "
+                           f"{c['deferral_frame_uint8_instructions'][m]:.0f} | {100 * share:.1f}% | "
+                           f"{100 * c['defer_frame_share'][m]:.1f}% | "
+                           f"{c['expected_device_instructions_per_input_uint8'][m]:.0f} |")
         out += ["", "UART transfer time of a deferral and the host's reply are not included.", ""]
     return "\n".join(out)
 

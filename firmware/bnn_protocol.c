@@ -906,6 +906,9 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, link_features x, u
     uint32_t crc;
     uint8_t want = (type == BNN_MSG_DEFER) ? (uint8_t)BNN_MSG_DECISION : (uint8_t)BNN_MSG_ACK;
     unsigned attempt;
+    if (x.f == NULL && x.u8 == NULL) {
+        return BNN_LINK_TOO_BIG;
+    }
     if (x.u8 != NULL) {
         len = bnn_proto_build_request_frame_u8(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
                                                link->model_tag, *decision, x.u8, n, &crc);
@@ -959,6 +962,20 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, link_features x, u
     return BNN_LINK_NO_REPLY;
 }
 
+static link_features as_float(const float *x)
+{
+    link_features f = {NULL, NULL};
+    f.f = x;
+    return f;
+}
+
+static link_features as_u8(const uint8_t *x)
+{
+    link_features f = {NULL, NULL};
+    f.u8 = x;
+    return f;
+}
+
 static bnn_link_status defer(bnn_link *link, link_features x, uint16_t n, uint8_t *decision)
 {
     uint8_t d = 0u;
@@ -971,42 +988,22 @@ static bnn_link_status defer(bnn_link *link, link_features x, uint16_t n, uint8_
 
 bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8_t *decision)
 {
-    link_features f = {NULL, NULL};
-    if (x == NULL) {
-        return BNN_LINK_TOO_BIG;
-    }
-    f.f = x;
-    return defer(link, f, n, decision);
+    return defer(link, as_float(x), n, decision);
 }
 
 bnn_link_status bnn_link_defer_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t *decision)
 {
-    link_features f = {NULL, NULL};
-    if (x == NULL) {
-        return BNN_LINK_TOO_BIG;
-    }
-    f.u8 = x;
-    return defer(link, f, n, decision);
+    return defer(link, as_u8(x), n, decision);
 }
 
 bnn_link_status bnn_link_report(bnn_link *link, const float *x, uint16_t n, uint8_t decision)
 {
-    link_features f = {NULL, NULL};
     uint8_t d = decision;
-    if (x == NULL) {
-        return BNN_LINK_TOO_BIG;
-    }
-    f.f = x;
-    return transact(link, (uint8_t)BNN_MSG_REPORT, f, n, &d);
+    return transact(link, (uint8_t)BNN_MSG_REPORT, as_float(x), n, &d);
 }
 
 bnn_link_status bnn_link_report_u8(bnn_link *link, const uint8_t *x, uint16_t n, uint8_t decision)
 {
-    link_features f = {NULL, NULL};
     uint8_t d = decision;
-    if (x == NULL) {
-        return BNN_LINK_TOO_BIG;
-    }
-    f.u8 = x;
-    return transact(link, (uint8_t)BNN_MSG_REPORT, f, n, &d);
+    return transact(link, (uint8_t)BNN_MSG_REPORT, as_u8(x), n, &d);
 }

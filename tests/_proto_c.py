@@ -80,6 +80,10 @@ class CProto:
         lib.bnn_test_defer.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_uint16, u8p]
         lib.bnn_test_report.restype = ctypes.c_int
         lib.bnn_test_report.argtypes = [ctypes.POINTER(ctypes.c_float), ctypes.c_uint16, ctypes.c_uint8]
+        lib.bnn_test_defer_u8.restype = ctypes.c_int
+        lib.bnn_test_defer_u8.argtypes = [u8p, ctypes.c_uint16, u8p]
+        lib.bnn_test_report_u8.restype = ctypes.c_int
+        lib.bnn_test_report_u8.argtypes = [u8p, ctypes.c_uint16, ctypes.c_uint8]
         lib.bnn_test_link_stats.argtypes = [ctypes.POINTER(ctypes.c_uint32)]
         self.lib = lib
 
@@ -173,6 +177,16 @@ class CProto:
     def report(self, x, decision: int) -> int:
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.lib.bnn_test_report(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size, decision)
+
+    def defer_u8(self, x) -> tuple[int, int]:
+        x = np.ascontiguousarray(x, dtype=np.uint8)
+        d = ctypes.c_uint8(255)
+        st = self.lib.bnn_test_defer_u8(x.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), x.size, ctypes.byref(d))
+        return st, d.value
+
+    def report_u8(self, x, decision: int) -> int:
+        x = np.ascontiguousarray(x, dtype=np.uint8)
+        return self.lib.bnn_test_report_u8(x.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), x.size, decision)
 
     def link_stats(self) -> dict:
         out = (ctypes.c_uint32 * 8)()

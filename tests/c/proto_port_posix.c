@@ -139,6 +139,16 @@ int bnn_test_report(const float *x, uint16_t n, uint8_t decision)
     return (int)bnn_link_report(&bnn_test_link, x, n, decision);
 }
 
+int bnn_test_defer_u8(const uint8_t *x, uint16_t n, uint8_t *decision)
+{
+    return (int)bnn_link_defer_u8(&bnn_test_link, x, n, decision);
+}
+
+int bnn_test_report_u8(const uint8_t *x, uint16_t n, uint8_t decision)
+{
+    return (int)bnn_link_report_u8(&bnn_test_link, x, n, decision);
+}
+
 /* requests, retries, no_reply, refused, stale, rx frames_ok, rx dropped total, seq */
 void bnn_test_link_stats(uint32_t out[8])
 {

@@ -204,8 +204,10 @@ def test_python_device_over_tcp(art, rows, tmp_path):
     print(f"python device: {len(X)} requests in {elapsed:.3f}s ({len(X) / elapsed:.0f}/s)")
 
 
-def test_c_link_over_tcp(art, rows, tmp_path):
-    """The device code of firmware/bnn_protocol.c, built for the host, against the host service."""
+@pytest.mark.parametrize("uint8", [False, True], ids=["float", "uint8"])
+def test_c_link_over_tcp(art, rows, tmp_path, uint8):
+    """The device code of firmware/bnn_protocol.c, built for the host, against the host service;
+    the digits pixels sent as floats and, through bnn_link_defer_u8()/report_u8(), as bytes."""
     X, ref, dnn = rows
     c = _proto_c.CProto(_proto_c.build(str(tmp_path)))
     log_path = str(tmp_path / "log.sqlite")
@@ -215,11 +217,11 @@ def test_c_link_over_tcp(art, rows, tmp_path):
         c.link_setup(0xC0FFEE, P.model_tag(art.model_hash), timeout_ms=500, attempts=5)
 
         def defer(x):
-            st, d = c.defer(x)
+            st, d = c.defer_u8(x) if uint8 else c.defer(x)
             return ("ok" if st == 0 else f"status{st}"), d
 
         def report(x, b):
-            return "ok" if c.report(x, b) == 0 else "failed"
+            return "ok" if (c.report_u8(x, b) if uint8 else c.report(x, b)) == 0 else "failed"
 
         final, source = _run_device(defer, report, X, ref)
         # a model the host does not serve: refused at once, no retries
@@ -237,6 +239,8 @@ def test_c_link_over_tcp(art, rows, tmp_path):
     with DecisionLog(log_path, readonly=True) as log:
         recs = [r for r in log.records() if r.session == 0xC0FFEE]
         assert len(recs) == len(X) and sum(r.kind == "defer" for r in recs) == int(unknown.sum())
+        assert all(np.array_equal(np.asarray(r.features, np.float32), X[i].astype(np.float32))
+                   for i, r in enumerate(recs))
 
 
 def test_cli_host_and_log(art, rows, tmp_path, capsys):
