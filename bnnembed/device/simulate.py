@@ -35,7 +35,7 @@ from ..link.protocol import LinkStatus, model_tag
 from ..link.decision_log import default_log_path
 from ..model.intmodel import Decision, invalid_rows
 from ..render.c import row_word_defines
-from ..render.quantize import Encoding
+from ..render.quantize import Encoding, is_uint8_data, uint8_rows
 from .app_codes import FinalDecision
 from .machines import MACHINES, Machine, get_machine
 from .qemu import qemu_exe, write_rows
@@ -104,15 +104,18 @@ def link_defines(link: LinkSettings, report_macro: str) -> dict[str, str]:
 
 
 def compile_sim_firmware(artifact, machine_name: str, workdir, *, session: int,
-                         link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = ()) -> Path:
-    """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF."""
+                         link: LinkSettings = LinkSettings(), extra_cflags: tuple[str, ...] = (),
+                         uint8_input: bool = False) -> Path:
+    """Generate the model and compile the deferral driver for ``machine_name``; returns the ELF
+    (``uint8_input``: rows are bytes, through bnn_app_handle_u8() and the uint8 frames)."""
     m = sim_machine(machine_name)
     work = Path(workdir)
     fw = firmware_dir()
     sources = write_model_build(artifact, work, Encoding.FLOAT)
     sources += [fw / n for n in APP_SOURCES] + [fw / "test" / "bnn_defer_main.c"]
     defines = {"BNN_MODEL_TAG": f"{model_tag(artifact.model_hash):#x}u", "BNN_SESSION": f"{session:#x}u",
-               **uart_defines(machine_name), **link_defines(link, "BNN_SIM_REPORT"), **row_word_defines(artifact.model)}
+               **uart_defines(machine_name), **link_defines(link, "BNN_SIM_REPORT"), **row_word_defines(artifact.model),
+               **({"BNN_TEST_INPUT_UINT8": "1"} if uint8_input else {})}
     return compile_elf(m, sources, work / "sim.elf", include_dirs=(work, fw), defines=defines,
                        extra_cflags=extra_cflags, what="the deferral firmware")
 
@@ -149,11 +152,12 @@ def _run_linked_qemu(machine_name: str, elf: Path, work: Path, out_name: str, po
 
 
 def run_sim_firmware(elf: Path, machine_name: str, X: np.ndarray, port: int, workdir,
-                     timeout: float | None = None) -> DeviceRun:
-    """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``."""
+                     timeout: float | None = None, uint8_input: bool = False) -> DeviceRun:
+    """Run the deferral firmware on the rows of ``X`` with its UART connected to 127.0.0.1:``port``
+    (as bytes with ``uint8_input``: the firmware must have been compiled so)."""
     work = Path(workdir)
     X = np.ascontiguousarray(X, dtype=np.float32)
-    write_rows(work / "bnn_rows.bin", X, Encoding.FLOAT)
+    write_rows(work / "bnn_rows.bin", uint8_rows(X) if uint8_input else X, Encoding.FLOAT)
     proc, text, seconds = _run_linked_qemu(machine_name, elf, work, "sim_out.txt", port, len(X), "firmware", timeout)
     if f"{SIM_SENTINEL} rows={len(X)}" not in text:
         tail = "\n".join((text + proc.stderr).strip().splitlines()[-6:])
@@ -318,10 +322,12 @@ def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label:
     session = int.from_bytes(os.urandom(4), "little") | 1
     with tempfile.TemporaryDirectory(prefix="bnnembed-sim-") as tmp:
         work = Path(workdir or tmp)
-        elf = compile_sim_firmware(art, machine, work, session=session, link=link)
+        # bytes at the source (the artifact says so, and the rows are): decided and deferred as bytes
+        uint8_input = art.native_input == "uint8" and is_uint8_data(X)
+        elf = compile_sim_firmware(art, machine, work, session=session, link=link, uint8_input=uint8_input)
         service, thread = start_host(art, TcpListen("127.0.0.1", 0), log_path=log_path)
         try:
-            run = run_sim_firmware(elf, machine, X, service.endpoint.port, work)
+            run = run_sim_firmware(elf, machine, X, service.endpoint.port, work, uint8_input=uint8_input)
         finally:
             service.stop.set()
             thread.join(10)
@@ -331,7 +337,7 @@ def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label:
                                        (session,)).fetchone()
             log.close()
     summary = summarize(art, X, run, machine)
-    summary.update(session=session, host=host_stats, log_records=int(n_records[0]),
+    summary.update(session=session, input="uint8" if uint8_input else "float", host=host_stats, log_records=int(n_records[0]),
                    log_deferrals=int(n_records[1] or 0), log=log_path or default_log_path(art.path))
     if out:
         write_simulation_csv(run, out)

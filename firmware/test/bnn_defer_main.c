@@ -6,7 +6,8 @@
  * (bnn_protocol.c), the application logic every generated project uses (bnn_app.c:
  * bnn_app_handle() decides, defers and retries) and a bnn_io.h port (bnn_uart_cmsdk.c under QEMU, whose UART0 is a TCP
  * socket to the host service). The rows stand in for a sensor: `bnn_rows.bin` read through
- * semihosting (two little-endian uint32 — rows, 4 — then float32 rows of BNN_N_FEATURES).
+ * semihosting (two little-endian uint32 — rows, 4 — then float32 rows of BNN_N_FEATURES; with
+ * -DBNN_TEST_INPUT_UINT8, rows, 1, then uint8 rows, decided and deferred by bnn_app_handle_u8()).
  * Results go to semihosting stdout, one line per row:
  *
  *     R <row> <bound decision> <link status> <final> <round trip us>
@@ -46,8 +47,15 @@
 
 uint32_t bnn_cmsdk_micros(void);
 
+#ifdef BNN_TEST_INPUT_UINT8
+static uint8_t sim_row[BNN_N_FEATURES];
+static uint8_t sim_tx[BNN_PROTO_FRAME_SIZE_U8(BNN_N_FEATURES)];
+#define sim_handle bnn_app_handle_u8
+#else
 static float sim_row[BNN_N_FEATURES];
 static uint8_t sim_tx[BNN_PROTO_FRAME_SIZE(BNN_N_FEATURES)];
+#define sim_handle bnn_app_handle
+#endif
 static uint8_t sim_rx[BNN_PROTO_RX_BUFFER_SIZE];
 static bnn_app sim_app;
 #define sim_link (sim_app.link)
@@ -62,7 +70,7 @@ int main(void)
         printf("BNN-SIM-ERROR cannot open bnn_rows.bin\n");
         return 3;
     }
-    if (fread(header, sizeof header, 1, in) != 1 || header[1] != 4u) {
+    if (fread(header, sizeof header, 1, in) != 1 || header[1] != sizeof sim_row[0]) {
         printf("BNN-SIM-ERROR bad header\n");
         return 4;
     }
@@ -77,7 +85,7 @@ int main(void)
             return 5;
         }
         t0 = bnn_cmsdk_micros();
-        r = bnn_app_handle(&sim_app, sim_row);
+        r = sim_handle(&sim_app, sim_row);
         t1 = r.link_status >= 0 ? bnn_cmsdk_micros() : t0;
         printf("R %lu %d %d %u %lu\n", (unsigned long)row, (int)r.bound, (int)r.link_status, (unsigned)r.final,
                (unsigned long)(t1 - t0));

@@ -95,6 +95,8 @@ def test_simulate_end_to_end(machine, fixture, tmp_path, capsys, request):
                  "--out", out, "--log", log, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     deferred = check_run(art, X, out, log, summary)
+    # digits pixels are bytes (the build declares it): decided and deferred through the uint8 calls
+    assert art.native_input == "uint8" and summary["input"] == "uint8"
     assert summary["rows"] == ROWS and summary["deferred"] == deferred and summary["undecided"] == 0
     assert summary["deferred_agree_with_dnn"] == deferred
     assert summary["device_bounds_match_numpy"] == ROWS
