@@ -502,7 +502,7 @@ def markdown(results: dict) -> str:
             opt = w["device"][m][w["device"][m]["optimized"]]
             pair_i = opt["instructions_per_inference"]
             for k, r in dd.items():
-                if k == "deferral_frame":
+                if k.startswith("deferral_frame"):  # in the cascade tables below
                     continue
                 if r["instructions"] is None:
                     out.append(f"| {m} | {k} | does not fit ({r['does_not_fit']}) | | | | |")
