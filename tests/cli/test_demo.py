@@ -88,7 +88,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
     # 4. QEMU: no mismatch, and the decision counts are numpy's on the first ROWS rows
     dec = dec_all[:ROWS]
-    q = _one(r"^machine \S+ \(\S+\), \S+ encoding: (\d+) rows, (\d+) decision mismatches, (\d+) score mismatches", text)
+    # the digits pixels are bytes: the demo's QEMU run feeds them as such (bnn_decide_u8)
+    q = _one(r"^machine \S+ \(\S+\), \S+ encoding, uint8 input: (\d+) rows, (\d+) decision mismatches, "
+             r"(\d+) score mismatches", text)
     assert [int(v) for v in q.groups()] == [ROWS, 0, 0]
     counts = ast.literal_eval(_one(r"^decisions: (\{.*\})$", text).group(1))
     assert counts == {d.label: int((dec == d).sum()) for d in Decision}, counts
