@@ -144,7 +144,7 @@ void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *
 #else
             /* no FPU: x >= t on the bits. A negative t (sign bit set) is below every x; for
              * t >= +0.0 the bits of non-negative floats order as the values do, +infinity above
-             * them all */
+             * them all. Thresholds are never NaN (the generator writes finite cut points) */
             const uint32_t xb = bnn_u8_float_bits(features[col]);
             for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
                 bnn_f32_bits t;
@@ -156,7 +156,7 @@ void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *
             }
 #endif
         } else {
-            const int32_t q = bnn_u8_quantized(features[col], enc->feature_shift[col]);
+            const int32_t q = bnn_u8_quantized(features[col], enc->feature_shift != NULL ? enc->feature_shift[col] : 0);
             for (k = enc->offsets[f]; k < enc->offsets[f + 1u]; ++k) {
                 if (q < enc->thresholds_q[k]) {
                     break;

@@ -528,7 +528,7 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
     uint16_t i;
     uint8_t width;
     frame_writer w;
-    if (!request_ok(out, type, n) || cap < BNN_PROTO_FRAME_SIZE(n)) {
+    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE(n)) {
         return 0;
     }
     hl = put_request_head(head, type, session, seq, model_tag, decision, n);

@@ -87,7 +87,7 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
  * payload bnn_proto_build_request() builds, in one pass over the features (CRC and COBS as each
  * byte is made; the payload is never stored). @p cap >= BNN_PROTO_FRAME_SIZE(n).
  * @param payload_crc if not NULL, set to the payload's CRC field (what a reply echoes).
- * @return the frame length, or 0 if @p cap is too small or @p n is out of range.
+ * @return the frame length, or 0 if @p cap is too small, @p n is out of range or @p x is NULL.
  */
 size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                      uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
@@ -97,7 +97,7 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
  * bnn_proto_build_request_frame() for features that are uint8 at the source (camera pixels, 8-bit
  * ADC readings): the same frame, byte for byte, as for the floats 0.0f..255.0f of the same values,
  * built a 32-bit word at a time with no float in sight. @p cap >= BNN_PROTO_FRAME_SIZE_U8(n).
- * @return the frame length, or 0 if @p cap is too small or @p n is out of range.
+ * @return the frame length, or 0 if @p cap is too small, @p n is out of range or @p x is NULL.
  */
 size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                         uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
@@ -182,6 +182,8 @@ void bnn_link_init(bnn_link *link, uint32_t session, uint32_t model_tag, uint8_t
 /**
  * Defer an input to the host DNN: send DEFER, wait for DECISION, retry on timeout.
  * @param decision set to 0 (NO) or 1 (YES) when the result is BNN_LINK_OK.
+ * @return BNN_LINK_TOO_BIG, nothing sent, when the frame cannot be built: more features than the
+ *         transmit buffer holds, 0 or more than BNN_PROTO_MAX_FEATURES of them, or @p x NULL.
  */
 bnn_link_status bnn_link_defer(bnn_link *link, const float *x, uint16_t n, uint8_t *decision);
 

@@ -30,11 +30,12 @@ def host_cc() -> str:
 
 
 def build(out_dir: str, *, sanitize: bool = False, shared: bool = True, main: str = "proto_port_posix.c",
-          name: str = "libbnnproto.so") -> str:
+          name: str = "libbnnproto.so", extra_flags: tuple[str, ...] = ()) -> str:
     fw = str(resource_dir("firmware"))
     out = os.path.join(out_dir, name)
     cmd = [host_cc(), *CFLAGS, f"-I{fw}", os.path.join(HERE, "c", main), os.path.join(fw, "bnn_protocol.c"),
            "-o", out]
+    cmd[1:1] = list(extra_flags)
     if shared:
         cmd[1:1] = ["-shared", "-fPIC"]
     if sanitize:

@@ -247,13 +247,13 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
             tmp.cleanup()
 
 
-def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndarray,
-                             workdir: str | None = None, timeout: float | None = None,
-                             uint8_input: bool = False) -> float | None:
-    """Mean instructions to build one DEFER frame (payload, CRC-32, COBS) for rows ``X`` of
-    ``n_features`` float32 features on ``machine`` (firmware/test/bnn_defer_frame_main.c), or with
-    ``uint8_input`` of the rows as bytes (bnn_proto_build_request_frame_u8()); None where the
-    machine has no instruction counter."""
+def defer_frames(n_features: int, machine: str | Machine, X: np.ndarray, workdir: str | None = None,
+                 timeout: float | None = None, uint8_input: bool = False, row_offset: int = 0) -> np.ndarray:
+    """Build one DEFER frame per row of ``X`` (``n_features`` float32 features, or with
+    ``uint8_input`` the rows as bytes through bnn_proto_build_request_frame_u8(), placed
+    ``row_offset`` bytes past a word boundary) on ``machine`` with firmware/test/bnn_defer_frame_main.c.
+    Returns ``(rows, 3)``: instructions (NaN where the machine has no instruction counter), frame
+    bytes and the payload CRC of each."""
     if isinstance(machine, str):
         machine = get_machine(machine)
     if machine.qemu:
@@ -264,7 +264,8 @@ def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndar
     with tempfile.TemporaryDirectory(prefix=f"bnnembed-defer-{machine.name}-") as tmp:
         work = Path(workdir or tmp)
         fw = firmware_dir()
-        defines = {"BNN_N_FEATURES": n_features, **({"BNN_TEST_INPUT_UINT8": 1} if uint8_input else {})}
+        defines = {"BNN_N_FEATURES": n_features,
+                   **({"BNN_TEST_INPUT_UINT8": 1, "BNN_TEST_ROW_OFFSET": int(row_offset)} if uint8_input else {})}
         elf = compile_elf(machine, [fw / "test" / "bnn_defer_frame_main.c", fw / "bnn_protocol.c"],
                           work / "defer.elf", include_dirs=(fw,), defines=defines,
                           what="the DEFER frame driver")
@@ -281,12 +282,24 @@ def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndar
         text = out_file.read_text() if machine.qemu and out_file.exists() else proc.stdout
     if proc.returncode != 0 or f"{SENTINEL} rows={len(X)}" not in text:
         raise BnnError(f"{machine.name}: the DEFER frame driver failed: {(text + proc.stderr).strip()[-300:]}")
-    ticks = np.array([int(line.split()[2]) for line in text.splitlines() if line.startswith("D ")], dtype=np.float64)
+    rows = np.array([[int(v) for v in line.split()[2:5]] for line in text.splitlines() if line.startswith("D ")],
+                    dtype=np.float64).reshape(-1, 3)
     cal = _calibration(text, machine)
-    if cal is None or len(ticks) != len(X):
-        return None
-    per_insn, empty_ticks = cal
-    return round(float(np.mean(np.round((ticks - empty_ticks).clip(0) / per_insn))), 1)
+    if cal is None or len(rows) != len(X):
+        rows[:, 0] = np.nan
+    else:
+        per_insn, empty_ticks = cal
+        rows[:, 0] = np.round((rows[:, 0] - empty_ticks).clip(0) / per_insn)
+    return rows
+
+
+def defer_frame_instructions(n_features: int, machine: str | Machine, X: np.ndarray,
+                             workdir: str | None = None, timeout: float | None = None,
+                             uint8_input: bool = False) -> float | None:
+    """Mean instructions to build one DEFER frame (payload, CRC-32, COBS) for the rows ``X``
+    (:func:`defer_frames`); None where the machine has no instruction counter."""
+    ticks = defer_frames(n_features, machine, X, workdir, timeout, uint8_input)[:, 0]
+    return None if np.isnan(ticks).any() else round(float(np.mean(ticks)), 1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -110,21 +110,30 @@ def encode_int16(encoder: Thermometer, Xq: np.ndarray) -> np.ndarray:
     return (cols >= tq.astype(np.int64)[None, :]).astype(np.uint8)
 
 
-def is_uint8_data(X: np.ndarray) -> bool:
-    """Is every value a whole number 0..255 (so the rows are bytes at the source, e.g. pixels)?"""
+def _byte_values(X: np.ndarray) -> np.ndarray:
+    """Where a value is a whole number 0..255 (+0.0, not -0.0, whose bits a byte cannot carry)."""
+    X = np.asarray(X)
     with np.errstate(invalid="ignore"):
-        X = np.asarray(X, dtype=np.float64)
-        return bool(X.size) and bool(np.all((X >= 0) & (X <= 255) & (X == np.floor(X))))
+        return (X >= 0) & (X <= 255) & (X == np.floor(X)) & ~np.signbit(X)
+
+
+def is_uint8_data(X: np.ndarray, chunk: int = 4096) -> bool:
+    """Is every value a whole number 0..255 (so the rows are bytes at the source, e.g. pixels)?
+    Looked at ``chunk`` rows at a time, so a large data set costs no large temporaries."""
+    X = np.asarray(X)
+    if X.size == 0:
+        return False
+    rows = X.reshape(X.shape[0], -1)
+    return all(bool(_byte_values(rows[i:i + chunk]).all()) for i in range(0, len(rows), chunk))
 
 
 def uint8_rows(X: np.ndarray) -> np.ndarray:
     """Rows as the uint8 input of ``bnn_decide_u8()``, or a one-line error naming the first value
     that is not a whole number 0..255 (a NaN included: a byte is always a number)."""
     X = np.asarray(X, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        bad = ~((X >= 0) & (X <= 255) & (X == np.floor(X)))
+    bad = ~_byte_values(X)
     if bad.any():
         r, c = (int(v) for v in np.argwhere(bad)[0])
-        raise BnnError(f"row {r} column {c} holds {float(X[r, c])!r}, not a whole number 0..255: these rows are not "
-                       f"uint8 input (use --input float)")
+        raise BnnError(f"row {r} column {c} holds {float(X[r, c])!r}, not a whole number 0..255: these rows are "
+                       "not uint8 input (feed them as floats, e.g. bnnembed qemu --input float)")
     return X.astype(np.uint8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ from bnnembed.model.intmodel import BoundNet, IntLayer
 from bnnembed.model.packing import pack_bits
 from bnnembed.device.elf import pointer_bytes
 from bnnembed.device.machines import MACHINES, get_machine, qemu_machines
-from bnnembed.device.qemu import BuildOptions, _parse, check_against_numpy, defer_frame_instructions, run_on_qemu
+from bnnembed.device.qemu import (BuildOptions, _parse, check_against_numpy, defer_frame_instructions, defer_frames,
+                                  run_on_qemu)
 from bnnembed.device.toolchain import TOOLCHAINS, require_tool
 
 from bnnembed.learn.data import load_data
@@ -284,6 +286,40 @@ def test_uint8_input_bit_exact_on_every_machine(arts, machine, tmp_path):
                                       workdir=str(tmp_path))
             assert (rep.input, rep.rows, rep.mismatches, rep.score_mismatches) == ("uint8", ROWS, 0, 0), (source, enc)
             assert min(rep.decisions[k] for k in ("no", "yes")) > 0
+
+
+@pytest.mark.parametrize("fpu", [0, 1], ids=["ieee-bits", "float-compare"])
+def test_uint8_encoder_on_every_byte_on_host(tmp_path, fpu):
+    """bnn_encode_u8() against its definition on every byte, built natively both ways (the fixtures'
+    thresholds are all positive and their shifts small): float thresholds including negative ones,
+    -0.0, subnormals and infinities against bnn_encode(); int16 tables for every shift -64..40."""
+    need_machine("host")
+    fw = resource_dir("firmware")
+    exe = tmp_path / "enc"
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "c", "encode_u8_check.c")
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-DBNN_HAVE_FPU_SINGLE={fpu}",
+                    f"-I{fw}", src, str(fw / "bnn.c"), str(fw / "bnn_kernels.c"), "-lm", "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith("OK ") and int(out.split()[1]) > 1_000_000, out
+
+
+@pytest.mark.parametrize("machine", ["microbit", "mps2-an386"])
+def test_uint8_frames_at_every_alignment_on_device(tmp_path, machine):
+    """The uint8 frame builder on the device itself, rows placed 0..3 bytes past a word boundary
+    (the Cortex-M0 has no unaligned loads): each frame's length and CRC are the Python codec's."""
+    from bnnembed.link import protocol as P
+
+    need_machine(machine)
+    rng = np.random.default_rng(3)
+    X = np.where(rng.random((12, 300)) < 0.6, 0, rng.integers(1, 256, (12, 300))).astype(np.float32)
+    X[0] = 0
+    X[1] = rng.integers(1, 256, 300)  # a 254-byte block and more
+    for offset in range(4):
+        frames = defer_frames(300, machine, X, uint8_input=True, row_offset=offset)
+        for row, (_, length, crc) in enumerate(frames.astype(np.int64)):
+            payload = P.encode_payload(P.Defer(1, row + 1, 0x12345678, X[row]))
+            assert (length, crc) == (len(P.frame(payload)), P.payload_crc(payload)), (offset, row)
 
 
 def test_uint8_input_refuses_other_values(arts):
