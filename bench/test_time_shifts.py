@@ -35,7 +35,7 @@ from int8_peer import calibrated  # noqa: E402
 from bnnembed.artifact import load_artifact  # noqa: E402
 from bnnembed.learn.calibrate import PairScores, median_centers  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
-from bnnembed.model.intmodel import bound_scores  # noqa: E402
+from bnnembed.model.shifts import cut_points, summed_scores  # noqa: E402
 
 #: the copies of each design: (rows down, columns right)
 SHIFT_SETS = {
@@ -43,27 +43,6 @@ SHIFT_SETS = {
     "3h": ((0, 0), (0, 1), (0, -1)),
     "5": ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)),
 }
-
-
-def shift_images(X: np.ndarray, shape: tuple[int, int], dy: int, dx: int) -> np.ndarray:
-    """Rows of ``X`` as ``shape`` images moved ``dy`` rows down and ``dx`` columns right, zero fill."""
-    h, w = shape
-    im = X.reshape(len(X), h, w)
-    out = np.zeros_like(im)
-    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        im[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out.reshape(len(X), h * w)
-
-
-def summed_scores(art, X: np.ndarray, shape, shifts) -> tuple[np.ndarray, np.ndarray]:
-    """Each bound's score summed over the shifted copies of every row."""
-    up = np.zeros(len(X), np.int64)
-    lo = np.zeros(len(X), np.int64)
-    for dy, dx in shifts:
-        bits = art.encoder.encode(shift_images(X, shape, dy, dx))
-        up += bound_scores(art.upper, bits)
-        lo += bound_scores(art.lower, bits)
-    return up, lo
 
 
 def study(art_dir: str, data: str, alphas: list[float], delta: float = 0.05) -> dict:
@@ -78,7 +57,9 @@ def study(art_dir: str, data: str, alphas: list[float], delta: float = 0.05) -> 
     yes = {k: dnn.says_yes(v) for k, v in rows.items()}
     out = {}
     for name, shifts in SHIFT_SETS.items():
-        scores = {k: PairScores(*summed_scores(art, rows[k], tuple(shape), shifts), yes[k]) for k in rows}
+        scores = {k: PairScores(summed_scores(art.upper, art.encoder, rows[k], tuple(shape), shifts),
+                                summed_scores(art.lower, art.encoder, rows[k], tuple(shape), shifts), yes[k])
+                  for k in rows}
         centers = median_centers(scores["train"], art.upper.score_range * len(shifts))
         res = {}
         for a in alphas:
@@ -86,8 +67,10 @@ def study(art_dir: str, data: str, alphas: list[float], delta: float = 0.05) -> 
             t = r["test"]
             res[str(a)] = {"certified": bool(r["certified"]), "coverage": t["coverage"],
                            "disagreements": t["disagreements"], "decided": t["decided"]}
-        out[name] = {"copies": len(shifts), "at": res}
-        print(Path(art_dir).name, name, " | ".join(
+        grid = [len(g) for g in cut_points(art.encoder, tuple(shape), shifts)]
+        out[name] = {"copies": len(shifts), "at": res, "cut_points": int(sum(grid)),
+                     "max_cut_points_per_pixel": int(max(grid))}
+        print(Path(art_dir).name, name, f"({sum(grid)} cut points, at most {max(grid)} a pixel)", " | ".join(
             f"{a}: {v['coverage']:.1%} ({v['disagreements']}/{v['decided']})" if v["certified"] else f"{a}: none"
             for a, v in res.items()), flush=True)
     return out
