@@ -532,10 +532,11 @@ def markdown(results: dict) -> str:
         if "defer_frame_share_uint8" in c:
             out += ["", "The same cascade fed bytes (the data are whole numbers 0..255: `bnn_decide_u8()`, and "
                     "`bnn_link_defer_u8()`'s frame, built a word at a time):", "",
-                    "| machine | encode + pair, uint8 input | DEFER frame, uint8 | frame ÷ inference, uint8 | "
-                    "float input: frame ÷ inference | expected per input, uint8 |", "|---|---|---|---|---|---|"]
+                    "| machine | mismatches | encode + pair, uint8 input | DEFER frame, uint8 | frame ÷ inference, uint8 | "
+                    "float input: frame ÷ inference | expected per input, uint8 |", "|---|---|---|---|---|---|---|"]
             for m, share in c["defer_frame_share_uint8"].items():
-                out.append(f"| {m} | {c['uint8_input_instructions_per_input'][m]:.0f} | "
+                out.append(f"| {m} | {w['device_uint8'][m]['mismatches']}/{w['device_rows']} | "
+                           f"{c['uint8_input_instructions_per_input'][m]:.0f} | "
                            f"{c['deferral_frame_uint8_instructions'][m]:.0f} | {100 * share:.1f}% | "
                            f"{100 * c['defer_frame_share'][m]:.1f}% | "
                            f"{c['expected_device_instructions_per_input_uint8'][m]:.0f} |")

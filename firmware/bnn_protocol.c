@@ -656,21 +656,12 @@ static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
                     ++p;
                 }
             }
-        } else {
-            unsigned k;
-            for (k = 0; k < 4u; ++k) {
-                const uint8_t b = in[k];
-                if (b == 0u) {
-                    *code_p = (uint8_t)(p - code_p);
-                    code_p = p++;
-                } else {
-                    *p++ = b;
-                    if (p - code_p == 0xFF) {
-                        *code_p = 0xFFu;
-                        code_p = p++;
-                    }
-                }
-            }
+        } else { /* the block may fill within this word (once in 254 bytes): frame_bytes(), CRC taken */
+            w->o = (size_t)(p - w->out);
+            w->code_at = (size_t)(code_p - w->out);
+            frame_bytes(w, in, 4u, 0);
+            p = w->out + w->o;
+            code_p = w->out + w->code_at;
         }
     }
     w->o = (size_t)(p - w->out);
@@ -894,7 +885,7 @@ static void send_frame(const uint8_t *frame, size_t len)
     }
 }
 
-/* Features as the caller holds them: float32 or uint8 (exactly one pointer is set). */
+/* Features as the caller holds them: float32 or uint8 (at most one pointer is set). */
 typedef struct {
     const float *f;
     const uint8_t *u8;
@@ -906,10 +897,7 @@ static bnn_link_status transact(bnn_link *link, uint8_t type, link_features x, u
     uint32_t crc;
     uint8_t want = (type == BNN_MSG_DEFER) ? (uint8_t)BNN_MSG_DECISION : (uint8_t)BNN_MSG_ACK;
     unsigned attempt;
-    if (x.f == NULL && x.u8 == NULL) {
-        return BNN_LINK_TOO_BIG;
-    }
-    if (x.u8 != NULL) {
+    if (x.u8 != NULL) { /* both builders refuse a NULL x: TOO_BIG below */
         len = bnn_proto_build_request_frame_u8(link->tx, link->tx_cap, type, link->session, link->seq + 1u,
                                                link->model_tag, *decision, x.u8, n, &crc);
     } else {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..render.c import PopcountStrategy
-from ..render.quantize import Encoding, is_uint8_data
+from ..render.quantize import Encoding, feeds_bytes
 from .args import count, out_dir
 from .build import add_rows_args, load_rows
 
@@ -99,8 +99,7 @@ def run_qemu(args) -> int:
     if args.rows is not None and args.rows <= 0:
         raise BnnError("--rows must be positive")
     kernel = PopcountStrategy[args.kernel.upper()] if args.kernel else board_kernel(args.machine)
-    uint8_input = args.input == "uint8" or (args.input == "auto" and artifact.native_input == "uint8"
-                                            and is_uint8_data(X))
+    uint8_input = args.input == "uint8" or (args.input == "auto" and feeds_bytes(artifact, X))
     report = check_against_numpy(artifact, args.machine, X, BuildOptions(encoding=Encoding(args.encoding),
                                                                        popcount=kernel, uint8_input=uint8_input))
     # what an UNKNOWN costs on top of the inference: building the DEFER frame the link sends

@@ -145,7 +145,7 @@ def run_simulate(args) -> int:
         print(json.dumps(result.summary, indent=1, sort_keys=True))
     else:
         s = result.summary
-        print(f"{s['rows']} rows on {s['machine']}: {s['decided_on_device']} decided on the device, "
+        print(f"{s['rows']} rows on {s['machine']} ({s.get('input', 'float')} input): {s['decided_on_device']} decided on the device, "
               f"{s['deferred']} deferred ({s['answered_by_host']} answered by the host DNN, "
               f"{s['undecided']} undecided)" + (f", {s['invalid']} invalid (non-finite features)" if s.get("invalid") else "")
               + f"; wrote {args.out}")

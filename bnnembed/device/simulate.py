@@ -35,7 +35,7 @@ from ..link.protocol import LinkStatus, model_tag
 from ..link.decision_log import default_log_path
 from ..model.intmodel import Decision, invalid_rows
 from ..render.c import row_word_defines
-from ..render.quantize import Encoding, is_uint8_data, uint8_rows
+from ..render.quantize import Encoding, feeds_bytes, uint8_rows
 from .app_codes import FinalDecision
 from .machines import MACHINES, Machine, get_machine
 from .qemu import qemu_exe, write_rows
@@ -322,8 +322,7 @@ def simulate(artifact_dir: str, *, machine: str, data: str | None = None, label:
     session = int.from_bytes(os.urandom(4), "little") | 1
     with tempfile.TemporaryDirectory(prefix="bnnembed-sim-") as tmp:
         work = Path(workdir or tmp)
-        # bytes at the source (the artifact says so, and the rows are): decided and deferred as bytes
-        uint8_input = art.native_input == "uint8" and is_uint8_data(X)
+        uint8_input = feeds_bytes(art, X)  # pixels: decided and deferred as bytes
         elf = compile_sim_firmware(art, machine, work, session=session, link=link, uint8_input=uint8_input)
         service, thread = start_host(art, TcpListen("127.0.0.1", 0), log_path=log_path)
         try:

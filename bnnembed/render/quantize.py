@@ -127,6 +127,12 @@ def is_uint8_data(X: np.ndarray, chunk: int = 4096) -> bool:
     return all(bool(_byte_values(rows[i:i + chunk]).all()) for i in range(0, len(rows), chunk))
 
 
+def feeds_bytes(artifact, X: np.ndarray) -> bool:
+    """Whether the device is fed these rows as bytes by default: the artifact declares its features
+    uint8 at the source (manifest ``features.native``) and every value of ``X`` is one."""
+    return artifact.native_input == "uint8" and is_uint8_data(X)
+
+
 def uint8_rows(X: np.ndarray) -> np.ndarray:
     """Rows as the uint8 input of ``bnn_decide_u8()``, or a one-line error naming the first value
     that is not a whole number 0..255 (a NaN included: a byte is always a number)."""

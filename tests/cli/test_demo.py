@@ -100,7 +100,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     # 5. simulate: the deferred rows are exactly the unknown ones, all answered and logged
     sim = _csv(out / "simulated.csv")
     assert [int(r["row"]) for r in sim] == list(range(ROWS))
-    v = _one(r"^(\d+) rows on \S+: (\d+) decided on the device, (\d+) deferred \((\d+) answered by the host DNN, "
+    v = _one(r"^(\d+) rows on \S+ \(uint8 input\): (\d+) decided on the device, (\d+) deferred \((\d+) answered by the host DNN, "
              r"(\d+) undecided\); wrote (\S+)$", text)
     assert [int(x) for x in v.groups()[:5]] == [ROWS, ROWS - n_unknown, n_unknown, n_unknown, 0]
     assert v.group(6) == str(out / "simulated.csv")
