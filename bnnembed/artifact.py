@@ -30,11 +30,14 @@ from .model.encoding import Thermometer
 from .errors import ArtifactError
 from .model.intmodel import BoundNet
 from .model.model import Model, has_masks
+from .model.shifts import ShiftCopies
 
 FORMAT = "bnnembed-artifact"
-FORMAT_VERSION = 4  # the newest format read: 2: dnn.output is a convention name, dnn.input_shape,
+FORMAT_VERSION = 5  # the newest format read: 2: dnn.output is a convention name, dnn.input_shape,
 #                     settings; 3: bounds.npz may hold masked layers (<p>l<i>_mask); 4: the lower
-#                     bound may take its hidden layers from the upper (lower_shared_layers)
+#                     bound may take its hidden layers from the upper (lower_shared_layers);
+#                     5: the bounds decide over shifted copies of the image (copies_*)
+ONE_NETWORK_FORMAT_VERSION = 4  # what one network without copies is written as
 MASKED_FORMAT_VERSION = 3  # what a pair with masked layers is written as (readers of 3 load it)
 DENSE_FORMAT_VERSION = 2  # what a pair without masks is written as (readers of 2 load it)
 MANIFEST = "manifest.json"
@@ -77,17 +80,23 @@ class Artifact:
     upper: BoundNet
     lower: BoundNet
     metrics: dict = field(default_factory=dict)
+    copies: ShiftCopies | None = None  # what the device runs k times (encoder, upper, lower expand it)
 
     @property
     def model(self) -> Model:
         """The deployed thing as one frozen value (what every renderer takes)."""
         cached = self.__dict__.get("_model")
         if cached is None or cached.encoder is not self.encoder or cached.upper is not self.upper \
-                or cached.lower is not self.lower:
+                or cached.lower is not self.lower or cached.copies is not self.copies:
             cached = Model(self.encoder, self.upper, self.lower, tuple(self.feature_names),
-                           tuple(self.manifest.get("positive", {}).get("values", ())))
+                           tuple(self.manifest.get("positive", {}).get("values", ())), copies=self.copies)
             self.__dict__["_model"] = cached
         return cached
+
+    @property
+    def device_parts(self) -> tuple[Thermometer, BoundNet, BoundNet]:
+        """:attr:`Model.device_parts <bnnembed.model.model.Model.device_parts>`: what the device stores."""
+        return self.model.device_parts
 
     @property
     def feature_names(self) -> list[str]:
@@ -163,20 +172,21 @@ class Artifact:
 
 
 def write_artifact(path: str, manifest: dict, encoder: Thermometer, upper: BoundNet,
-                   lower: BoundNet) -> None:
+                   lower: BoundNet, copies: ShiftCopies | None = None) -> None:
     """Write bounds.npz and a manifest that hashes every file already in the directory.
 
-    The manifest names the oldest format that holds the model: 4 for one network read both ways
-    (its lower bound stores only its output layer), else 3 when a bound has a masked layer, else 2.
+    The manifest names the oldest format that holds the model: 5 for a decision over shifted
+    copies, 4 for one network read both ways (its lower bound stores only its output layer), else
+    3 when a bound has a masked layer, else 2.
     A reader of an older format would misread the newer layout, so it refuses the artifact
     ("newer than this bnnembed reads"); a dense pair stays format 2, readable by every release that
     reads format 2."""
     os.makedirs(path, exist_ok=True)
-    model = Model(encoder, upper, lower)
+    model = Model(encoder, upper, lower, copies=copies)
     with open(os.path.join(path, BOUNDS), "wb") as fh:
         fh.write(model.to_npz_bytes())
     manifest = dict(manifest)
-    version = (FORMAT_VERSION if model.one_network
+    version = (FORMAT_VERSION if copies is not None else ONE_NETWORK_FORMAT_VERSION if model.one_network
                else MASKED_FORMAT_VERSION if has_masks(upper, lower) else DENSE_FORMAT_VERSION)
     manifest.update(format=FORMAT, format_version=version, generator=f"bnnembed {__version__}")
     manifest["model_hash"] = sha256_file(os.path.join(path, BOUNDS))[:16]
@@ -243,6 +253,6 @@ def load_artifact(path: str) -> Artifact:
     if os.path.exists(mpath):
         with open(mpath) as fh:
             metrics = json.load(fh)
-    art = Artifact(path, manifest, model.encoder, model.upper, model.lower, metrics)
+    art = Artifact(path, manifest, model.encoder, model.upper, model.lower, metrics, model.copies)
     art.__dict__["_model"] = model
     return art

@@ -297,52 +297,65 @@ static const uint32_t *bnn_bound_hidden(const bnn_bound_t *bound, const uint32_t
     return in;
 }
 
-/** Score of a bound's single output neuron on its input @p in (agreement count); @p answers
- *  receives 1 iff the neuron fires. */
-static int32_t bnn_output_score(const bnn_bound_t *bound, const uint32_t *in, int *answers)
+/** Mismatch count of a bound's single output neuron on its input @p in; @p n_read receives the
+ *  bits it reads. */
+static int32_t bnn_output_mismatch(const bnn_bound_t *bound, const uint32_t *in, int32_t *n_read)
 {
     const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
-    int32_t mismatch;
-    int32_t n_read = (int32_t)last->n_in; /* bits the last neuron reads */
     if (last->masked) {
         const uint32_t *m = bnn_layer_mask(last);
         uint32_t i;
-        n_read = 0;
+        *n_read = 0;
         for (i = 0; i < last->n_words; ++i) {
-            n_read += (int32_t)bnn_popcount32_swar(m[i]);
+            *n_read += (int32_t)bnn_popcount32_swar(m[i]);
         }
-        mismatch = (int32_t)bnn_xor_popcount_masked(in, last->weights, m, last->n_words);
-    } else {
-        mismatch = (int32_t)bnn_xor_popcount_inline(in, last->weights, last->n_words);
+        return (int32_t)bnn_xor_popcount_masked(in, last->weights, m, last->n_words);
     }
-    if (answers != NULL) {
-        *answers = (mismatch <= (int32_t)last->max_mismatch[0]) ? 1 : 0;
-    }
-    return n_read - mismatch;
+    *n_read = (int32_t)last->n_in;
+    return (int32_t)bnn_xor_popcount_inline(in, last->weights, last->n_words);
+}
+
+/** Does a bound answer at a mismatch count (summed over the copies)? */
+static int bnn_output_fires(const bnn_bound_t *bound, int32_t mismatch)
+{
+    return (mismatch <= (int32_t)bound->layers[bound->n_layers - 1u].max_mismatch[0]) ? 1 : 0;
 }
 
 int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,
                         uint32_t *scratch_b, int *answers)
 {
-    return bnn_output_score(bound, bnn_bound_hidden(bound, bits, scratch_a, scratch_b), answers);
+    int32_t n_read;
+    const int32_t mismatch = bnn_output_mismatch(
+        bound, bnn_bound_hidden(bound, bits, scratch_a, scratch_b), &n_read);
+    if (answers != NULL) {
+        *answers = bnn_output_fires(bound, mismatch);
+    }
+    return n_read - mismatch;
 }
 
-bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
-                               bnn_scores_t *scores)
+/** Add both bounds' output mismatch counts on encoded bits to @p mis (the hidden layers run once
+ *  for one network read both ways); @p n_read receives the bits each output neuron reads. */
+static void bnn_add_mismatches(const bnn_model_t *model, const uint32_t *bits, int32_t mis[2],
+                               int32_t n_read[2])
 {
-    int says_yes = 0;
-    int says_no = 0;
     const uint32_t *hidden = bnn_bound_hidden(model->upper, bits, model->scratch_a, model->scratch_b);
-    const int32_t su = bnn_output_score(model->upper, hidden, &says_yes);
-    int32_t sl;
+    mis[0] += bnn_output_mismatch(model->upper, hidden, &n_read[0]);
     if (!model->lower->shares_hidden || model->lower->n_layers != model->upper->n_layers) {
         /* a pair (or a hand-edited flag that does not fit): the lower bound's own hidden layers */
         hidden = bnn_bound_hidden(model->lower, bits, model->scratch_a, model->scratch_b);
     }
-    sl = bnn_output_score(model->lower, hidden, &says_no);
+    mis[1] += bnn_output_mismatch(model->lower, hidden, &n_read[1]);
+}
+
+/** The decision from both bounds' summed mismatch counts over @p n_copies copies. */
+static bnn_decision_t bnn_answer(const bnn_model_t *model, const int32_t mis[2],
+                                 const int32_t n_read[2], int32_t n_copies, bnn_scores_t *scores)
+{
+    const int says_yes = bnn_output_fires(model->upper, mis[0]);
+    const int says_no = bnn_output_fires(model->lower, mis[1]);
     if (scores != NULL) {
-        scores->upper = su;
-        scores->lower = sl;
+        scores->upper = n_copies * n_read[0] - mis[0];
+        scores->lower = n_copies * n_read[1] - mis[1];
     }
     if (says_yes && !says_no) {
         return BNN_YES;
@@ -351,6 +364,92 @@ bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
         return BNN_NO;
     }
     return BNN_UNKNOWN;
+}
+
+bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
+                               bnn_scores_t *scores)
+{
+    int32_t mis[2] = {0, 0};
+    int32_t n_read[2];
+    if (model->copies != NULL) {
+        return BNN_UNKNOWN; /* the copies are moved images, not moved bits */
+    }
+    bnn_add_mismatches(model, bits, mis, n_read);
+    return bnn_answer(model, mis, n_read, 1, scores);
+}
+
+/** The features a decision reads. */
+typedef enum { BNN_INPUT_FLOAT, BNN_INPUT_Q16, BNN_INPUT_U8 } bnn_input_kind_t;
+
+/** Copy row-major image rows from @p src to @p dst moved by (dy, dx), 0 outside (one copy of
+ *  this loop per element type: plain loads and stores, no library call). */
+#define BNN_SHIFT_IMAGE(type, src, dst, h, w, dy, dx)                                          \
+    do {                                                                                      \
+        const int32_t r0_ = (dy) > 0 ? (dy) : 0, r1_ = (h) + ((dy) < 0 ? (dy) : 0);           \
+        const int32_t c0_ = (dx) > 0 ? (dx) : 0, c1_ = (w) + ((dx) < 0 ? (dx) : 0);           \
+        int32_t r_, c_;                                                                       \
+        for (r_ = 0; r_ < (h); ++r_) {                                                        \
+            type *out_ = (dst) + r_ * (w);                                                    \
+            if (r_ < r0_ || r_ >= r1_) {                                                      \
+                for (c_ = 0; c_ < (w); ++c_) {                                                \
+                    out_[c_] = (type)0;                                                       \
+                }                                                                             \
+            } else {                                                                          \
+                const type *in_ = (src) + (r_ - (dy)) * (w);                                  \
+                for (c_ = 0; c_ < c0_; ++c_) {                                                \
+                    out_[c_] = (type)0;                                                       \
+                }                                                                             \
+                for (; c_ < c1_; ++c_) {                                                      \
+                    out_[c_] = in_[c_ - (dx)];                                                \
+                }                                                                             \
+                for (; c_ < (w); ++c_) {                                                      \
+                    out_[c_] = (type)0;                                                       \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/** Encode one copy of the features (moved by copy @p i's shift, or as given without copies). */
+static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, const void *features,
+                            uint32_t i)
+{
+    const bnn_copies_t *cp = model->copies;
+    const void *x = features;
+    if (cp != NULL && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
+        const int32_t h = cp->height, w = cp->width, dy = cp->shifts[2u * i], dx = cp->shifts[2u * i + 1u];
+        if (kind == BNN_INPUT_FLOAT) {
+            BNN_SHIFT_IMAGE(float, (const float *)features, model->shifted_f, h, w, dy, dx);
+            x = model->shifted_f;
+        } else if (kind == BNN_INPUT_Q16) {
+            BNN_SHIFT_IMAGE(int16_t, (const int16_t *)features, model->shifted_q, h, w, dy, dx);
+            x = model->shifted_q;
+        } else {
+            BNN_SHIFT_IMAGE(uint8_t, (const uint8_t *)features, model->shifted_u, h, w, dy, dx);
+            x = model->shifted_u;
+        }
+    }
+    if (kind == BNN_INPUT_FLOAT) {
+        bnn_encode(model->encoder, (const float *)x, model->input_bits);
+    } else if (kind == BNN_INPUT_Q16) {
+        bnn_encode_q16(model->encoder, (const int16_t *)x, model->input_bits);
+    } else {
+        bnn_encode_u8(model->encoder, (const uint8_t *)x, model->input_bits);
+    }
+}
+
+/** Encode and run the bounds on every copy (one without copies), summing the output counts. */
+static bnn_decision_t bnn_decide_input(const bnn_model_t *model, bnn_input_kind_t kind,
+                                       const void *features, bnn_scores_t *scores)
+{
+    int32_t mis[2] = {0, 0};
+    int32_t n_read[2];
+    const uint32_t n_copies = (model->copies != NULL) ? model->copies->n_copies : 1u;
+    uint32_t i;
+    for (i = 0; i < n_copies; ++i) {
+        bnn_encode_copy(model, kind, features, i);
+        bnn_add_mismatches(model, model->input_bits, mis, n_read);
+    }
+    return bnn_answer(model, mis, n_read, (int32_t)n_copies, scores);
 }
 
 bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_scores_t *scores)
@@ -365,8 +464,7 @@ bnn_decision_t bnn_decide(const bnn_model_t *model, const float *features, bnn_s
         }
         return BNN_INVALID;
     }
-    bnn_encode(model->encoder, features, model->input_bits);
-    return bnn_decide_bits(model, model->input_bits, scores);
+    return bnn_decide_input(model, BNN_INPUT_FLOAT, features, scores);
 }
 
 bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
@@ -375,8 +473,7 @@ bnn_decision_t bnn_decide_q16(const bnn_model_t *model, const int16_t *features,
     if (model->encoder->thresholds_q == NULL) {
         return BNN_UNKNOWN;
     }
-    bnn_encode_q16(model->encoder, features, model->input_bits);
-    return bnn_decide_bits(model, model->input_bits, scores);
+    return bnn_decide_input(model, BNN_INPUT_Q16, features, scores);
 }
 
 bnn_decision_t bnn_decide_u8(const bnn_model_t *model, const uint8_t *features, bnn_scores_t *scores)
@@ -384,8 +481,7 @@ bnn_decision_t bnn_decide_u8(const bnn_model_t *model, const uint8_t *features, 
     if (model->encoder->thresholds == NULL && model->encoder->thresholds_q == NULL) {
         return BNN_UNKNOWN;
     }
-    bnn_encode_u8(model->encoder, features, model->input_bits);
-    return bnn_decide_bits(model, model->input_bits, scores);
+    return bnn_decide_input(model, BNN_INPUT_U8, features, scores);
 }
 
 const char *bnn_decision_name(bnn_decision_t decision)

@@ -21,7 +21,11 @@
  *   `shares_hidden = 1`) and only its own output neuron: the hidden layers run once per decision;
  * - a float feature vector with a NaN or an infinity has no thermometer code (a compare with NaN
  *   is false, which would read as "below every threshold"): bnn_decide() returns BNN_INVALID for
- *   it without encoding or running the bounds, and sets both scores to BNN_SCORE_NONE.
+ *   it without encoding or running the bounds, and sets both scores to BNN_SCORE_NONE;
+ * - a model with shifted copies (`bnnembed build --shift-copies K`, `copies` not NULL) runs both
+ *   bounds on each copy of the image moved by (dy, dx) pixels, zero fill, and sums each output
+ *   neuron's mismatch count over the copies: a bound answers iff that sum is <= its stored
+ *   `max_mismatch` (`K * n - tau`), and its score is `K * n` minus the sum.
  */
 #ifndef BNN_H
 #define BNN_H
@@ -78,6 +82,15 @@ typedef struct {
     const int8_t *feature_shift;  /**< int16 variant: column c is quantized as floor(x * 2^shift[c]) */
 } bnn_encoder_t;
 
+/** Test-time shifted copies of an image input (features in row-major order, height x width):
+ *  copy i reads pixel (r - dy_i, c - dx_i) at (r, c), 0 where that lies outside the image. */
+typedef struct {
+    uint8_t n_copies;             /**< copies per decision (the identity is one of them) */
+    uint8_t height;               /**< image rows */
+    uint8_t width;                /**< image columns: height * width = encoder->n_features */
+    const int8_t *shifts;         /**< n_copies pairs (dy, dx), each |d| < the image's side */
+} bnn_copies_t;
+
 /** A complete model: encoder, both bounds and caller-owned static scratch memory. */
 typedef struct {
     const bnn_encoder_t *encoder; /**< input encoding */
@@ -86,6 +99,10 @@ typedef struct {
     uint32_t *input_bits;         /**< scratch: encoded input, ceil(n_bits / 32) words */
     uint32_t *scratch_a;          /**< scratch: hidden activations, max hidden words */
     uint32_t *scratch_b;          /**< scratch: hidden activations, max hidden words */
+    const bnn_copies_t *copies;   /**< shifted copies, or NULL: the input as given, once */
+    float *shifted_f;             /**< scratch with copies: one moved image (n_features values) */
+    int16_t *shifted_q;           /**< the same memory, int16 view (bnn_decide_q16()) */
+    uint8_t *shifted_u;           /**< the same memory, uint8 view (bnn_decide_u8()) */
 } bnn_model_t;
 
 /** Score reported for an input the bounds did not run on (BNN_INVALID). */
@@ -163,7 +180,8 @@ void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *
  * @param model generated model
  * @param bits encoded input (e.g. from bnn_encode())
  * @param scores if not NULL, receives both bound scores
- * @return the three-way decision
+ * @return the three-way decision; BNN_UNKNOWN for a model with shifted copies, whose decision
+ *         needs the image itself (call bnn_decide(), bnn_decide_q16() or bnn_decide_u8())
  */
 bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
                                bnn_scores_t *scores);

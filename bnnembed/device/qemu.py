@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import BnnError
 from ..model.intmodel import Decision, bound_scores, combine, invalid_rows
-from ..render.c import PopcountStrategy, decision_macs, row_word_defines
+from ..render.c import PopcountStrategy, deployed_macs, row_word_defines
 from ..render.quantize import Encoding, encode_int16, quantize_int16, uint8_rows
 from .elf import Sizes, elf_sizes
 from .machines import Machine, get_machine
@@ -234,7 +234,7 @@ def run_on_qemu(artifact, machine: str | Machine, X: np.ndarray,
         work = Path(workdir)
         elf = compile_firmware(artifact, machine, work, options)
         sizes = elf_sizes(elf, machine)
-        macs = decision_macs(artifact.upper, artifact.lower)
+        macs = deployed_macs(artifact.model)
         dec, su, sl, enc, net = run_elf(elf, machine, Xd, encoding, work, timeout, macs)
         if encoding is Encoding.INT16:
             bad = invalid_rows(X)
@@ -372,7 +372,7 @@ def check_against_numpy(artifact, machine: str, X: np.ndarray,
     if encoding is Encoding.INT16:
         fdec, _, _ = numpy_reference(artifact, X, Encoding.FLOAT)
         float_mism = int(np.sum(fdec != run.decisions))
-    macs = decision_macs(artifact.upper, artifact.lower)
+    macs = deployed_macs(artifact.model)
     ran = dec != int(Decision.INVALID)  # costs are those of inferences: rows the bounds ran on
     enc_i, net_i = _mean(run.encode_instructions[ran]), _mean(run.bounds_instructions[ran])
     total = None if enc_i is None else round(enc_i + net_i, 1)

@@ -1,5 +1,7 @@
 """The thing we deploy, as one frozen value: the thermometer encoder, the two integer bounds,
-the feature names and what "yes" means.
+the feature names and what "yes" means (and, for a decision over shifted copies of an image,
+the :class:`~bnnembed.model.shifts.ShiftCopies` the device stores; ``encoder``, ``upper`` and
+``lower`` are then their exact expansion, :func:`~bnnembed.model.shifts.expand_copies`).
 
 Every rendering (numpy decisions here, C sources, CNF, a PlatformIO project) is a function of a
 ``Model``; the artifact directory is one way to store it (``bnnembed.artifact``). Its arrays are
@@ -19,6 +21,7 @@ import numpy as np
 
 from .encoding import Thermometer
 from .intmodel import BoundNet, Decision, IntLayer, decide, invalid_rows, shares_hidden
+from .shifts import ShiftCopies, expand_copies
 
 
 def bound_to_arrays(net: BoundNet, prefix: str, shared_layers: int = 0) -> dict[str, np.ndarray]:
@@ -85,13 +88,18 @@ class Model:
     feature_names: tuple[str, ...] = ()
     positive: tuple = ()
     stored_one_network: bool | None = None  # how bounds.npz stored it (from_arrays); None: from the tables
+    copies: ShiftCopies | None = None  # what the device runs k times; None: the bounds as they are
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "positive", tuple(self.positive))
         if self.stored_one_network and not shares_hidden(self.upper, self.lower):
             raise ValueError("stored as one network, but the lower bound's hidden layers are not the upper's")
-        for part in (self.encoder, self.upper, self.lower):
+        c = self.copies
+        if c is not None and (c.encoder.n_features != self.encoder.n_features
+                              or self.upper.layers[-1].n_in != c.k * c.upper.layers[-1].n_in):
+            raise ValueError("the shifted copies do not fit the bounds (expand them with expand_copies)")
+        for part in (self.encoder, self.upper, self.lower) + ((c.encoder, c.upper, c.lower) if c else ()):
             _freeze(part)
 
     # -- serialisation (the artifact's bounds.npz)
@@ -113,9 +121,19 @@ class Model:
         return "one" if self.one_network else "pair"
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        shared = len(self.lower.layers) - 1 if self.one_network else 0
-        return {**self.encoder.to_arrays(), **bound_to_arrays(self.upper, "upper_"),
-                **bound_to_arrays(self.lower, "lower_", shared)}
+        """bounds.npz's arrays: with shifted copies, the stored bounds and encoder, the copies
+        (``copies_shape``, ``copies_shifts``) and the summed thresholds (``copies_tau``: yes, no)."""
+        c = self.copies
+        if c is None:
+            shared = len(self.lower.layers) - 1 if self.one_network else 0
+            return {**self.encoder.to_arrays(), **bound_to_arrays(self.upper, "upper_"),
+                    **bound_to_arrays(self.lower, "lower_", shared)}
+        shared = len(c.lower.layers) - 1 if c.one_network else 0
+        return {**c.encoder.to_arrays(), **bound_to_arrays(c.upper, "upper_"),
+                **bound_to_arrays(c.lower, "lower_", shared),
+                "copies_shape": np.array(c.shape, np.int32),
+                "copies_shifts": np.array(c.shifts, np.int32).reshape(-1, 2),
+                "copies_tau": np.array([self.upper.tau, self.lower.tau], np.int32)}
 
     def to_npz_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -125,12 +143,28 @@ class Model:
     @classmethod
     def from_arrays(cls, arrays, feature_names=(), positive=()) -> "Model":
         upper = bound_from_arrays(arrays, "upper_")
-        return cls(Thermometer.from_arrays(arrays), upper, bound_from_arrays(arrays, "lower_", upper),
-                   tuple(feature_names), tuple(positive), stored_one_network="lower_shared_layers" in arrays)
+        lower = bound_from_arrays(arrays, "lower_", upper)
+        encoder, one = Thermometer.from_arrays(arrays), "lower_shared_layers" in arrays
+        if "copies_shifts" not in arrays:
+            return cls(encoder, upper, lower, tuple(feature_names), tuple(positive), stored_one_network=one)
+        copies = ShiftCopies(tuple(arrays["copies_shape"]), tuple(map(tuple, arrays["copies_shifts"])),
+                             encoder, upper, lower, one)
+        tau = np.asarray(arrays["copies_tau"])
+        wide, up, lo = expand_copies(copies, int(tau[0]), int(tau[1]))
+        return cls(wide, up, lo, tuple(feature_names), tuple(positive), stored_one_network=one, copies=copies)
+
 
     @cached_property
     def model_hash(self) -> str:
         return hashlib.sha256(self.to_npz_bytes()).hexdigest()[:16]
+
+    @property
+    def device_parts(self) -> tuple[Thermometer, BoundNet, BoundNet]:
+        """The encoder and bounds the device stores: with shifted copies the trained ones (run on
+        every copy; their output thresholds are the summed ones of ``upper`` / ``lower``), else the
+        model's own."""
+        c = self.copies
+        return (self.encoder, self.upper, self.lower) if c is None else (c.encoder, c.upper, c.lower)
 
     # -- the numpy rendering
 

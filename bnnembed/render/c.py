@@ -33,7 +33,7 @@ from ..errors import BnnError
 from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
-from .footprint import hidden_words, model_footprint
+from .footprint import deployed_footprint, hidden_words
 from .quantize import Encoding, column_shifts, int16_scales
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
@@ -113,6 +113,13 @@ def decision_macs(upper: BoundNet, lower: BoundNet, hidden_only: bool = False) -
     return binary_macs(upper, hidden_only) + lower_macs
 
 
+def deployed_macs(model, hidden_only: bool = False) -> int:
+    """Binary MACs the device runs for one decision of ``model``: :func:`decision_macs` of the
+    bounds it stores, once per shifted copy."""
+    _, upper, lower = model.device_parts
+    return (1 if model.copies is None else model.copies.k) * decision_macs(upper, lower, hidden_only)
+
+
 ROW_WORDS_SLOTS = 4  # BNN_ROW_WORDS_0..3 (firmware/bnn_popcount_common.h)
 
 
@@ -121,7 +128,7 @@ def row_word_defines(model) -> dict[str, str]:
     (``BNN_ROW_WORDS_<i>``, at most :data:`ROW_WORDS_SLOTS`, else none): a kernel with one copy of
     the layer loop per row shape (``BNN_ROW_DISPATCH``) then compiles the model's shapes only, plus
     one general copy (MNIST 672-256-256 with csa15: 3 copies instead of 8)."""
-    words = sorted({n_words(layer.n_in) for net in (model.upper, model.lower)
+    words = sorted({n_words(layer.n_in) for net in model.device_parts[1:]
                     for layer in net.layers[:-1] if not layer.masked})
     if not words or len(words) > ROW_WORDS_SLOTS:
         return {}
@@ -132,7 +139,7 @@ def _shape_text(net: BoundNet) -> str:
     return " -> ".join(str(s) for s in net.shape)
 
 
-def _check_limits(encoder: Thermometer, upper: BoundNet, lower: BoundNet) -> None:
+def _check_limits(encoder: Thermometer, upper: BoundNet, lower: BoundNet, copies: int = 1) -> None:
     if encoder.n_bits == 0:
         raise BnnError("the encoder has no thermometer bits; rebuild the artifact with more varied data")
     if encoder.n_features > 65535 or encoder.n_bits > 32767:
@@ -146,6 +153,9 @@ def _check_limits(encoder: Thermometer, upper: BoundNet, lower: BoundNet) -> Non
                 raise BnnError(f"layer {layer.n_in} -> {layer.n_out} too wide for the runtime (n_in <= 32767)")
         if len(net.layers) > 255:
             raise BnnError("a bound has more than 255 layers")
+        if copies * net.layers[-1].n_in > 32767:
+            raise BnnError(f"{copies} copies of a {net.layers[-1].n_in}-input output neuron overflow the "
+                           "runtime's int16 threshold; use fewer copies or a narrower last hidden layer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,31 +177,42 @@ def template_env() -> Environment:
 def banner_lines(model, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
     """Lines of the banner every generated file starts with."""
     encoding = Encoding(encoding)
-    enc = model.encoder
-    return [
+    enc, upper, lower = model.device_parts
+    c = model.copies
+    summed = "" if c is None else f" on the sum over {c.k} copies"
+    lines = [
         f"bnnembed {__version__} — generated — do not edit",
         f"model hash: {model.model_hash}",
         f"input: {enc.n_features} features ({enc.n_kept} kept) -> {enc.n_bits} thermometer bits, "
         f"{encoding.value} encoding",
-        f"upper bound (answers yes): {_shape_text(model.upper)}, tau = {model.upper.tau}",
-        f"lower bound (answers no): {_shape_text(model.lower)}, tau = {model.lower.tau}"
+        f"upper bound (answers yes): {_shape_text(upper)}, tau = {model.upper.tau}{summed}",
+        f"lower bound (answers no): {_shape_text(lower)}, tau = {model.lower.tau}{summed}"
         + (" (one network: the upper bound's hidden layers, its own output neuron)"
-           if shares_hidden(model.upper, model.lower) else ""),
+           if shares_hidden(upper, lower) else ""),
     ]
+    if c is not None:
+        lines.append(f"shifted copies: {c.k} of the {c.shape[0]}x{c.shape[1]} image, moved by (dy, dx) = "
+                     + ", ".join(f"({dy}, {dx})" for dy, dx in c.shifts) + " (zero fill); scores summed")
+    return lines
 
 
-def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None) -> dict:
+def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copies: int = 1,
+                   tau: int | None = None) -> dict:
     """The template context of one bound; ``hidden_of`` names the bound whose hidden-layer tables
-    this one's hidden layers use (one network read both ways: they are not laid out twice)."""
+    this one's hidden layers use (one network read both ways: they are not laid out twice).
+    With ``copies`` > 1 the output neuron's threshold ``tau`` is on its agreement count summed
+    over the copies: it stores ``copies * n - tau``."""
     layers = []
+    tau = net.tau if tau is None else int(tau)
     for i, layer in enumerate(net.layers):
-        mm = max_mismatch(layer.thresholds, layer.n_in)
         last = i == len(net.layers) - 1
+        thresholds = np.array([tau], np.int64) if last else layer.thresholds
+        mm = max_mismatch(thresholds, layer.n_in * (copies if last else 1))
         rows = [
             {"index": j, "lines": _words_lines(layer.weights[j])} for j in range(layer.n_out)
         ]
         n_read = layer.n_read
-        mm = max_mismatch(layer.thresholds, n_read) if layer.masked else mm
+        mm = max_mismatch(thresholds, n_read * (copies if last else 1)) if layer.masked else mm
         mask_rows = [] if not layer.masked else [
             {"index": j, "n_read": int(n_read[j]), "lines": _words_lines(layer.mask[j])}
             for j in range(layer.n_out)
@@ -207,8 +228,8 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None) -> di
             "is_last": last,
             "rows": rows,
             "max_mismatch_lines": _ints_lines(mm),
-            "t_min": int(layer.thresholds.min()),
-            "t_max": int(layer.thresholds.max()),
+            "t_min": int(thresholds.min()),
+            "t_max": int(thresholds.max()),
             "flash_bytes": 4 * layer.weights.size * (2 if layer.masked else 1) + 2 * layer.n_out,
             "masked": layer.masked,
             "mask_rows": mask_rows,
@@ -220,8 +241,8 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None) -> di
         "upper": name == "upper",
         "answer": net.answer,
         "shape": _shape_text(net),
-        "tau": net.tau,
-        "score_range": net.score_range,
+        "tau": tau,
+        "score_range": net.score_range * copies,
         "layers": layers,
         "n_layers": len(layers),
         "macs": binary_macs(net, hidden_only=False) - (binary_macs(net, True) if hidden_of else 0),
@@ -230,7 +251,7 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None) -> di
 
 
 def _encoder_context(model, encoding: Encoding) -> dict:
-    enc = model.encoder
+    enc = model.device_parts[0]
     names = list(model.feature_names)
     features = []
     shifts, tq, exact = int16_scales(enc)
@@ -264,14 +285,19 @@ def _encoder_context(model, encoding: Encoding) -> dict:
 def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
     """Everything the model templates lay out, computed once here."""
     encoding = Encoding(encoding)
-    enc, upper, lower = model.encoder, model.upper, model.lower
-    _check_limits(enc, upper, lower)
+    enc, upper, lower = model.device_parts
+    c = model.copies
+    k = 1 if c is None else c.k
+    if c is not None and encoding is Encoding.INT16:
+        raise BnnError("a model with shifted copies runs on float or uint8 input; the int16 encoding would move "
+                       "values between columns quantized differently (use --encoding float)")
+    _check_limits(enc, upper, lower, k)
     if upper.n_in != enc.n_bits or lower.n_in != enc.n_bits:
         raise BnnError(
             f"artifact inconsistent: encoder has {enc.n_bits} bits but the bounds take "
             f"{upper.n_in} / {lower.n_in}; rebuild it"
         )
-    fp = model_footprint(enc, upper, lower, encoding)  # equal to the 32-bit ELF's (tests/device/test_qemu.py)
+    fp = deployed_footprint(model, encoding)  # equal to the 32-bit ELF's (tests/device/test_qemu.py)
     return {
         "banner": banner_lines(model, encoding),
         "version": __version__,
@@ -279,12 +305,16 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
         "encoding": encoding.value,
         "float_encoding": encoding is Encoding.FLOAT,
         "encoder": _encoder_context(model, encoding),
-        "bounds": [_bound_context(upper, "upper"),
-                   _bound_context(lower, "lower", "upper" if shares_hidden(upper, lower) else None)],
+        "bounds": [_bound_context(upper, "upper", None, k, model.upper.tau),
+                   _bound_context(lower, "lower", "upper" if shares_hidden(upper, lower) else None, k,
+                                  model.lower.tau)],
+        "copies": None if c is None else {
+            "n": k, "height": c.shape[0], "width": c.shape[1],
+            "shifts": ", ".join(f"{dy}, {dx}" for dy, dx in c.shifts)},
         "input_words": n_words(enc.n_bits),
         "hidden_words": hidden_words(upper, lower),
-        "binary_macs": decision_macs(upper, lower),
-        "hidden_macs": decision_macs(upper, lower, hidden_only=True),
+        "binary_macs": deployed_macs(model),
+        "hidden_macs": deployed_macs(model, hidden_only=True),
         "flash_bytes": fp.flash_bytes,
         "ram_bytes": fp.ram_bytes,
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
+from ..model.shifts import ShiftCopies
 from .quantize import Encoding
 
 #: Bytes of the scalar field types (alignment = size); a type ending in ``*`` is a pointer.
@@ -35,9 +36,13 @@ STRUCT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
                       ("feature_index", "const uint16_t *"), ("offsets", "const uint16_t *"),
                       ("thresholds", "const float *"), ("thresholds_q", "const int16_t *"),
                       ("feature_shift", "const int8_t *")),
+    "bnn_copies_t": (("n_copies", "uint8_t"), ("height", "uint8_t"), ("width", "uint8_t"),
+                     ("shifts", "const int8_t *")),
     "bnn_model_t": (("encoder", "const bnn_encoder_t *"), ("upper", "const bnn_bound_t *"),
                     ("lower", "const bnn_bound_t *"), ("input_bits", "uint32_t *"),
-                    ("scratch_a", "uint32_t *"), ("scratch_b", "uint32_t *")),
+                    ("scratch_a", "uint32_t *"), ("scratch_b", "uint32_t *"),
+                    ("copies", "const bnn_copies_t *"), ("shifted_f", "float *"),
+                    ("shifted_q", "int16_t *"), ("shifted_u", "uint8_t *")),
 }
 
 
@@ -76,10 +81,13 @@ def hidden_words(upper: BoundNet, lower: BoundNet) -> int:
 
 def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
                     encoding: Encoding | str = Encoding.FLOAT, pointer_bytes: int = 4,
-                    struct_bytes: Mapping[str, int] | None = None) -> Footprint:
+                    struct_bytes: Mapping[str, int] | None = None,
+                    copies: ShiftCopies | None = None) -> Footprint:
     """Bytes of the generated tables (flash) and scratch buffers (RAM), runtime code excluded.
 
     ``struct_bytes`` overrides the struct sizes (default: :func:`struct_sizes` for ``pointer_bytes``).
+    With ``copies`` (the bounds the device stores are then ``copies``'), the shift table and one
+    moved image of scratch (4 bytes a feature: float, int16 and uint8 views share it) are added.
     """
     encoding = Encoding(encoding)
     sizeof = struct_bytes or struct_sizes(pointer_bytes)
@@ -100,4 +108,12 @@ def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
         flash += sizeof["bnn_bound_t"]
     flash += sizeof["bnn_model_t"]
     ram = 4 * (n_words(encoder.n_bits) + 2 * hidden_words(upper, lower))  # input_bits, scratch_a/b
+    if copies is not None:
+        flash += sizeof["bnn_copies_t"] + 2 * copies.k  # the struct, bnn_copy_shifts
+        ram += 4 * encoder.n_features  # bnn_shifted
     return Footprint(flash_bytes=int(flash), ram_bytes=int(ram))
+
+
+def deployed_footprint(model, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
+    """:func:`model_footprint` of what the device stores for ``model`` (a :class:`~bnnembed.model.model.Model`)."""
+    return model_footprint(*model.device_parts, encoding, copies=model.copies)

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._resources import resource_dir
 from ..errors import BnnError
 from .c import model_context, render_model_sources, row_word_defines, runtime_sources, template_env
-from .footprint import Footprint, model_footprint
+from .footprint import Footprint, deployed_footprint
 from .quantize import Encoding
 
 RUNTIME_LIBRARY = "bnnembed_runtime"
@@ -29,7 +29,7 @@ PORT_FILES = {"arduino": "bnn_port_arduino.cpp", "espidf": "bnn_port_espidf.c"}
 
 def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
     """Raise :class:`BnnError` naming the sizes if the model does not fit the board."""
-    fp = model_footprint(model.encoder, model.upper, model.lower, encoding)
+    fp = deployed_footprint(model, encoding)
     # the example application also keeps one feature vector in RAM, and the link its frame
     # buffers (a request frame, a reply frame; int16 models a float copy for deferrals)
     n = model.encoder.n_features

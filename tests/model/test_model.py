@@ -54,7 +54,7 @@ def test_one_network_stores_its_hidden_layers_once(tmp_path):
     X = load_data("digits").X
     assert np.array_equal(back.decide(X), m.decide(X))
     with open(tmp_path / "one" / "manifest.json") as fh:
-        assert json.load(fh)["format_version"] == artifact_mod.FORMAT_VERSION == 4
+        assert json.load(fh)["format_version"] == artifact_mod.ONE_NETWORK_FORMAT_VERSION == 4
     old = artifact_mod.FORMAT_VERSION
     artifact_mod.FORMAT_VERSION = artifact_mod.MASKED_FORMAT_VERSION
     try:

@@ -33,11 +33,12 @@ extern "C" {
 #define BNN_LOWER_N_LAYERS 2
 #define BNN_LOWER_TAU 1           /**< answers no iff score >= tau */
 #define BNN_LOWER_SCORE_MAX 2
-#define BNN_BINARY_MACS 10       /**< binary MACs of one decision (both bounds, shared hidden layers once) */
+#define BNN_N_COPIES 1                 /**< shifted copies each decision runs the bounds on */
+#define BNN_BINARY_MACS 10       /**< binary MACs of one decision (both bounds, shared hidden layers once, every copy) */
 #define BNN_HIDDEN_MACS 6       /**< of which in the hidden layers */
 
 /* memory of the generated tables and buffers (runtime code not included) */
-#define BNN_MODEL_FLASH_BYTES 178
+#define BNN_MODEL_FLASH_BYTES 194
 #define BNN_MODEL_RAM_BYTES 12
 
 /** The generated model: pass to bnn_decide() / bnn_decide_q16(). */
