@@ -13,6 +13,7 @@ from bnnembed.learn.data import load_data
 from bnnembed.model.encoding import fit_thermometer
 from bnnembed.model.intmodel import BoundNet, IntLayer, agreement_counts, bound_scores, flip_output, layer_forward
 from bnnembed.model.packing import n_words, pack_bits
+from bnnembed.model.shifts import SHIFT_SETS, ShiftCopies, expand_copies
 
 
 def random_mask(width: int, n_in: int, density: float, rng) -> np.ndarray:
@@ -57,10 +58,13 @@ def one_network_lower(upper: BoundNet, gap: int = 2) -> BoundNet:
 
 
 def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_feature: int = 3,
-                  seed: int = 0, mask_density: float | None = None, one_network: bool = False):
+                  seed: int = 0, mask_density: float | None = None, one_network: bool = False,
+                  copies: int = 1):
     """Write and load a fixture artifact for ``source`` (a built-in data set name); with
     ``mask_density`` every layer of both bounds is masked (:func:`random_mask`); ``one_network``:
-    the lower bound is the upper read backwards (:func:`one_network_lower`)."""
+    the lower bound is the upper read backwards (:func:`one_network_lower`); ``copies`` > 1 (an
+    image data set): the bounds decide over that many shifted copies, each summed threshold one
+    above its median summed score."""
     ds = load_data(source)
     rng = np.random.default_rng(seed)
     enc, _ = fit_thermometer(ds.X, bits_per_feature)
@@ -69,12 +73,19 @@ def make_artifact(path, source: str = "digits", hidden=(64, 32), bits_per_featur
     if one_network:  # tau one above the upper's median score: each decision gets a good share
         upper = upper.with_tau(int(np.median(bound_scores(upper, bits))) + 1)
     lower = one_network_lower(upper) if one_network else random_bound("no", bits, hidden, rng, mask_density)
+    stored = None
+    if copies > 1:
+        stored = ShiftCopies(tuple(ds.image_shape), SHIFT_SETS[copies], enc, upper, lower, one_network)
+        enc, upper, lower = expand_copies(stored, 0, 0)
+        wide_bits = enc.encode(ds.X)
+        upper = upper.with_tau(int(np.median(bound_scores(upper, wide_bits))) + 1)
+        lower = lower.with_tau(int(np.median(bound_scores(lower, wide_bits))) + 1)
     manifest = {
         "features": {"names": list(ds.feature_names)},
         "dataset": {"name": source, "image_shape": list(ds.image_shape) if ds.image_shape else None},
         "positive": {"values": [int(v) if isinstance(v, (int, np.integer)) else v for v in ds.positive]},
     }
-    write_artifact(str(path), manifest, enc, upper, lower)
+    write_artifact(str(path), manifest, enc, upper, lower, copies=stored)
     return load_artifact(str(path))
 
 

@@ -43,7 +43,7 @@ class Sizes:
 #: Symbols the model template (templates/model/bnn_model.c.j2) defines.
 MODEL_SYMBOL = re.compile(
     r"^bnn_(model|encoder|feature_index|offsets|thresholds|thresholds_q|feature_shift|input_bits"
-    r"|scratch_[ab]|upper|lower)(_l\d+_(weights|max_mismatch)|_layers)?$"
+    r"|scratch_[ab]|upper|lower|copies|copy_shifts|shifted)(_l\d+_(weights|max_mismatch)|_layers)?$"
 )
 
 

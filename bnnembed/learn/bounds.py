@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import BnnError
 from ..model.intmodel import bound_scores, flip_output
+from ..model.shifts import SHIFT_SETS, ShiftCopies, expand_copies
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .config import BuildConfig, auto_epochs, design_hidden
 from .metrics import decision_metrics
@@ -45,10 +47,32 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, leave=False)
 
 
-def tables_bytes(fit: _FitSet, upper, lower) -> int:
+def tables_bytes(model) -> int:
     """Flash of the generated model tables (float input encoding; runtime code excluded)."""
-    from ..render.footprint import model_footprint
-    return model_footprint(fit.encoder, upper, lower).flash_bytes
+    from ..render.footprint import deployed_footprint
+    return deployed_footprint(model).flash_bytes
+
+
+def image_shape_for_copies(ds_shape, dnn_input_shape, n_features: int) -> tuple[int, int]:
+    """The image the copies move: the data's own shape, else the DNN's input (its last two
+    dimensions, a CNN's height and width) when they hold every feature."""
+    if ds_shape:
+        return tuple(ds_shape)
+    dims = tuple(int(v) for v in (dnn_input_shape or ()) if v is not None)
+    if len(dims) >= 2 and dims[-2] * dims[-1] == n_features:
+        return dims[-2], dims[-1]
+    raise BnnError("--shift-copies moves images, and neither the data (mnist:, digits) nor the DNN's input shape "
+                   f"gives an image of {n_features} pixels; build without --shift-copies")
+
+
+def shift_copies(fit: _FitSet, rows: dict, upper, lower, shape, k: int, one_network: bool):
+    """The trained bounds run on ``k`` shifted copies (:mod:`bnnembed.model.shifts`): returns the
+    fit set re-encoded over the copies' grid (for calibration), the expanded bounds (summed
+    thresholds still to calibrate) and the :class:`~bnnembed.model.shifts.ShiftCopies` stored."""
+    copies = ShiftCopies(shape, SHIFT_SETS[k], fit.encoder, upper, lower, one_network)
+    wide, up, lo = expand_copies(copies, 0, 0)
+    bits = {name: wide.encode(X) for name, X in rows.items()}
+    return replace(fit, encoder=wide, bits=bits), up, lo, copies
 
 
 def train_bounds(fit: _FitSet, cfg: BuildConfig, progress: bool):
@@ -124,10 +148,11 @@ def calibrate_bounds(upper, lower, fit: _FitSet, d: _Dnn, cfg: BuildConfig, note
     return upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen
 
 
-def plain_agreement(models: dict, test_scores: PairScores, centers, d: _Dnn) -> float:
-    """``bnn_agreement`` without a baseline: one network at its own decision boundary (its logit 0),
-    a pair's upper bound at its median centre (docs/metrics.md)."""
-    boundary = math.ceil(models[ONE].center()) if ONE in models else centers.yes
+def plain_agreement(models: dict, test_scores: PairScores, centers, d: _Dnn, copies: int = 1) -> float:
+    """``bnn_agreement`` without a baseline: one network at its own decision boundary (its logit 0,
+    times the copies its scores are summed over), a pair's upper bound at its median centre
+    (docs/metrics.md)."""
+    boundary = math.ceil(copies * models[ONE].center()) if ONE in models else centers.yes
     return float(np.mean((test_scores.yes >= boundary) == d.yes["test"]))
 
 
@@ -148,4 +173,5 @@ def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: Bui
     return block, agreement
 
 
-__all__ = ["baseline_result", "calibrate_bounds", "design_label", "plain_agreement", "tables_bytes", "train_bounds"]
+__all__ = ["baseline_result", "calibrate_bounds", "design_label", "image_shape_for_copies", "plain_agreement",
+           "shift_copies", "tables_bytes", "train_bounds"]

@@ -16,7 +16,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .bounds import baseline_result, calibrate_bounds, plain_agreement, tables_bytes, train_bounds
+from .bounds import (baseline_result, calibrate_bounds, image_shape_for_copies, plain_agreement, shift_copies,
+                     tables_bytes, train_bounds)
 from .config import (DESIGNS, BuildConfig, auto_augment, auto_bits_per_feature, auto_design, auto_distill_margin,
                      auto_epochs, auto_hidden, design_hidden)
 from .data import Dataset
@@ -27,6 +28,7 @@ from ..render.quantize import is_uint8_data
 from ..model.model import Model
 from ..errors import BnnError
 from ..model.intmodel import Decision
+from ..model.shifts import SHIFT_SETS
 from .train import torch_threads
 
 
@@ -207,6 +209,11 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         cfg = replace(cfg, design=auto_design(ds.image_shape is not None))
     if cfg.design not in DESIGNS:
         raise BnnError(f"--design {cfg.design}: choose one of {', '.join(DESIGNS)}")
+    if cfg.shift_copies not in SHIFT_SETS:
+        raise BnnError(f"--shift-copies {cfg.shift_copies}: choose one of {', '.join(map(str, SHIFT_SETS))}")
+    if cfg.shift_copies > 1 and cfg.features is not None:
+        raise BnnError("--shift-copies and --features: the copies read the neighbours of the selected pixels, so the "
+                       "selection would not hold; choose one")
     notes: list[str] = []
     split = split_rows(ds, cfg)
     parts = {k: ds.subset(split[k]) for k in ("train", "calibration", "test")}
@@ -219,8 +226,13 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         fit = select_features(ds, fit, cfg, notes)
     models, upper, lower, mismatches, n_checked, hidden, epochs = train_bounds(fit, cfg, progress)
     n_out = upper.score_range
+    fit_cal, copies = fit, None
+    if cfg.shift_copies > 1:
+        shape = image_shape_for_copies(ds.image_shape, d.dnn.input_shape, ds.X.shape[1])
+        fit_cal, upper, lower, copies = shift_copies(fit, {k: parts[k].X for k in ("train", "calibration", "test")},
+                                                     upper, lower, shape, cfg.shift_copies, cfg.design == "one")
     upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen = calibrate_bounds(
-        upper, lower, fit, d, cfg, notes)
+        upper, lower, fit_cal, d, cfg, notes)
     baseline_block, base_plain_agreement = (baseline_result(models["baseline"], n_out, fit, d, cfg, curves, chosen)
                                             if "baseline" in models else (None, None))
 
@@ -237,7 +249,7 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
         "dnn_accuracy": d.accuracy,
         "bnn_agreement": base_plain_agreement if base_plain_agreement is not None
-        else plain_agreement(models, test_scores, centers, d),
+        else plain_agreement(models, test_scores, centers, d, cfg.shift_copies),
         "cascade_agreement": float(np.mean(final == d.yes["test"])),
         "calibration": cal.to_dict(),
         "baseline": baseline_block,
@@ -245,13 +257,18 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         "torch_numpy_rows_checked": n_checked,
         "model": {"design": cfg.design, "input_bits": fit.encoder.n_bits, "bits_per_feature": fit.bits_per_feature, "hidden": list(hidden),
                   "trimmed_bits": fit.trimmed_bits, "trimmed_unread": fit.trimmed_unread, "epochs": epochs, "asymmetry": cfg.asymmetry if cfg.design == "pair" else 1.0,
-                  "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": tables_bytes(fit, upper, lower),
+                  "upper_shape": upper.shape, "lower_shape": lower.shape, "flash_bytes": None,
+                  **({"shift_copies": {"copies": copies.k, "shifts": [list(v) for v in copies.shifts],
+                                       "image_shape": list(copies.shape), "input_bits": fit_cal.encoder.n_bits}}
+                     if copies else {}),
                   **({"features_read": fit.selection["read"]} if fit.selection else {})},
         **({"feature_selection": fit.selection} if fit.selection else {}),
         "build_seconds": None,
         "notes": notes,
     }
-    model = Model(fit.encoder, upper, lower, tuple(ds.feature_names), tuple(_jsonable(v) for v in ds.positive))
+    model = Model(fit_cal.encoder, upper, lower, tuple(ds.feature_names), tuple(_jsonable(v) for v in ds.positive),
+                  copies=copies)
+    metrics["model"]["flash_bytes"] = tables_bytes(model)
     write_build(out, ds, split, model, d, fit, metrics, curves, chosen, cfg, t0)
     return BuildResult(out, metrics, notes, model)
 
@@ -266,7 +283,8 @@ def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: 
                         ("pair", "bound pair over the calibrated margin grid")):
         plot_risk_coverage(curves[side], chosen, cfg.alpha, cfg.delta,
                            f"{ds.name}: {title}, calibration split", os.path.join(out, f"risk_coverage_{side}.png"))
-    upper, lower, encoder, dnn = model.upper, model.lower, model.encoder, d.dnn
+    upper, lower, dnn = model.upper, model.lower, d.dnn
+    encoder = model.device_parts[0]  # what the device encodes (a shifted copy's grid is wider)
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dataset": {"name": ds.name, "rows": ds.n_rows,
@@ -290,14 +308,17 @@ def write_build(out: str, ds: Dataset, split: dict, model: Model, d: _Dnn, fit: 
         "bounds": {"design": model.design,
                    "upper": {"answer": "yes", "shape": upper.shape, "tau": upper.tau},
                    "lower": {"answer": "no", "shape": lower.shape, "tau": lower.tau,
-                             **({"hidden_layers_of": "upper"} if model.one_network else {})}},
+                             **({"hidden_layers_of": "upper"} if model.one_network else {})},
+                   **({"copies": {"count": model.copies.k, "image_shape": list(model.copies.shape),
+                                  "shifts": [list(v) for v in model.copies.shifts],
+                                  "stored_shape": model.copies.upper.shape}} if model.copies else {})},
         "files": {d.file: None, SPLIT: None, METRICS: None, **({ONNX_EXPORT: None} if d.onnx_export else {})},
     }
     metrics["build_seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(out, METRICS), "w") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
-    write_artifact(out, manifest, encoder, upper, lower)
+    write_artifact(out, manifest, model.encoder, upper, lower, copies=model.copies)
 
 
 def _jsonable(v):

@@ -33,6 +33,7 @@ class BuildConfig:
     flash_budget: int | None = None  # bytes of model tables (both bounds + encoder) the hidden widths must fit
     distill_margin: float | None = None  # weight of the DNN-margin regression (0 = decisions only; None = auto)
     design: str | None = None  # "pair" (two networks) or "one" (one network read both ways); None = auto
+    shift_copies: int = 1  # decide from the scores summed over this many shifted copies of an image (1, 3, 5)
 
 
 DESIGNS = ("pair", "one")

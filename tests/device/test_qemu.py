@@ -17,7 +17,7 @@ import pytest
 from bnnembed.artifact import Artifact
 from bnnembed.cli import main
 from bnnembed._resources import resource_dir
-from bnnembed.render.c import PopcountStrategy
+from bnnembed.render.c import PopcountStrategy, decision_macs
 from bnnembed.render.footprint import STRUCT_FIELDS, model_footprint
 from bnnembed.render.quantize import Encoding
 from bnnembed.errors import BnnError
@@ -89,19 +89,22 @@ def _struct_size(fields, ptr: int) -> int:
 def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
     """Bytes of every symbol the generated bnn_model.c defines (float encoding), derived from the
     artifact's own arrays and the declarations of firmware/bnn.h: (flash tables, RAM buffers)."""
-    enc = art.encoder
+    enc, upper, lower = art.model.device_parts  # with shifted copies: the bounds run on every copy
     u16 = (2, 2)
     flash = {
         "bnn_feature_index": 2 * enc.n_kept,  # uint16_t[BNN_N_KEPT]
         "bnn_offsets": 2 * (enc.n_kept + 1),  # uint16_t[BNN_N_KEPT + 1]
         "bnn_thresholds": 4 * len(enc.thresholds),  # float[BNN_N_BITS]
         "bnn_encoder": _struct_size([u16, u16, u16] + [("p", 0)] * 5, ptr),  # bnn_encoder_t
-        "bnn_model": _struct_size([("p", 0)] * 6, ptr),  # bnn_model_t
+        "bnn_model": _struct_size([("p", 0)] * 10, ptr),  # bnn_model_t
     }
+    if art.copies is not None:
+        flash["bnn_copy_shifts"] = 2 * art.copies.k  # int8_t[2 * n_copies]
+        flash["bnn_copies"] = _struct_size([(1, 1), (1, 1), (1, 1), ("p", 0)], ptr)  # bnn_copies_t
     assert len(enc.thresholds) == enc.n_bits
     hidden = [1]
     shared = art.model.one_network  # the lower bound's hidden layers are the upper's tables
-    for name, net in (("upper", art.upper), ("lower", art.lower)):
+    for name, net in (("upper", upper), ("lower", lower)):
         for i, layer in enumerate(net.layers):
             if shared and name == "lower" and i < len(net.layers) - 1:
                 continue
@@ -117,6 +120,8 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
         flash[f"bnn_{name}"] = _struct_size([(1, 1), (1, 1), ("p", 0)], ptr)  # bnn_bound_t
     ram = {"bnn_input_bits": 4 * -(-enc.n_bits // 32), "bnn_scratch_a": 4 * max(hidden),
            "bnn_scratch_b": 4 * max(hidden)}
+    if art.copies is not None:
+        ram["bnn_shifted"] = 4 * enc.n_features  # one moved image: float / int16 / uint8 views
     return flash, ram
 
 
@@ -174,7 +179,7 @@ def _check_footprint(art, m, rep, tmp_path):
     assert got == {**flash, **ram}
     assert rep.model_flash_bytes == sum(flash.values())
     assert rep.ram_bytes == sum(ram.values())  # the runtime itself keeps no static state
-    predicted = model_footprint(art.encoder, art.upper, art.lower, Encoding.FLOAT, pointer_bytes=ptr)
+    predicted = model_footprint(*art.model.device_parts, Encoding.FLOAT, pointer_bytes=ptr, copies=art.copies)
     assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
 
 
@@ -262,6 +267,35 @@ def test_int16_variant_bit_exact(arts, machine):
         assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
         if source == "digits":  # integer pixels: the int16 model is the float model
             assert rep.float_mismatches == 0
+
+
+@pytest.fixture(scope="module")
+def copies_arts(tmp_path_factory):
+    """Digits fixtures deciding over shifted copies: one network over 3 copies, a masked pair over 5."""
+    return {
+        "one3": make_artifact(tmp_path_factory.mktemp("digits_c3"), "digits", one_network=True, copies=3),
+        "pair5": make_artifact(tmp_path_factory.mktemp("digits_c5"), "digits", mask_density=0.5, copies=5),
+    }
+
+
+@pytest.mark.parametrize("machine", qemu_machines())
+def test_shifted_copies_bit_exact_on_every_machine(copies_arts, machine, tmp_path):
+    """Both bounds run on every moved image with their output counts summed: every decision and
+    both summed scores equal numpy's expanded network, from floats and from bytes, on every
+    machine; the tables are stored once (sizes to the byte) and the work is k decisions."""
+    m = need_machine(machine)
+    X = rows_for(copies_arts["one3"], "digits", ROWS)
+    for name, art in copies_arts.items():
+        assert art.manifest["format_version"] == 5
+        for uint8 in (False, True):
+            work = tmp_path / f"{name}{int(uint8)}"
+            rep = check_against_numpy(art, machine, np.round(X) if uint8 else X,
+                                      BuildOptions(uint8_input=uint8), workdir=str(work))
+            assert (rep.rows, rep.mismatches, rep.score_mismatches) == (ROWS, 0, 0), (name, uint8)
+            assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0
+            _check_footprint(art, m, rep, work)
+        _, up, lo = art.model.device_parts
+        assert rep.binary_macs == art.copies.k * decision_macs(up, lo)
 
 
 def _byte_rows(art, source: str) -> np.ndarray:

@@ -61,3 +61,95 @@ def test_cut_points_are_the_encoders_own_for_the_identity_and_finer_for_copies(d
     finer = cut_points(enc, (8, 8), [(0, 0), (0, 1), (0, -1)])
     assert all(set(own[c].tolist()) <= set(finer[c].tolist()) for c in range(enc.n_features))
     assert sum(map(len, finer)) > sum(map(len, own))
+
+
+# --------------------------------------------------------------------------------------------
+# the decision over copies as one network (expand_copies), stored as the device stores it
+# --------------------------------------------------------------------------------------------
+
+
+def _random_image_bounds(seed: int, one_network: bool, masked: bool):
+    from bnnembed.model.encoding import Thermometer
+
+    from firmware_fixtures import one_network_lower, random_bound
+
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 17, size=(400, 36)).astype(np.float32)  # 6 x 6 images
+    X[:40] = 0  # blank images: every copy sees zeros
+    enc, _ = fit_thermometer(X, 3)
+    # some thresholds at or below 0: a pixel moved in from outside the image then reads 1
+    t = enc.thresholds.copy()
+    t[::7] = -1.0 - rng.random(len(t[::7])).astype(np.float32)
+    t = np.concatenate([np.sort(t[enc.offsets[f]:enc.offsets[f + 1]]) for f in range(enc.n_kept)])
+    enc = Thermometer(enc.n_features, enc.feature_index, enc.offsets, t)
+    bits = enc.encode(X)
+    up = random_bound("yes", bits, (12, 5), rng, 0.6 if masked else None)
+    lo = one_network_lower(up) if one_network else random_bound("no", bits, (12, 5), rng, 0.6 if masked else None)
+    return X, enc, up, lo
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("one_network,masked,seed", [(True, False, 0), (False, False, 1), (True, True, 2), (False, True, 3)])
+def test_expanded_network_scores_are_the_summed_scores(k, one_network, masked, seed):
+    """The one network over the copies' grid has, bit for bit, the summed score of the bounds on
+    the moved images: pixels moved out of sight (with thresholds below 0, they read 1), masked
+    first layers, a pair or one network."""
+    from bnnembed.model.shifts import SHIFT_SETS, ShiftCopies, expand_copies
+
+    X, enc, up, lo = _random_image_bounds(seed, one_network, masked)
+    cp = ShiftCopies((6, 6), SHIFT_SETS[k], enc, up, lo, one_network)
+    wide, eu, el = expand_copies(cp, 7, 9)
+    assert (eu.tau, el.tau) == (7, 9)
+    wb = wide.encode(X)
+    assert np.array_equal(bound_scores(eu, wb), summed_scores(up, enc, X, (6, 6), SHIFT_SETS[k]))
+    assert np.array_equal(bound_scores(el, wb), summed_scores(lo, enc, X, (6, 6), SHIFT_SETS[k]))
+    assert eu.score_range == k * up.score_range
+    if one_network:
+        assert all(a is b for a, b in zip(eu.layers[:-1], el.layers[:-1]))
+    # every comparison a copy makes is a bit of the grid, and nothing else is
+    assert wide.n_bits == sum(len(g) for g in cut_points(enc, (6, 6), SHIFT_SETS[k]))
+
+
+def test_copies_model_round_trips_as_format_5_and_older_readers_refuse_it(tmp_path):
+    import json
+
+    import bnnembed.artifact as artifact_mod
+    from bnnembed.artifact import load_artifact
+    from bnnembed.errors import ArtifactError
+    from bnnembed.model.model import Model
+
+    art = make_artifact(tmp_path / "c", "digits", one_network=True, copies=3)
+    m = art.model
+    assert m.copies is not None and m.copies.k == 3 and m.one_network
+    arrays = m.to_arrays()
+    assert arrays["copies_shifts"].tolist() == [[0, 0], [0, 1], [0, -1]]
+    assert arrays["copies_tau"].tolist() == [m.upper.tau, m.lower.tau]
+    # stored as the device stores it: the trained encoder's bits, not the copies' grid
+    assert int(arrays["upper_l0_n_in"]) == m.copies.encoder.n_bits < m.encoder.n_bits
+    back = Model.from_arrays(arrays)
+    assert back.model_hash == m.model_hash
+    X = load_data("digits").X
+    d = back.decide(X)
+    assert np.array_equal(d, m.decide(X)) and len(np.unique(d)) == 3
+    with open(tmp_path / "c" / "manifest.json") as fh:
+        assert json.load(fh)["format_version"] == artifact_mod.FORMAT_VERSION == 5
+    old = artifact_mod.FORMAT_VERSION
+    artifact_mod.FORMAT_VERSION = artifact_mod.ONE_NETWORK_FORMAT_VERSION
+    try:
+        with pytest.raises(ArtifactError, match=r"artifact format 5 is newer than this bnnembed reads \(4\)"):
+            load_artifact(str(tmp_path / "c"))
+    finally:
+        artifact_mod.FORMAT_VERSION = old
+
+
+@pytest.mark.parametrize("shape,shifts,message", [
+    ((8, 7), ((0, 0),), "does not hold 64 features"),
+    ((8, 8), ((0, 0), (0, 0)), "distinct shifts"),
+    ((8, 8), ((0, 8),), "out of sight"),
+])
+def test_copies_the_runtime_cannot_make_are_refused(tmp_path, shape, shifts, message):
+    from bnnembed.model.shifts import ShiftCopies
+
+    art = make_artifact(tmp_path / "a", "digits")
+    with pytest.raises(ValueError, match=message):
+        ShiftCopies(shape, shifts, art.encoder, art.upper, art.lower, False)
