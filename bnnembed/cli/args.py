@@ -54,6 +54,17 @@ def widths(text: str) -> tuple[int, ...]:
     return ws
 
 
+def image_shape(text: str) -> tuple[int, int]:
+    """``HxW``: the rows are images of H rows by W columns, row-major."""
+    try:
+        h, w = (int(t) for t in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the image shape as HxW, like 28x28") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be at least 1")
+    return h, w
+
+
 def out_file(text: str) -> str:
     """A file to write: its folder must exist and the path must not be a folder."""
     if os.path.isdir(text):

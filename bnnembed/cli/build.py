@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from ..errors import BnnError
 from ..learn.config import DESIGNS
-from .args import count, fraction, out_dir, out_file, widths
+from .args import count, fraction, image_shape, out_dir, out_file, widths
 
 
 def add_data_args(p: argparse.ArgumentParser, positive_help: str = "label value(s) that mean yes") -> None:
@@ -70,6 +71,10 @@ def register(sub) -> None:
                         "both ways (its hidden layers stored and run once, each side its own calibrated threshold): "
                         "half the flash and work of a pair of the same widths. One network covered more on images, "
                         "the pair on tables, so the default is one for images and pair for tables (docs/coverage.md)")
+    p.add_argument("--image-shape", type=image_shape, default=None, metavar="HxW",
+                   help="the rows are images of H rows by W columns, row-major (a CSV or NPZ of pixels): image "
+                        "augmentation, the one-network default, --shift-copies and explanation overlays "
+                        "(explain --png) then apply. mnist: and digits know their shape")
     p.add_argument("--shift-copies", type=int, choices=(1, 3, 5), default=1, metavar="K",
                    help="images only: decide from each bound's score summed over K copies of the image, moved one "
                         "pixel left and right (3), and up and down (5), calibrated like one score. Covers more "
@@ -187,6 +192,11 @@ def run_build(args) -> int:
     from ..learn.config import BuildConfig
 
     ds = _load(args)
+    if args.image_shape is not None:
+        h, w = args.image_shape
+        if h * w != ds.X.shape[1]:
+            raise BnnError(f"--image-shape {h}x{w} holds {h * w} pixels but the rows have {ds.X.shape[1]} features")
+        ds = replace(ds, image_shape=(h, w))
     cfg = BuildConfig(alpha=args.alpha, delta=args.delta, seed=args.seed, bits_per_feature=args.bits_per_feature,
                       hidden=args.hidden, epochs=args.epochs, augment=args.augment, asymmetry=args.asymmetry,
                       domain_samples=args.domain_samples,

@@ -461,3 +461,51 @@ def test_certify_names_an_operator_it_cannot_read(files, tmp_path, capsys):
     capsys.readouterr()
     assert main(["certify", art, "--data", str(files["dir"] / "test_nolabel.csv"), "--rows", "0-3"]) == 2
     assert "Tanh" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------------------------
+# shifted copies on the user's CNN (bnnembed build --shift-copies)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind", ["cnn10", "cnn10_ts"])
+def test_shift_copies_on_the_users_cnn(kind, files, trained, tmp_path, capsys):
+    """A 10-class CNN from a CSV of pixels: the ONNX one takes flat rows, so the image shape is
+    given (--image-shape); the TorchScript one takes (1, 8, 8) images, which name it. The artifact
+    decides over 3 copies on rows without labels, on the Cortex-M0 bit for bit, and explains."""
+    need_qemu_arm()
+    model_path = str(tmp_path / ("model.pt" if kind == "cnn10_ts" else "model.onnx"))
+    _export(kind, trained(kind), model_path)
+    art = str(tmp_path / "art")
+    shape = ["--image-shape", "8x8"] if kind == "cnn10" else []
+    assert main(["build", "--data", str(files["dir"] / "build.csv"), "--dnn", model_path, "--out", art,
+                 "--positive", "3,8", "--shift-copies", "3", *shape, *BUILD_FLAGS, "--json"]) == 0
+    metrics = _json_out(capsys)
+    assert metrics["model"]["shift_copies"]["copies"] == 3 and metrics["model"]["shift_copies"]["image_shape"] == [8, 8]
+    a = load_artifact(art)
+    assert a.copies is not None and a.manifest["bounds"]["copies"]["count"] == 3
+    nolabel = str(files["dir"] / "test_nolabel.csv")
+    assert main(["eval", art, "--data", nolabel, "--json"]) == 0
+    assert _json_out(capsys)["rows"] == N_TEST
+    assert main(["qemu", art, "--machine", "microbit", "--data", nolabel, "--rows", "80", "--json"]) == 0
+    rep = _json_out(capsys)
+    assert (rep["rows"], rep["mismatches"], rep["score_mismatches"], rep["input"]) == (80, 0, 0, "uint8")
+    assert main(["explain", art, "--data", nolabel, "--row", "2", "--seconds", "2", "--json", "--scope",
+                 "decision"]) == 0
+    r = _json_out(capsys)
+    assert r["size"] == len(r["features"]) <= 64
+
+
+def test_shift_copies_needs_an_image(files, tmp_path, capsys):
+    """Flat rows and an MLP name no image: one line says so; a shape that does not hold the
+    columns, and copies with --features, are refused the same way."""
+    base = ["build", "--data", str(files["dir"] / "build.csv"), "--positive", "3,8", "--out", str(tmp_path / "a"),
+            *BUILD_FLAGS]
+    assert main(base + ["--shift-copies", "3", "--dnn", str(tmp_path / "none.onnx")]) != 0  # no DNN file
+    capsys.readouterr()
+    for extra, says in ((["--image-shape", "7x9"], "holds 63 pixels but the rows have 64"),
+                        (["--shift-copies", "3", "--image-shape", "8x8", "--features", "20"], "choose one")):
+        assert main(base + extra) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err, err

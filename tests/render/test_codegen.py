@@ -349,3 +349,25 @@ def test_golden_files(name):
                     "BNNEMBED_UPDATE_GOLDEN=1 python -m pytest tests/render/test_codegen.py -k test_golden_files")
     assert text == path.read_text(), (f"{name} differs from {path}; if the change is intended, rewrite the "
                                       f"golden files with BNNEMBED_UPDATE_GOLDEN=1")
+
+
+def test_shifted_copies_on_host_and_int16_refused(tmp_path):
+    """A model deciding over shifted copies: the strict host build equals numpy from floats and
+    bytes, boundary rows included; the banner names the copies; int16 tables are refused (a value
+    moved to a column quantized at another scale would change its meaning)."""
+    need_gcc()
+    from bnnembed.device.qemu import BuildOptions
+
+    art = make_artifact(tmp_path / "c3", "digits", one_network=True, copies=3)
+    X = rows_for(art, "digits", 1000)
+    X = np.concatenate([X, boundary_rows(art.encoder, X, 500)])
+    for uint8 in (False, True):
+        rows = np.clip(np.round(X), 0, 255) if uint8 else X
+        rep = check_against_numpy(art, "host", rows, BuildOptions(opt="-O2", extra_cflags=("-pedantic",),
+                                                                  uint8_input=uint8))
+        assert (rep.mismatches, rep.score_mismatches) == (0, 0), uint8
+    c = render_model_sources(art)["bnn_model.c"]
+    assert "shifted copies: 3 of the 8x8 image, moved by (dy, dx) = (0, 0), (0, 1), (0, -1)" in c
+    assert "static const int8_t bnn_copy_shifts[2 * 3] = { 0, 0, 0, 1, 0, -1 };" in c
+    with pytest.raises(BnnError, match="shifted copies runs on float or uint8 input"):
+        render_model_sources(art, Encoding.INT16)
