@@ -56,7 +56,7 @@ from bnnembed.learn.data import load_data  # noqa: E402
 from bnnembed.learn.distill import augment_inputs, domain_inputs  # noqa: E402
 from bnnembed.learn.metrics import decision_metrics  # noqa: E402
 from bnnembed.model.intmodel import Decision, bound_scores  # noqa: E402
-from bnnembed.render.c import decision_macs  # noqa: E402
+from bnnembed.render.c import deployed_macs  # noqa: E402
 
 MACHINES = ("mps2-an386", "microbit")  # Cortex-M4, Cortex-M0
 
@@ -238,7 +238,7 @@ def run(args) -> dict:
                 for k, b in bits.items()}
     b_centers = median_centers(b_scores["train"], art.upper.score_range)
     bounds = {"shape": [list(art.upper.shape), list(art.lower.shape)],
-              "design": art.model.design, "binary_macs": decision_macs(art.upper, art.lower),
+              "design": art.model.design, "binary_macs": deployed_macs(art.model),
               "at_alpha": {}}
     for a in alphas:
         r = calibrated(b_scores, b_centers, a, delta)

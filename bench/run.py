@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bnnembed.artifact import load_artifact
-from bnnembed.render.c import PopcountStrategy, decision_macs
+from bnnembed.render.c import PopcountStrategy, decision_macs, deployed_macs
 from bnnembed.learn.data import load_data
 from bnnembed.model.intmodel import bound_scores, combine
 from bnnembed.device.elf import elf_symbols
@@ -96,7 +96,7 @@ def bnn_device(art, machine: str, X: np.ndarray, strategy: PopcountStrategy) -> 
         m = get_machine(machine)
         syms = elf_symbols(Path(work) / "fw.elf", m)
         bound_bytes = sum(size for name, _, size in syms if _BOUND_TABLE.match(name))
-    weights = decision_macs(art.upper, art.lower)  # the stored binary weights: one network's hidden layers once
+    weights = decision_macs(*art.model.device_parts[1:])  # the stored binary weights: one network's hidden layers once
     return {
         "kernel": strategy.name.lower(), "rows": rep.rows, "mismatches": rep.mismatches,
         "score_mismatches": rep.score_mismatches,
@@ -374,8 +374,8 @@ def run_workload(name: str, art_dir: str, data: str, quick: bool, machines: list
            "data": data.split(":")[0],
            "bounds": [list(b.shape) for b in (art.upper, art.lower)],
            "design": art.model.design,
-           "binary_macs": decision_macs(art.upper, art.lower),
-           "hidden_macs": decision_macs(art.upper, art.lower, hidden_only=True),
+           "binary_macs": deployed_macs(art.model),
+           "hidden_macs": deployed_macs(art.model, hidden_only=True),
            "dnn_layers": None, "device": {}, "device_uint8": {}, "dnn_device": {}, "device_rows": n_dev,
            "artifact_note": art.manifest.get("notes")}
     layers = dnn_layers(art)

@@ -110,7 +110,7 @@ def test_expanded_network_scores_are_the_summed_scores(k, one_network, masked, s
     assert wide.n_bits == sum(len(g) for g in cut_points(enc, (6, 6), SHIFT_SETS[k]))
 
 
-def test_copies_model_round_trips_as_format_5_and_older_readers_refuse_it(tmp_path):
+def test_copies_model_round_trips_as_format_5_and_older_readers_refuse_it(tmp_path, monkeypatch):
     import json
 
     import bnnembed.artifact as artifact_mod
@@ -133,13 +133,9 @@ def test_copies_model_round_trips_as_format_5_and_older_readers_refuse_it(tmp_pa
     assert np.array_equal(d, m.decide(X)) and len(np.unique(d)) == 3
     with open(tmp_path / "c" / "manifest.json") as fh:
         assert json.load(fh)["format_version"] == artifact_mod.FORMAT_VERSION == 5
-    old = artifact_mod.FORMAT_VERSION
-    artifact_mod.FORMAT_VERSION = artifact_mod.ONE_NETWORK_FORMAT_VERSION
-    try:
-        with pytest.raises(ArtifactError, match=r"artifact format 5 is newer than this bnnembed reads \(4\)"):
-            load_artifact(str(tmp_path / "c"))
-    finally:
-        artifact_mod.FORMAT_VERSION = old
+    monkeypatch.setattr(artifact_mod, "FORMAT_VERSION", artifact_mod.ONE_NETWORK_FORMAT_VERSION)  # a 4 reader
+    with pytest.raises(ArtifactError, match=r"artifact format 5 is newer than this bnnembed reads \(4\)"):
+        load_artifact(str(tmp_path / "c"))
 
 
 @pytest.mark.parametrize("shape,shifts,message", [
