@@ -415,7 +415,7 @@ static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, con
 {
     const bnn_copies_t *cp = model->copies;
     const void *x = features;
-    if (cp != NULL && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
+    if (cp != NULL && cp->n_copies > 0u && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
         const int32_t h = cp->height, w = cp->width, dy = cp->shifts[2u * i], dx = cp->shifts[2u * i + 1u];
         if (kind == BNN_INPUT_FLOAT) {
             BNN_SHIFT_IMAGE(float, (const float *)features, model->shifted_f, h, w, dy, dx);
@@ -443,7 +443,8 @@ static bnn_decision_t bnn_decide_input(const bnn_model_t *model, bnn_input_kind_
 {
     int32_t mis[2] = {0, 0};
     int32_t n_read[2];
-    const uint32_t n_copies = (model->copies != NULL) ? model->copies->n_copies : 1u;
+    /* no copies (or a hand-made table of none): the input as given, once */
+    const uint32_t n_copies = (model->copies != NULL && model->copies->n_copies > 0u) ? model->copies->n_copies : 1u;
     uint32_t i;
     for (i = 0; i < n_copies; ++i) {
         bnn_encode_copy(model, kind, features, i);
