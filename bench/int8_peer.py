@@ -237,7 +237,9 @@ def run(args) -> dict:
     b_scores = {k: PairScores(bound_scores(art.upper, b), bound_scores(art.lower, b), dnn_yes[k])
                 for k, b in bits.items()}
     b_centers = median_centers(b_scores["train"], art.upper.score_range)
-    bounds = {"shape": [list(art.upper.shape), list(art.lower.shape)],
+    _, stored_up, stored_lo = art.model.device_parts  # with shifted copies: the stored bounds, run k times
+    bounds = {"shape": [list(stored_up.shape), list(stored_lo.shape)],
+              "copies": 1 if art.copies is None else art.copies.k,
               "design": art.model.design, "binary_macs": deployed_macs(art.model),
               "at_alpha": {}}
     for a in alphas:
@@ -375,6 +377,8 @@ def markdown(results: dict) -> str:
             bname = f"one network {'-'.join(map(str, b['shape'][0]))}, read both ways"
         else:
             bname = "bound pair " + " + ".join("-".join(map(str, s)) for s in b["shape"])
+        if b.get("copies", 1) > 1:
+            bname += f", over {b['copies']} shifted copies"
         out.append(f"| {bname} | {pair(b['device'], 'flash_bytes')} | {b['binary_macs']:,} binary | "
                    f"{pair(b['device'], 'instructions_per_inference')} | "
                    + " | ".join(_cov(b["at_alpha"][a]) for a in alphas) + " |")
