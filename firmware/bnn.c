@@ -372,6 +372,10 @@ bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
     int32_t mis[2] = {0, 0};
     int32_t n_read[2];
     if (model->copies != NULL) {
+        if (scores != NULL) {
+            scores->upper = BNN_SCORE_NONE;
+            scores->lower = BNN_SCORE_NONE;
+        }
         return BNN_UNKNOWN; /* the copies are moved images, not moved bits */
     }
     bnn_add_mismatches(model, bits, mis, n_read);
@@ -418,14 +422,14 @@ static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, con
     if (cp != NULL && cp->n_copies > 0u && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
         const int32_t h = cp->height, w = cp->width, dy = cp->shifts[2u * i], dx = cp->shifts[2u * i + 1u];
         if (kind == BNN_INPUT_FLOAT) {
-            BNN_SHIFT_IMAGE(float, (const float *)features, model->shifted_f, h, w, dy, dx);
-            x = model->shifted_f;
+            BNN_SHIFT_IMAGE(float, (const float *)features, cp->shifted_f, h, w, dy, dx);
+            x = cp->shifted_f;
         } else if (kind == BNN_INPUT_Q16) {
-            BNN_SHIFT_IMAGE(int16_t, (const int16_t *)features, model->shifted_q, h, w, dy, dx);
-            x = model->shifted_q;
+            BNN_SHIFT_IMAGE(int16_t, (const int16_t *)features, cp->shifted_q, h, w, dy, dx);
+            x = cp->shifted_q;
         } else {
-            BNN_SHIFT_IMAGE(uint8_t, (const uint8_t *)features, model->shifted_u, h, w, dy, dx);
-            x = model->shifted_u;
+            BNN_SHIFT_IMAGE(uint8_t, (const uint8_t *)features, cp->shifted_u, h, w, dy, dx);
+            x = cp->shifted_u;
         }
     }
     if (kind == BNN_INPUT_FLOAT) {

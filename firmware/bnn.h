@@ -89,6 +89,9 @@ typedef struct {
     uint8_t height;               /**< image rows */
     uint8_t width;                /**< image columns: height * width = encoder->n_features */
     const int8_t *shifts;         /**< n_copies pairs (dy, dx), each |d| < the image's side */
+    float *shifted_f;             /**< scratch: one moved image (n_features values) */
+    int16_t *shifted_q;           /**< the same memory, int16 view (bnn_decide_q16()) */
+    uint8_t *shifted_u;           /**< the same memory, uint8 view (bnn_decide_u8()) */
 } bnn_copies_t;
 
 /** A complete model: encoder, both bounds and caller-owned static scratch memory. */
@@ -99,10 +102,7 @@ typedef struct {
     uint32_t *input_bits;         /**< scratch: encoded input, ceil(n_bits / 32) words */
     uint32_t *scratch_a;          /**< scratch: hidden activations, max hidden words */
     uint32_t *scratch_b;          /**< scratch: hidden activations, max hidden words */
-    const bnn_copies_t *copies;   /**< shifted copies, or NULL: the input as given, once */
-    float *shifted_f;             /**< scratch with copies: one moved image (n_features values) */
-    int16_t *shifted_q;           /**< the same memory, int16 view (bnn_decide_q16()) */
-    uint8_t *shifted_u;           /**< the same memory, uint8 view (bnn_decide_u8()) */
+    const bnn_copies_t *copies;   /**< shifted copies (and their scratch), or NULL: the input as given, once */
 } bnn_model_t;
 
 /** Score reported for an input the bounds did not run on (BNN_INVALID). */
@@ -180,8 +180,9 @@ void bnn_encode_u8(const bnn_encoder_t *enc, const uint8_t *features, uint32_t *
  * @param model generated model
  * @param bits encoded input (e.g. from bnn_encode())
  * @param scores if not NULL, receives both bound scores
- * @return the three-way decision; BNN_UNKNOWN for a model with shifted copies, whose decision
- *         needs the image itself (call bnn_decide(), bnn_decide_q16() or bnn_decide_u8())
+ * @return the three-way decision; BNN_UNKNOWN (scores BNN_SCORE_NONE) for a model with shifted
+ *         copies, whose decision needs the image itself (call bnn_decide(), bnn_decide_q16() or
+ *         bnn_decide_u8())
  */
 bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
                                bnn_scores_t *scores);
@@ -192,8 +193,10 @@ bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
  * @param bits encoded input bits
  * @param scratch_a scratch buffer (max hidden words)
  * @param scratch_b scratch buffer (max hidden words)
- * @param answers receives 1 iff the bound answers (its last neuron fires), else 0
- * @return the score in 0..n_in of the last layer
+ * @param answers receives 1 iff the bound answers (its last neuron fires), else 0; meaningless
+ *        for a bound of a model with shifted copies, whose output threshold is on the score
+ *        summed over the copies (bnn_decide() sums them)
+ * @return the score in 0..n_in of the last layer, on these bits alone
  */
 int32_t bnn_bound_score(const bnn_bound_t *bound, const uint32_t *bits, uint32_t *scratch_a,
                         uint32_t *scratch_b, int *answers);

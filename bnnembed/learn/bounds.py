@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BnnError
 from ..model.intmodel import bound_scores, flip_output
-from ..model.shifts import SHIFT_SETS, ShiftCopies, expand_copies
+from ..model.shifts import SHIFT_SETS, ShiftCopies, check_shifts, expand_copies
 from .calibrate import PairScores, calibrate, decisions_at, median_centers, pair_curve, side_curve
 from .config import BuildConfig, auto_epochs, design_hidden
 from .metrics import decision_metrics
@@ -59,10 +59,19 @@ def image_shape_for_copies(ds_shape, dnn_input_shape, n_features: int) -> tuple[
     if ds_shape:
         return tuple(ds_shape)
     dims = tuple(int(v) for v in (dnn_input_shape or ()) if v is not None)
-    if len(dims) >= 2 and dims[-2] * dims[-1] == n_features:
+    if len(dims) >= 2 and dims[-2] * dims[-1] == n_features and min(dims[-2:]) >= 2:
         return dims[-2], dims[-1]
     raise BnnError("--shift-copies moves images, and neither the data (mnist:, digits) nor the DNN's input shape "
-                   f"gives an image of {n_features} pixels; build without --shift-copies")
+                   f"gives an image of {n_features} pixels; give --image-shape HxW or build without --shift-copies")
+
+
+def check_copies_fit(shape, k: int, n_features: int) -> None:
+    """Refuse, before training, copies the image cannot take (one line naming the fix)."""
+    try:
+        check_shifts(shape, SHIFT_SETS[k], n_features)
+    except ValueError as exc:
+        raise BnnError(f"--shift-copies {k} on a {shape[0]}x{shape[1]} image: {exc}; "
+                       "use fewer copies (3 moves left and right only) or build without --shift-copies") from None
 
 
 def shift_copies(fit: _FitSet, rows: dict, upper, lower, shape, k: int, one_network: bool):
@@ -173,5 +182,6 @@ def baseline_result(model: BoundMLP, n_out: int, fit: _FitSet, d: _Dnn, cfg: Bui
     return block, agreement
 
 
-__all__ = ["baseline_result", "calibrate_bounds", "design_label", "image_shape_for_copies", "plain_agreement",
+__all__ = ["baseline_result", "calibrate_bounds", "check_copies_fit", "design_label", "image_shape_for_copies",
+           "plain_agreement",
            "shift_copies", "tables_bytes", "train_bounds"]

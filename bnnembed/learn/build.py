@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..artifact import METRICS, ONNX_EXPORT, SPLIT, write_artifact
-from .bounds import (baseline_result, calibrate_bounds, image_shape_for_copies, plain_agreement, shift_copies,
-                     tables_bytes, train_bounds)
+from .bounds import (baseline_result, calibrate_bounds, check_copies_fit, image_shape_for_copies, plain_agreement,
+                     shift_copies, tables_bytes, train_bounds)
 from .config import (DESIGNS, BuildConfig, auto_augment, auto_bits_per_feature, auto_design, auto_distill_margin,
                      auto_epochs, auto_hidden, design_hidden)
 from .data import Dataset
@@ -220,21 +220,28 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     if cfg.flash_budget is not None and cfg.features is None:  # refuse a budget too small before writing anything
         k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
         design_hidden(cfg, fit_packed_thermometer(parts["train"].X, k_bits)[0])
+    if cfg.shift_copies > 1 and ds.image_shape:  # refused before the DNN is trained or loaded
+        check_copies_fit(ds.image_shape, cfg.shift_copies, ds.X.shape[1])
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
+    shape = None
+    if cfg.shift_copies > 1:  # the image the copies move (the data's, else the DNN's), before the bounds train
+        shape = image_shape_for_copies(ds.image_shape, d.dnn.input_shape, ds.X.shape[1])
+        check_copies_fit(shape, cfg.shift_copies, ds.X.shape[1])
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
     if cfg.features is not None:
         fit = select_features(ds, fit, cfg, notes)
     models, upper, lower, mismatches, n_checked, hidden, epochs = train_bounds(fit, cfg, progress)
     n_out = upper.score_range
     fit_cal, copies = fit, None
-    if cfg.shift_copies > 1:
-        shape = image_shape_for_copies(ds.image_shape, d.dnn.input_shape, ds.X.shape[1])
+    if shape is not None:
         fit_cal, upper, lower, copies = shift_copies(fit, {k: parts[k].X for k in ("train", "calibration", "test")},
                                                      upper, lower, shape, cfg.shift_copies, cfg.design == "one")
     upper, lower, centers, cal, dec_test, main, test_scores, curves, chosen = calibrate_bounds(
         upper, lower, fit_cal, d, cfg, notes)
     baseline_block, base_plain_agreement = (baseline_result(models["baseline"], n_out, fit, d, cfg, curves, chosen)
                                             if "baseline" in models else (None, None))
+    if baseline_block is not None and copies is not None:
+        notes.append("the one-network baseline beside the pair decides one copy of the image (no shifted copies)")
 
     final = np.where(dec_test == int(Decision.UNKNOWN), d.yes["test"], dec_test == int(Decision.YES))
     tr, ca, te = parts["train"], parts["calibration"], parts["test"]

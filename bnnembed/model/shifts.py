@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encoding import Thermometer
-from .intmodel import BoundNet, IntLayer, bound_scores
+from .intmodel import BoundNet, IntLayer, bound_scores, shares_hidden
 from .packing import pack_bits
 
 #: the copies ``--shift-copies K`` makes: (rows down, columns right), the identity first
@@ -178,6 +178,8 @@ class ShiftCopies:
         object.__setattr__(self, "upper", self.upper.with_tau(0))
         object.__setattr__(self, "lower", self.lower.with_tau(0))
         check_shifts(self.shape, self.shifts, self.encoder.n_features)
+        if self.one_network and not shares_hidden(self.upper, self.lower):
+            raise ValueError("one network: the lower bound's hidden layers must be the upper's")
 
     @property
     def k(self) -> int:

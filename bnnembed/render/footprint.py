@@ -37,12 +37,12 @@ STRUCT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
                       ("thresholds", "const float *"), ("thresholds_q", "const int16_t *"),
                       ("feature_shift", "const int8_t *")),
     "bnn_copies_t": (("n_copies", "uint8_t"), ("height", "uint8_t"), ("width", "uint8_t"),
-                     ("shifts", "const int8_t *")),
+                     ("shifts", "const int8_t *"), ("shifted_f", "float *"), ("shifted_q", "int16_t *"),
+                     ("shifted_u", "uint8_t *")),
     "bnn_model_t": (("encoder", "const bnn_encoder_t *"), ("upper", "const bnn_bound_t *"),
                     ("lower", "const bnn_bound_t *"), ("input_bits", "uint32_t *"),
                     ("scratch_a", "uint32_t *"), ("scratch_b", "uint32_t *"),
-                    ("copies", "const bnn_copies_t *"), ("shifted_f", "float *"),
-                    ("shifted_q", "int16_t *"), ("shifted_u", "uint8_t *")),
+                    ("copies", "const bnn_copies_t *")),
 }
 
 

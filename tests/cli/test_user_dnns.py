@@ -509,3 +509,14 @@ def test_shift_copies_needs_an_image(files, tmp_path, capsys):
         assert main(base + extra) != 0
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and says in err, err
+
+
+def test_shift_copies_the_image_cannot_take_are_refused_before_training(files, tmp_path, capsys):
+    """A one-row image cannot move up and down: one line naming the fix, before anything is
+    trained or written."""
+    out = tmp_path / "a"
+    assert main(["build", "--data", str(files["dir"] / "build.csv"), "--positive", "3,8", "--out", str(out),
+                 "--image-shape", "1x64", "--shift-copies", "5", *BUILD_FLAGS]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "out of sight" in err and "use fewer copies" in err, err
+    assert not out.exists()

@@ -96,11 +96,11 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
         "bnn_offsets": 2 * (enc.n_kept + 1),  # uint16_t[BNN_N_KEPT + 1]
         "bnn_thresholds": 4 * len(enc.thresholds),  # float[BNN_N_BITS]
         "bnn_encoder": _struct_size([u16, u16, u16] + [("p", 0)] * 5, ptr),  # bnn_encoder_t
-        "bnn_model": _struct_size([("p", 0)] * 10, ptr),  # bnn_model_t
+        "bnn_model": _struct_size([("p", 0)] * 7, ptr),  # bnn_model_t
     }
     if art.copies is not None:
         flash["bnn_copy_shifts"] = 2 * art.copies.k  # int8_t[2 * n_copies]
-        flash["bnn_copies"] = _struct_size([(1, 1), (1, 1), (1, 1), ("p", 0)], ptr)  # bnn_copies_t
+        flash["bnn_copies"] = _struct_size([(1, 1), (1, 1), (1, 1)] + [("p", 0)] * 4, ptr)  # bnn_copies_t
     assert len(enc.thresholds) == enc.n_bits
     hidden = [1]
     shared = art.model.one_network  # the lower bound's hidden layers are the upper's tables

@@ -149,3 +149,12 @@ def test_copies_the_runtime_cannot_make_are_refused(tmp_path, shape, shifts, mes
     art = make_artifact(tmp_path / "a", "digits")
     with pytest.raises(ValueError, match=message):
         ShiftCopies(shape, shifts, art.encoder, art.upper, art.lower, False)
+
+
+def test_one_network_copies_need_shared_hidden_layers(tmp_path):
+    """Stored as one network, a lower bound with hidden layers of its own would lose them."""
+    from bnnembed.model.shifts import ShiftCopies
+
+    art = make_artifact(tmp_path / "pair", "digits")  # a pair: the lower bound's own hidden layers
+    with pytest.raises(ValueError, match="hidden layers must be the upper's"):
+        ShiftCopies((8, 8), ((0, 0), (0, 1)), art.encoder, art.upper, art.lower, True)
