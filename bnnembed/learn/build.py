@@ -240,8 +240,12 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
         upper, lower, fit_cal, d, cfg, notes)
     baseline_block, base_plain_agreement = (baseline_result(models["baseline"], n_out, fit, d, cfg, curves, chosen)
                                             if "baseline" in models else (None, None))
-    if baseline_block is not None and copies is not None:
-        notes.append("the one-network baseline beside the pair decides one copy of the image (no shifted copies)")
+    if copies is not None:
+        notes.append(f"the bounds decide over {copies.k} shifted copies of the {copies.shape[0]}x{copies.shape[1]} image "
+                     f"(scores summed; {copies.k}x the device's work per decision, explanations slower and larger: "
+                     "docs/coverage.md)")
+        if baseline_block is not None:
+            notes.append("the one-network baseline beside the pair decides one copy of the image (no shifted copies)")
 
     final = np.where(dec_test == int(Decision.UNKNOWN), d.yes["test"], dec_test == int(Decision.YES))
     tr, ca, te = parts["train"], parts["calibration"], parts["test"]
