@@ -607,6 +607,56 @@ static uint32_t crc32_word(uint32_t crc, uint32_t w)
 #endif
 }
 
+/* COBS of one word whose block cannot fill up within it: stored whole, and each zero byte's place
+ * becomes the next block's code (written when that block closes), tested without a loop. */
+#if defined(__GNUC__)
+#define BNN_PROTO_INLINE static inline __attribute__((always_inline))
+#else
+#define BNN_PROTO_INLINE static
+#endif
+
+BNN_PROTO_INLINE uint8_t *cobs_word(uint8_t *p, uint8_t **code_pp, uint32_t v)
+{
+    uint8_t *code_p = *code_pp;
+    store_le32(p, v);
+    if ((v & 0x000000FFu) == 0u) {
+        *code_p = (uint8_t)(p - code_p);
+        code_p = p;
+    }
+    if ((v & 0x0000FF00u) == 0u) {
+        *code_p = (uint8_t)(p + 1 - code_p);
+        code_p = p + 1;
+    }
+    if ((v & 0x00FF0000u) == 0u) {
+        *code_p = (uint8_t)(p + 2 - code_p);
+        code_p = p + 2;
+    }
+    if ((v & 0xFF000000u) == 0u) {
+        *code_p = (uint8_t)(p + 3 - code_p);
+        code_p = p + 3;
+    }
+    *code_pp = code_p;
+    return p + 4;
+}
+
+/* frame_end() with the CRC as one word (its block cannot fill up within it, else frame_end()). */
+static size_t frame_end_word(frame_writer *w, uint32_t *payload_crc)
+{
+    uint8_t *p = w->out + w->o;
+    uint8_t *code_p = w->out + w->code_at;
+    const uint32_t crc = w->crc ^ 0xFFFFFFFFu;
+    if ((p - code_p) + 4 >= 0xFF) {
+        return frame_end(w, payload_crc);
+    }
+    p = cobs_word(p, &code_p, crc); /* little-endian, as put_u32() lays the CRC out */
+    *code_p = (uint8_t)(p - code_p);
+    *p++ = 0u;
+    if (payload_crc != NULL) {
+        *payload_crc = crc;
+    }
+    return (size_t)(p - w->out);
+}
+
 /*
  * frame_bytes() a word at a time (same blocks, same CRC): byte by byte up to a 4-byte boundary of
  * @p in, then per aligned word one CRC step and one of three COBS cases, then the tail. A word of
@@ -624,7 +674,9 @@ static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
     if (head > n) {
         head = n;
     }
-    frame_bytes(w, in, head, 1);
+    if (head != 0u) {
+        frame_bytes(w, in, head, 1);
+    }
     in += head;
     n -= head;
     p = w->out + w->o;
@@ -640,22 +692,7 @@ static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
             code_p = p + 3;
             p += 4;
         } else if ((p - code_p) + 4 < 0xFF) { /* the block cannot fill up within this word */
-            if (has_zero_byte(v) == 0u) {
-                store_le32(p, v);
-                p += 4;
-            } else {
-                unsigned k;
-                /* every byte is stored; a zero's place becomes the next block's code */
-                for (k = 0; k < 4u; ++k, v >>= 8) {
-                    const uint8_t b = (uint8_t)(v & 0xFFu);
-                    *p = b;
-                    if (b == 0u) {
-                        *code_p = (uint8_t)(p - code_p);
-                        code_p = p;
-                    }
-                    ++p;
-                }
-            }
+            p = cobs_word(p, &code_p, v);
         } else { /* the block may fill within this word (once in 254 bytes): frame_bytes(), CRC taken */
             w->o = (size_t)(p - w->out);
             w->code_at = (size_t)(code_p - w->out);
@@ -667,7 +704,9 @@ static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
     w->o = (size_t)(p - w->out);
     w->code_at = (size_t)(code_p - w->out);
     w->crc = crc;
-    frame_bytes(w, in, n & 3u, 1);
+    if ((n & 3u) != 0u) {
+        frame_bytes(w, in, n & 3u, 1);
+    }
 }
 
 size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
@@ -686,7 +725,7 @@ size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, 
     frame_begin(&w, out);
     frame_words(&w, head, hl);
     frame_words(&w, x, n);
-    return frame_end(&w, payload_crc);
+    return frame_end_word(&w, payload_crc);
 }
 
 size_t bnn_proto_build_reply(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,

@@ -206,6 +206,19 @@ def test_uint8_frame_is_the_float_frame_of_the_same_values(session, seq, tag, de
     assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size)[0] == wire
 
 
+def test_uint8_frame_crc_word_at_every_block_position():
+    """Rows without a zero put the CRC's word at every position of a 254-byte COBS block, so the
+    CRC goes out as one word where its block has room and byte by byte where the block fills
+    within it: both give the Python codec's frame."""
+    c = _CACHE["c"]
+    for n in range(200, 520):
+        x = np.full(n, 7, np.uint8)
+        for tag in (0x01020304, 0x00000100):  # no zero in the header's tag, then two
+            wire, crc = c.build_request_frame_u8(P.MsgType.DEFER, 0x11223344, 0x55667788, tag, 0, x)
+            payload = P.encode_payload(P.Defer(0x11223344, 0x55667788, tag, x.astype(np.float32)))
+            assert wire == P.frame(payload) and crc == P.payload_crc(payload), n
+
+
 def test_bitwise_crc_build_makes_the_same_frames(tmp_path):
     """-DBNN_CRC32_BITWISE (no 1 KiB table) gives the same CRC and the same frames, uint8 word path
     included, at every alignment."""
