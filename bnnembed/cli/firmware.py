@@ -114,7 +114,10 @@ def run_qemu(args) -> int:
               f"({r.kernel} popcount kernel)")
         print(f"flash {r.flash_bytes} bytes (model {r.model_flash_bytes} + runtime {r.runtime_flash_bytes}), "
               f"RAM {r.ram_bytes} bytes")
-        if r.instructions_per_inference is not None:
+        if r.instructions_per_inference is not None and r.copies > 1:
+            print(f"instructions per decision {r.instructions_per_inference} over {r.copies} shifted copies "
+                  f"(each moved, encoded and run); {r.instructions_per_bmac} per binary MAC ({r.binary_macs} MACs)")
+        elif r.instructions_per_inference is not None:
             print(f"instructions per inference {r.instructions_per_inference} (encode {r.encode_instructions}, "
                   f"bounds {r.bounds_instructions}); {r.instructions_per_bmac} per binary MAC "
                   f"({r.binary_macs} MACs)")

@@ -349,6 +349,9 @@ class QemuReport:
     defer_frame_instructions: float | None = None
     kernel: str = ""  #: the popcount kernel the firmware was built with
     input: str = "float"  #: what the device was fed: float, int16 or uint8 (bnn_decide_u8())
+    #: shifted copies each decision runs the bounds on (build --shift-copies; 1 without); with
+    #: copies the encoding happens inside the decision, counted in bounds_instructions
+    copies: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -387,5 +390,5 @@ def check_against_numpy(artifact, machine: str, X: np.ndarray,
         instructions_per_bmac=None if net_i is None else round(net_i / macs, 4),
         binary_macs=macs, popcountsi2=sizes.popcountsi2, float_mismatches=float_mism,
         decisions={d.label: int(counts[d]) for d in Decision}, kernel=PopcountStrategy(options.popcount).name.lower(),
-        input=options.input,
+        input=options.input, copies=1 if artifact.copies is None else artifact.copies.k,
     )

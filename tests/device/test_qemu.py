@@ -292,6 +292,7 @@ def test_shifted_copies_bit_exact_on_every_machine(copies_arts, machine, tmp_pat
             rep = check_against_numpy(art, machine, np.round(X) if uint8 else X,
                                       BuildOptions(uint8_input=uint8), workdir=str(work))
             assert (rep.rows, rep.mismatches, rep.score_mismatches) == (ROWS, 0, 0), (name, uint8)
+            assert rep.copies == art.copies.k and rep.encode_instructions in (0.0, None)
             assert min(rep.decisions[k] for k in ("no", "yes", "unknown")) > 0
             _check_footprint(art, m, rep, work)
         _, up, lo = art.model.device_parts
