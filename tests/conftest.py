@@ -43,6 +43,12 @@ def digits_one_artifact(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def digits_copies_artifact(tmp_path_factory) -> str:
+    """The one-network digits artifact's build deciding over 3 shifted copies of the image."""
+    return _build(tmp_path_factory, "digits_copies", "digits", positive="5,6,7,8,9", design="one", shift_copies=3)
+
+
+@pytest.fixture(scope="session")
 def mnist_dir() -> str:
     if not os.path.exists(os.path.join(MNIST_DIR, "t10k-images-idx3-ubyte.gz")):
         pytest.skip("MNIST test set not present beside the project")

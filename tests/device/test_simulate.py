@@ -83,9 +83,11 @@ def check_run(art, X, csv_path, log_path, summary):
 
 
 @pytest.mark.parametrize("machine,fixture", [("mps2-an386", "digits_artifact"), ("mps2-an385", "digits_artifact"),
-                                             ("mps2-an386", "digits_one_artifact")])
+                                             ("mps2-an386", "digits_one_artifact"),
+                                             ("mps2-an385", "digits_copies_artifact")])
 def test_simulate_end_to_end(machine, fixture, tmp_path, capsys, request):
-    """A pair on two machines, and one network read both ways (the images' default)."""
+    """A pair on two machines, one network read both ways (the images' default), and one network
+    over 3 shifted copies on the core without an FPU (bytes compared on their IEEE bits)."""
     need_qemu_arm()
     digits_artifact = request.getfixturevalue(fixture)
     art = load_artifact(digits_artifact)
