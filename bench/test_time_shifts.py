@@ -3,7 +3,8 @@
     .venv/bin/python bench/test_time_shifts.py --data mnist:DIR ART [ART ...] [--alphas 0.01,0.005]
         [--out bench/test_time_shifts.json]
 
-A design study for issue 16 (coverage), not a product feature yet. For each artifact written by
+The design study behind ``bnnembed build --shift-copies 3|5`` (docs/coverage.md "Shifted copies"),
+kept to measure the copies on artifacts built without them. For each artifact written by
 ``bnnembed build`` on an image data set (its split.npz and DNN), every split row is decided from
 the sum of each bound's integer score over k copies of the image moved by one pixel (zero fill):
 ``1`` (the bounds as built), ``3h`` (left, none, right) and ``5`` (the four neighbours too).
@@ -12,10 +13,10 @@ split, fixed-sequence Clopper-Pearson testing on the calibration split, one shar
 test-split coverage is reported with disagreements, at each alpha. Summing keeps the guarantee's
 form: the sum is one integer score per bound, calibrated on rows the bounds never trained on.
 
-What it would cost on the device: k inferences per decision (the flash is unchanged). What it
-would cost in explanations: the SAT question holds k copies of the hidden layers, and each copy
-compares a pixel with its neighbour's thresholds (the thermometer's cut points differ per pixel),
-so explanations are over a finer input grid. Both are why it is measured here before it is built.
+What it costs on the device: k inferences per decision (the flash is unchanged). What it costs in
+explanations: the SAT question holds k copies of the hidden layers, and each copy compares a pixel
+with its neighbour's thresholds (the thermometer's cut points differ per pixel), so explanations are
+over a finer input grid (measured in docs/explanations.md).
 """
 
 from __future__ import annotations
@@ -35,14 +36,10 @@ from int8_peer import calibrated  # noqa: E402
 from bnnembed.artifact import load_artifact  # noqa: E402
 from bnnembed.learn.calibrate import PairScores, median_centers  # noqa: E402
 from bnnembed.learn.data import load_data  # noqa: E402
-from bnnembed.model.shifts import cut_points, summed_scores  # noqa: E402
+from bnnembed.model.shifts import SHIFT_SETS as BUILD_SHIFT_SETS, cut_points, summed_scores  # noqa: E402
 
-#: the copies of each design: (rows down, columns right)
-SHIFT_SETS = {
-    "1": ((0, 0),),
-    "3h": ((0, 0), (0, 1), (0, -1)),
-    "5": ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)),
-}
+#: the copies of each design (rows down, columns right): the build's own sets
+SHIFT_SETS = {"1": BUILD_SHIFT_SETS[1], "3h": BUILD_SHIFT_SETS[3], "5": BUILD_SHIFT_SETS[5]}
 
 
 def study(art_dir: str, data: str, alphas: list[float], delta: float = 0.05) -> dict:
