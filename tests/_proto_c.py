@@ -169,25 +169,32 @@ class CProto:
     def link_setup(self, session: int, tag: int, timeout_ms: int = 300, attempts: int = 5) -> None:
         self.lib.bnn_test_link_setup(session, tag, timeout_ms, attempts)
 
-    def defer(self, x) -> tuple[int, int]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    @staticmethod
+    def _features(x, dtype, ctype):
+        """``x`` as a contiguous ``dtype`` array (kept alive by the caller) and its C pointer."""
+        x = np.ascontiguousarray(x, dtype=dtype)
+        return x, x.ctypes.data_as(ctypes.POINTER(ctype))
+
+    def _defer(self, fn, x, dtype, ctype) -> tuple[int, int]:
+        x, ptr = self._features(x, dtype, ctype)
         d = ctypes.c_uint8(255)
-        st = self.lib.bnn_test_defer(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size, ctypes.byref(d))
-        return st, d.value
+        return fn(ptr, x.size, ctypes.byref(d)), d.value
+
+    def _report(self, fn, x, dtype, ctype, decision: int) -> int:
+        x, ptr = self._features(x, dtype, ctype)
+        return fn(ptr, x.size, decision)
+
+    def defer(self, x) -> tuple[int, int]:
+        return self._defer(self.lib.bnn_test_defer, x, np.float32, ctypes.c_float)
 
     def report(self, x, decision: int) -> int:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return self.lib.bnn_test_report(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), x.size, decision)
+        return self._report(self.lib.bnn_test_report, x, np.float32, ctypes.c_float, decision)
 
     def defer_u8(self, x) -> tuple[int, int]:
-        x = np.ascontiguousarray(x, dtype=np.uint8)
-        d = ctypes.c_uint8(255)
-        st = self.lib.bnn_test_defer_u8(x.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), x.size, ctypes.byref(d))
-        return st, d.value
+        return self._defer(self.lib.bnn_test_defer_u8, x, np.uint8, ctypes.c_uint8)
 
     def report_u8(self, x, decision: int) -> int:
-        x = np.ascontiguousarray(x, dtype=np.uint8)
-        return self.lib.bnn_test_report_u8(x.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), x.size, decision)
+        return self._report(self.lib.bnn_test_report_u8, x, np.uint8, ctypes.c_uint8, decision)
 
     def link_stats(self) -> dict:
         out = (ctypes.c_uint32 * 8)()

@@ -207,12 +207,11 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
     for i, layer in enumerate(net.layers):
         last = i == len(net.layers) - 1
         thresholds = np.array([tau], np.int64) if last else layer.thresholds
-        mm = max_mismatch(thresholds, layer.n_in * (copies if last else 1))
+        n_read = layer.n_read  # n_in per neuron when dense
+        mm = max_mismatch(thresholds, n_read * (copies if last else 1))
         rows = [
             {"index": j, "lines": _words_lines(layer.weights[j])} for j in range(layer.n_out)
         ]
-        n_read = layer.n_read
-        mm = max_mismatch(thresholds, n_read * (copies if last else 1)) if layer.masked else mm
         mask_rows = [] if not layer.masked else [
             {"index": j, "n_read": int(n_read[j]), "lines": _words_lines(layer.mask[j])}
             for j in range(layer.n_out)
