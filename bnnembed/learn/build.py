@@ -108,6 +108,20 @@ class _FitSet:
     trimmed_unread: list = field(default_factory=list)  # names of features the trim left unread
 
 
+def copies_image(ds: Dataset, cfg: BuildConfig, dnn_path: str | None) -> tuple[int, int] | None:
+    """The image ``--shift-copies`` moves (None without copies): the data's shape, else the
+    user's DNN's input shape (the default DNN takes flat rows); refused in one line if the copies
+    cannot move it."""
+    if cfg.shift_copies == 1:
+        return None
+    dnn_shape = None
+    if not ds.image_shape and dnn_path is not None:
+        dnn_shape = load_dnn(dnn_path, ds.X.shape[1], ds.positive, ds.y).input_shape
+    shape = image_shape_for_copies(ds.image_shape, dnn_shape, ds.X.shape[1])
+    check_copies_fit(shape, cfg.shift_copies, ds.X.shape[1])
+    return shape
+
+
 def prepare_dnn(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | None, parts: dict, notes: list) -> _Dnn:
     """Train the default DNN (or check and copy the user's) into ``out`` and record its answers."""
     tr = parts["train"]
@@ -220,13 +234,8 @@ def _build_artifact(ds: Dataset, out: str, cfg: BuildConfig, dnn_path: str | Non
     if cfg.flash_budget is not None and cfg.features is None:  # refuse a budget too small before writing anything
         k_bits = cfg.bits_per_feature or auto_bits_per_feature(ds.X.shape[1])
         design_hidden(cfg, fit_packed_thermometer(parts["train"].X, k_bits)[0])
-    if cfg.shift_copies > 1 and ds.image_shape:  # refused before the DNN is trained or loaded
-        check_copies_fit(ds.image_shape, cfg.shift_copies, ds.X.shape[1])
+    shape = copies_image(ds, cfg, dnn_path)  # refused here, before a DNN is trained or anything written
     d = prepare_dnn(ds, out, cfg, dnn_path, parts, notes)
-    shape = None
-    if cfg.shift_copies > 1:  # the image the copies move (the data's, else the DNN's), before the bounds train
-        shape = image_shape_for_copies(ds.image_shape, d.dnn.input_shape, ds.X.shape[1])
-        check_copies_fit(shape, cfg.shift_copies, ds.X.shape[1])
     fit = distillation_set(ds, cfg, parts, d, extra_inputs, notes)
     if cfg.features is not None:
         fit = select_features(ds, fit, cfg, notes)

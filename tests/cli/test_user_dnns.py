@@ -502,8 +502,10 @@ def test_shift_copies_needs_an_image(files, tmp_path, capsys):
     columns, and copies with --features, are refused the same way."""
     base = ["build", "--data", str(files["dir"] / "build.csv"), "--positive", "3,8", "--out", str(tmp_path / "a"),
             *BUILD_FLAGS]
-    assert main(base + ["--shift-copies", "3", "--dnn", str(tmp_path / "none.onnx")]) != 0  # no DNN file
-    capsys.readouterr()
+    assert main(base + ["--shift-copies", "3"]) != 0  # flat CSV rows, the default DNN takes them flat
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "give --image-shape HxW" in err, err
+    assert not (tmp_path / "a").exists()  # refused before a DNN was trained or anything written
     for extra, says in ((["--image-shape", "7x9"], "holds 63 pixels but the rows have 64"),
                         (["--shift-copies", "3", "--image-shape", "8x8", "--features", "20"], "choose one")):
         assert main(base + extra) != 0
