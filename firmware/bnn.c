@@ -385,33 +385,34 @@ bnn_decision_t bnn_decide_bits(const bnn_model_t *model, const uint32_t *bits,
 /** The features a decision reads. */
 typedef enum { BNN_INPUT_FLOAT, BNN_INPUT_Q16, BNN_INPUT_U8 } bnn_input_kind_t;
 
-/** Copy row-major image rows from @p src to @p dst moved by (dy, dx), 0 outside (one copy of
- *  this loop per element type: plain loads and stores, no library call). */
-#define BNN_SHIFT_IMAGE(type, src, dst, h, w, dy, dx)                                          \
-    do {                                                                                      \
-        const int32_t r0_ = (dy) > 0 ? (dy) : 0, r1_ = (h) + ((dy) < 0 ? (dy) : 0);           \
-        const int32_t c0_ = (dx) > 0 ? (dx) : 0, c1_ = (w) + ((dx) < 0 ? (dx) : 0);           \
-        int32_t r_, c_;                                                                       \
-        for (r_ = 0; r_ < (h); ++r_) {                                                        \
-            type *out_ = (dst) + r_ * (w);                                                    \
-            if (r_ < r0_ || r_ >= r1_) {                                                      \
-                for (c_ = 0; c_ < (w); ++c_) {                                                \
-                    out_[c_] = (type)0;                                                       \
-                }                                                                             \
-            } else {                                                                          \
-                const type *in_ = (src) + (r_ - (dy)) * (w);                                  \
-                for (c_ = 0; c_ < c0_; ++c_) {                                                \
-                    out_[c_] = (type)0;                                                       \
-                }                                                                             \
-                for (; c_ < c1_; ++c_) {                                                      \
-                    out_[c_] = in_[c_ - (dx)];                                                \
-                }                                                                             \
-                for (; c_ < (w); ++c_) {                                                      \
-                    out_[c_] = (type)0;                                                       \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-    } while (0)
+/** Copy a row-major image of @p h x @p w values of @p elem bytes from @p src to @p dst, moved by
+ *  (dy, dx), 0 outside: byte by byte (one loop for the float, int16 and uint8 inputs; all-zero
+ *  bytes are 0.0f, 0 and 0), pointers formed only into rows that exist. */
+static void bnn_shift_image(const uint8_t *src, uint8_t *dst, int32_t h, int32_t w, int32_t dy, int32_t dx,
+                            uint32_t elem)
+{
+    const int32_t r0 = dy > 0 ? dy : 0, r1 = h + (dy < 0 ? dy : 0);
+    const uint32_t row = (uint32_t)w * elem;
+    const uint32_t lead = (uint32_t)(dx > 0 ? dx : 0) * elem;        /* zeros before the kept values */
+    const uint32_t keep = (uint32_t)(w - (dx > 0 ? dx : -dx)) * elem; /* the values still in sight */
+    const uint32_t skip = (uint32_t)(dx < 0 ? -dx : 0) * elem;        /* source values moved out */
+    int32_t r;
+    for (r = 0; r < h; ++r, dst += row) {
+        uint32_t c = 0u;
+        if (r >= r0 && r < r1) {
+            const uint8_t *in = src + (uint32_t)(r - dy) * row + skip;
+            for (; c < lead; ++c) {
+                dst[c] = 0u;
+            }
+            for (; c < lead + keep; ++c) {
+                dst[c] = in[c - lead];
+            }
+        }
+        for (; c < row; ++c) {
+            dst[c] = 0u;
+        }
+    }
+}
 
 /** Encode one copy of the features (moved by copy @p i's shift, or as given without copies). */
 static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, const void *features,
@@ -420,17 +421,13 @@ static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, con
     const bnn_copies_t *cp = model->copies;
     const void *x = features;
     if (cp != NULL && cp->n_copies > 0u && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
-        const int32_t h = cp->height, w = cp->width, dy = cp->shifts[2u * i], dx = cp->shifts[2u * i + 1u];
-        if (kind == BNN_INPUT_FLOAT) {
-            BNN_SHIFT_IMAGE(float, (const float *)features, cp->shifted_f, h, w, dy, dx);
-            x = cp->shifted_f;
-        } else if (kind == BNN_INPUT_Q16) {
-            BNN_SHIFT_IMAGE(int16_t, (const int16_t *)features, cp->shifted_q, h, w, dy, dx);
-            x = cp->shifted_q;
-        } else {
-            BNN_SHIFT_IMAGE(uint8_t, (const uint8_t *)features, cp->shifted_u, h, w, dy, dx);
-            x = cp->shifted_u;
-        }
+        /* the three views share the scratch bytes */
+        uint8_t *dst = (kind == BNN_INPUT_FLOAT) ? (uint8_t *)cp->shifted_f
+                       : (kind == BNN_INPUT_Q16) ? (uint8_t *)cp->shifted_q : cp->shifted_u;
+        const uint32_t elem = (kind == BNN_INPUT_FLOAT) ? 4u : (kind == BNN_INPUT_Q16) ? 2u : 1u;
+        bnn_shift_image((const uint8_t *)features, dst, cp->height, cp->width, cp->shifts[2u * i],
+                        cp->shifts[2u * i + 1u], elem);
+        x = dst;
     }
     if (kind == BNN_INPUT_FLOAT) {
         bnn_encode(model->encoder, (const float *)x, model->input_bits);
