@@ -268,10 +268,18 @@ static void bnn_layer_loop_masked(const bnn_layer_t *layer, const uint32_t *in, 
     }
 }
 
-static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
+static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out, uint32_t *items)
 {
     bnn_row_t row;
-    if (layer->masked) {
+#ifdef BNN_HAVE_COLUMNS
+    if (layer->layout == BNN_LAYOUT_COLUMNS) {
+        bnn_layer_columns(layer->n_in, layer->n_out, layer->weights, in, out, items);
+        return;
+    }
+#else
+    (void)items;
+#endif
+    if (layer->layout == BNN_LAYOUT_MASKED) {
         bnn_layer_loop_masked(layer, in, out);
         return;
     }
@@ -290,7 +298,7 @@ static const uint32_t *bnn_bound_hidden(const bnn_bound_t *bound, const uint32_t
     uint32_t *out = scratch_a;
     uint32_t l;
     for (l = 0; l + 1u < bound->n_layers; ++l) {
-        bnn_layer_forward(&bound->layers[l], in, out);
+        bnn_layer_forward(&bound->layers[l], in, out, bound->items);
         in = out;
         out = (out == scratch_a) ? scratch_b : scratch_a;
     }
@@ -302,7 +310,7 @@ static const uint32_t *bnn_bound_hidden(const bnn_bound_t *bound, const uint32_t
 static int32_t bnn_output_mismatch(const bnn_bound_t *bound, const uint32_t *in, int32_t *n_read)
 {
     const bnn_layer_t *last = &bound->layers[bound->n_layers - 1u];
-    if (last->masked) {
+    if (last->layout == BNN_LAYOUT_MASKED) {
         const uint32_t *m = bnn_layer_mask(last);
         uint32_t i;
         *n_read = 0;

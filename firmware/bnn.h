@@ -52,22 +52,28 @@ typedef struct {
     uint16_t n_in;                /**< input bits */
     uint16_t n_out;               /**< neurons */
     uint16_t n_words;             /**< 32-bit words per weight row: ceil(n_in / 32) */
-    uint16_t masked;              /**< 0: dense; 1: n_out mask rows follow the weight rows (bnn_layer_mask()) */
-    const uint32_t *weights;      /**< n_out rows of n_words packed words (bit 1 = -1), then the masks if masked */
-    const int16_t *max_mismatch;  /**< per neuron: fires iff its mismatch count <= this (n_j - T) */
+    uint16_t layout;              /**< BNN_LAYOUT_ROWS, BNN_LAYOUT_MASKED (n_out mask rows follow the weight
+                                       rows, bnn_layer_mask()) or BNN_LAYOUT_COLUMNS (hidden layer stored by
+                                       columns for the COLUMNS kernel, bnn_popcount_columns.h) */
+    const uint32_t *weights;      /**< n_out rows of n_words packed words (bit 1 = -1), then the masks if
+                                       masked; by columns: per 32 neurons, n_in column words and the
+                                       threshold planes */
+    const int16_t *max_mismatch;  /**< per neuron: fires iff its mismatch count <= this (n_j - T); NULL by
+                                       columns (the planes hold it) */
 } bnn_layer_t;
 
 /** The mask rows of a layer (n_out rows of n_words words, bit 1 = the input bit is read), or NULL
  *  for a dense layer. They sit in the weights table right after the weight rows, so a masked layer
- *  costs its mask words and a dense one nothing (`masked` fills the struct's padding). */
+ *  costs its mask words and a dense one nothing (`layout` fills the struct's padding). */
 #define bnn_layer_mask(layer) \
-    ((layer)->masked ? (layer)->weights + (uint32_t)(layer)->n_out * (layer)->n_words : (const uint32_t *)0)
+    ((layer)->layout == BNN_LAYOUT_MASKED ? (layer)->weights + (uint32_t)(layer)->n_out * (layer)->n_words : (const uint32_t *)0)
 
 /** A bound: a stack of layers whose last layer has a single neuron. */
 typedef struct {
     uint8_t n_layers;             /**< number of layers */
     uint8_t shares_hidden;        /**< lower bound: 1 = its hidden layers are the upper's (one network), run once */
     const bnn_layer_t *layers;    /**< the layers, input first */
+    uint32_t *items;              /**< scratch of the layers stored by columns (n_in / 2 words), or NULL */
 } bnn_bound_t;
 
 /** Thermometer encoder tables. */

@@ -95,5 +95,11 @@ typedef enum {
 #define BNN_POPCOUNT_ZBB 6 /**< RISC-V Zbb cpop (the core must implement Zbb) */
 #define BNN_POPCOUNT_CSA7 7 /**< carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores */
 #define BNN_POPCOUNT_CSA15 8 /**< carry-save adder trees over 15 words (then 7 words and a tail), nibble counts, one multiply per reduction */
+#define BNN_POPCOUNT_COLUMNS 9 /**< hidden layers stored by columns, bit-sliced counters of 32 neurons over the input's minority bits */
+
+/** Values of a layer's ``layout`` (firmware/bnn.h): how its table is laid out (bnnembed.render.c.Layout) */
+#define BNN_LAYOUT_ROWS 0u /**< n_out packed weight rows, max_mismatch per neuron */
+#define BNN_LAYOUT_MASKED 1u /**< weight rows, then n_out mask rows (a masked layer) */
+#define BNN_LAYOUT_COLUMNS 2u /**< per 32 neurons: n_in column words and the threshold planes (kernel COLUMNS) */
 
 #endif /* BNN_CODES_H */

@@ -30,6 +30,9 @@
  * |       |         | `usada8` byte sums; one asm block per unit with `ldm` on Thumb-2 DSP   |
  * | 8     | CSA15   | 11 carry-save adders per 15 words (weights 1, 2, 4, 8), then a 7-word  |
  * |       |         | unit and 0..7 tail words; nibble counts, one byte reduction per unit   |
+ * | 9     | COLUMNS | hidden layers stored by columns: 32 neurons per word, bit-sliced       |
+ * |       |         | counters over the input's minority bits (Harley–Seal over 16 columns); |
+ * |       |         | rows (output neuron, masked layers) by SWAR3                           |
  *
  * A kernel may also define BNN_HAVE_ROW_PAIR and bnn_xor_popcount_pair(): the layer loop then
  * counts two neurons per pass (register blocking), and bnn_xor_popcount_next() for an odd last one.
@@ -85,6 +88,8 @@ uint32_t bnn_xor_popcount(const uint32_t *a, const uint32_t *w, uint32_t n_words
 #include "bnn_popcount_csa7.h"
 #elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_CSA15
 #include "bnn_popcount_csa15.h"
+#elif BNN_POPCOUNT_STRATEGY == BNN_POPCOUNT_COLUMNS
+#include "bnn_popcount_columns.h"
 #else
 #error "unknown BNN_POPCOUNT_STRATEGY (see bnn_popcount.h for the available kernels)"
 #endif

@@ -70,7 +70,7 @@ def compile_firmware(artifact, machine: Machine, workdir: str | os.PathLike,
                      options: BuildOptions = BuildOptions()) -> Path:
     """Generate the model sources into ``workdir`` and compile the test driver; returns the ELF."""
     work = Path(workdir)
-    sources = write_model_build(artifact, work, options.encoding)
+    sources = write_model_build(artifact, work, options.encoding, options.popcount.by_columns)
     sources.append(firmware_dir() / "test" / "bnn_test_main.c")
     rows = (row_word_defines(artifact.model) if options.row_words is None
             else {f"BNN_ROW_WORDS_{i}": f"{w}u" for i, w in enumerate(options.row_words)})

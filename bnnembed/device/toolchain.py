@@ -73,14 +73,15 @@ def firmware_dir() -> Path:
     return resource_dir("firmware")
 
 
-def write_model_build(artifact, workdir: str | os.PathLike, encoding) -> list[Path]:
+def write_model_build(artifact, workdir: str | os.PathLike, encoding, columns: bool = False) -> list[Path]:
     """Write the generated ``bnn_model.[ch]`` into ``workdir``; returns the C sources of the model and
-    the runtime (compile them with ``workdir`` and :func:`firmware_dir` on the include path)."""
+    the runtime (compile them with ``workdir`` and :func:`firmware_dir` on the include path).
+    ``columns``: the hidden layers by columns, for the COLUMNS kernel."""
     from ..render.c import RUNTIME_FILES, render_model_sources  # here: the CLI loads machines.py at start-up
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    for name, text in render_model_sources(artifact.model, encoding).items():
+    for name, text in render_model_sources(artifact.model, encoding, columns).items():
         (work / name).write_text(text)
     fw = firmware_dir()
     return [work / "bnn_model.c"] + [fw / n for n in RUNTIME_FILES if n.endswith(".c")]

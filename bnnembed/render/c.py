@@ -33,7 +33,8 @@ from ..errors import BnnError
 from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
-from .footprint import deployed_footprint, hidden_words
+from .columns import column_table, column_words, planes_per_side
+from .footprint import column_items_words, deployed_footprint, hidden_words
 from .quantize import Encoding, column_shifts, int16_scales
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
@@ -51,6 +52,20 @@ class PopcountStrategy(CodeEnum):
     ZBB = 6, "RISC-V Zbb cpop (the core must implement Zbb)"
     CSA7 = 7, "carry-save adder trees over 7 words, nibble counts, usada8 byte sums on DSP cores"
     CSA15 = 8, "carry-save adder trees over 15 words (then 7 words and a tail), nibble counts, one multiply per reduction"
+    COLUMNS = 9, "hidden layers stored by columns, bit-sliced counters of 32 neurons over the input's minority bits"
+
+    @property
+    def by_columns(self) -> bool:
+        """Does the generated model store its dense hidden layers by columns for this kernel?"""
+        return self is PopcountStrategy.COLUMNS
+
+
+class Layout(CodeEnum):
+    """Values of a layer's ``layout`` (firmware/bnn.h): how its table is laid out."""
+
+    ROWS = 0, "n_out packed weight rows, max_mismatch per neuron"
+    MASKED = 1, "weight rows, then n_out mask rows (a masked layer)"
+    COLUMNS = 2, "per 32 neurons: n_in column words and the threshold planes (kernel COLUMNS)"
 
 
 #: The hand-written runtime (firmware/), copied beside the generated model: the layer loop, the
@@ -196,12 +211,30 @@ def banner_lines(model, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
     return lines
 
 
+def by_columns(layer, last: bool, columns: bool) -> bool:
+    """Is this layer stored by columns? Dense hidden layers, when the kernel is COLUMNS."""
+    return columns and not last and not layer.masked
+
+
+def _column_groups(layer, mm) -> list[dict]:
+    """Each group of 32 neurons of a layer by columns: its column words and threshold planes."""
+    table = column_table(layer.weights, layer.n_in, mm)
+    n_e = planes_per_side(layer.n_in)
+    stride = layer.n_in + 2 * n_e
+    return [{"index": g, "first": 32 * g, "last": min(32 * g + 31, layer.n_out - 1),
+             "columns": _words_lines(table[g * stride:g * stride + layer.n_in]),
+             "ones": _words_lines(table[g * stride + layer.n_in:g * stride + layer.n_in + n_e]),
+             "zeros": _words_lines(table[g * stride + layer.n_in + n_e:(g + 1) * stride])}
+            for g in range(-(-layer.n_out // 32))]
+
+
 def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copies: int = 1,
-                   tau: int | None = None) -> dict:
+                   tau: int | None = None, columns: bool = False) -> dict:
     """The template context of one bound; ``hidden_of`` names the bound whose hidden-layer tables
     this one's hidden layers use (one network read both ways: they are not laid out twice).
     With ``copies`` > 1 the output neuron's threshold ``tau`` is on its agreement count summed
-    over the copies: it stores ``copies * n - tau``."""
+    over the copies: it stores ``copies * n - tau``. With ``columns`` the dense hidden layers are
+    stored by columns (kernel COLUMNS, :mod:`bnnembed.render.columns`)."""
     layers = []
     tau = net.tau if tau is None else int(tau)
     for i, layer in enumerate(net.layers):
@@ -217,6 +250,7 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
             for j in range(layer.n_out)
         ]
         shared = hidden_of is not None and i < len(net.layers) - 1
+        cols = by_columns(layer, last, columns)
         layers.append({
             "index": i,
             "name": f"bnn_{hidden_of if shared else name}_l{i}",
@@ -231,6 +265,10 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
             "t_max": int(thresholds.max()),
             "flash_bytes": 4 * layer.weights.size * (2 if layer.masked else 1) + 2 * layer.n_out,
             "masked": layer.masked,
+            "layout": (Layout.COLUMNS if cols else Layout.MASKED if layer.masked else Layout.ROWS).name,
+            "groups": _column_groups(layer, mm) if cols else [],
+            "column_words": column_words(layer.n_in, layer.n_out),
+            "planes": planes_per_side(layer.n_in),
             "mask_rows": mask_rows,
             "n_read_min": int(n_read.min()),
             "n_read_max": int(n_read.max()),
@@ -246,6 +284,7 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
         "n_layers": len(layers),
         "macs": binary_macs(net, hidden_only=False) - (binary_macs(net, True) if hidden_of else 0),
         "hidden_of": hidden_of,
+        "uses_columns": any(entry["layout"] == "COLUMNS" for entry in layers),
     }
 
 
@@ -281,8 +320,9 @@ def _encoder_context(model, encoding: Encoding) -> dict:
     }
 
 
-def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
-    """Everything the model templates lay out, computed once here."""
+def model_context(model, encoding: Encoding | str = Encoding.FLOAT, columns: bool = False) -> dict:
+    """Everything the model templates lay out, computed once here (``columns``: the dense hidden
+    layers by columns, for the COLUMNS kernel)."""
     encoding = Encoding(encoding)
     enc, upper, lower = model.device_parts
     c = model.copies
@@ -296,7 +336,7 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
             f"artifact inconsistent: encoder has {enc.n_bits} bits but the bounds take "
             f"{upper.n_in} / {lower.n_in}; rebuild it"
         )
-    fp = deployed_footprint(model, encoding)  # equal to the 32-bit ELF's (tests/device/test_qemu.py)
+    fp = deployed_footprint(model, encoding, columns)  # equal to the 32-bit ELF's (tests/device/test_qemu.py)
     return {
         "banner": banner_lines(model, encoding),
         "version": __version__,
@@ -304,9 +344,11 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
         "encoding": encoding.value,
         "float_encoding": encoding is Encoding.FLOAT,
         "encoder": _encoder_context(model, encoding),
-        "bounds": [_bound_context(upper, "upper", None, k, model.upper.tau),
+        "bounds": [_bound_context(upper, "upper", None, k, model.upper.tau, columns),
                    _bound_context(lower, "lower", "upper" if shares_hidden(upper, lower) else None, k,
-                                  model.lower.tau)],
+                                  model.lower.tau, columns)],
+        "columns": columns,
+        "item_words": column_items_words(upper, lower) if columns else 0,
         "copies": None if c is None else {
             "n": k, "height": c.shape[0], "width": c.shape[1],
             "shifts": ", ".join(f"{dy}, {dx}" for dy, dx in c.shifts)},
@@ -319,9 +361,10 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT) -> dict:
     }
 
 
-def render_model_sources(model, encoding: Encoding | str = Encoding.FLOAT) -> dict[str, str]:
-    """``{"bnn_model.h": text, "bnn_model.c": text}`` for an model."""
-    ctx = model_context(model, encoding)
+def render_model_sources(model, encoding: Encoding | str = Encoding.FLOAT,
+                         columns: bool = False) -> dict[str, str]:
+    """``{"bnn_model.h": text, "bnn_model.c": text}`` for a model (``columns``: for the COLUMNS kernel)."""
+    ctx = model_context(model, encoding, columns)
     env = template_env()
     return {name: env.get_template(f"model/{name}.j2").render(**ctx) for name in MODEL_FILES}
 
@@ -333,11 +376,11 @@ def runtime_sources() -> dict[str, str]:
 
 
 def write_model_sources(model, out_dir, encoding: Encoding | str = Encoding.FLOAT,
-                        with_runtime: bool = True) -> list[str]:
+                        with_runtime: bool = True, columns: bool = False) -> list[str]:
     """Write the generated model (and the runtime) into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = dict(render_model_sources(model, encoding))
+    files = dict(render_model_sources(model, encoding, columns))
     if with_runtime:
         files.update(runtime_sources())
     paths = []

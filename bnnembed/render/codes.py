@@ -21,7 +21,7 @@ from ..link.protocol import (
     NackReason,
 )
 from ..model.intmodel import Decision
-from .c import PopcountStrategy, template_env
+from .c import Layout, PopcountStrategy, template_env
 
 HEADER = "bnn_codes.h"
 
@@ -61,9 +61,10 @@ def codes_context() -> dict:
     defines = [
         _table(FinalDecision, "BNN_FINAL_", suffix="u"),
         _table(PopcountStrategy, "BNN_POPCOUNT_"),
+        _table(Layout, "BNN_LAYOUT_", suffix="u"),
     ]
     classes = [Decision, MsgType, NackReason, FrameStatus, LinkStatus, DecisionSource, FinalDecision,
-               PopcountStrategy]
+               PopcountStrategy, Layout]
     return {
         "version": __version__,
         "proto_version": PROTOCOL_VERSION,

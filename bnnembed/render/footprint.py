@@ -19,6 +19,7 @@ from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
 from ..model.shifts import ShiftCopies
+from .columns import column_words
 from .quantize import Encoding
 
 #: Bytes of the scalar field types (alignment = size); a type ending in ``*`` is a pointer.
@@ -29,9 +30,10 @@ SCALAR_BYTES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_
 #: as firmware/bnn.h declares them.
 STRUCT_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "bnn_layer_t": (("n_in", "uint16_t"), ("n_out", "uint16_t"), ("n_words", "uint16_t"),
-                    ("masked", "uint16_t"), ("weights", "const uint32_t *"),
+                    ("layout", "uint16_t"), ("weights", "const uint32_t *"),
                     ("max_mismatch", "const int16_t *")),
-    "bnn_bound_t": (("n_layers", "uint8_t"), ("shares_hidden", "uint8_t"), ("layers", "const bnn_layer_t *")),
+    "bnn_bound_t": (("n_layers", "uint8_t"), ("shares_hidden", "uint8_t"), ("layers", "const bnn_layer_t *"),
+                    ("items", "uint32_t *")),
     "bnn_encoder_t": (("n_features", "uint16_t"), ("n_kept", "uint16_t"), ("n_bits", "uint16_t"),
                       ("feature_index", "const uint16_t *"), ("offsets", "const uint16_t *"),
                       ("thresholds", "const float *"), ("thresholds_q", "const int16_t *"),
@@ -79,16 +81,27 @@ def hidden_words(upper: BoundNet, lower: BoundNet) -> int:
     return max([1] + [n_words(w) for w in widths])
 
 
+def column_items_words(upper: BoundNet, lower: BoundNet) -> int:
+    """Words of the COLUMNS kernel's scratch: the most minority-side bits a dense hidden layer
+    can have (``n_in // 2``; at least 1)."""
+    return max([1] + [layer.n_in // 2 for net in (upper, lower) for layer in net.layers[:-1]
+                      if layer.mask is None])
+
+
 def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
                     encoding: Encoding | str = Encoding.FLOAT, pointer_bytes: int = 4,
                     struct_bytes: Mapping[str, int] | None = None,
-                    copies: ShiftCopies | None = None) -> Footprint:
+                    copies: ShiftCopies | None = None, columns: bool = False) -> Footprint:
     """Bytes of the generated tables (flash) and scratch buffers (RAM), runtime code excluded.
 
     ``struct_bytes`` overrides the struct sizes (default: :func:`struct_sizes` for ``pointer_bytes``).
     With ``copies`` (the bounds the device stores are then ``copies``'), the shift table and one
     moved image of scratch (4 bytes a feature: float, int16 and uint8 views share it) are added.
+    With ``columns`` (the COLUMNS kernel) the dense hidden layers are stored by columns
+    (:func:`~bnnembed.render.columns.column_words`, no ``max_mismatch``) and the bounds share one
+    scratch of :func:`column_items_words`.
     """
+
     encoding = Encoding(encoding)
     sizeof = struct_bytes or struct_sizes(pointer_bytes)
     flash = 2 * encoder.n_kept + 2 * (encoder.n_kept + 1)  # bnn_feature_index, bnn_offsets
@@ -103,17 +116,22 @@ def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
             flash += sizeof["bnn_layer_t"]
             if net is lower and shared and i < len(net.layers) - 1:
                 continue  # one network: the lower bound's hidden layers point at the upper's tables
+            if columns and i < len(net.layers) - 1 and layer.mask is None:
+                flash += 4 * column_words(layer.n_in, layer.n_out)
+                continue
             words = layer.weights.size * (2 if layer.mask is not None else 1)
             flash += 4 * words + 2 * layer.n_out
         flash += sizeof["bnn_bound_t"]
     flash += sizeof["bnn_model_t"]
     ram = 4 * (n_words(encoder.n_bits) + 2 * hidden_words(upper, lower))  # input_bits, scratch_a/b
+    if columns:
+        ram += 4 * column_items_words(upper, lower)  # bnn_column_items
     if copies is not None:
         flash += sizeof["bnn_copies_t"] + 2 * copies.k  # the struct, bnn_copy_shifts
         ram += 4 * encoder.n_features  # bnn_shifted
     return Footprint(flash_bytes=int(flash), ram_bytes=int(ram))
 
 
-def deployed_footprint(model, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
+def deployed_footprint(model, encoding: Encoding | str = Encoding.FLOAT, columns: bool = False) -> Footprint:
     """:func:`model_footprint` of what the device stores for ``model`` (a :class:`~bnnembed.model.model.Model`)."""
-    return model_footprint(*model.device_parts, encoding, copies=model.copies)
+    return model_footprint(*model.device_parts, encoding, copies=model.copies, columns=columns)

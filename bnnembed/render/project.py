@@ -29,7 +29,7 @@ PORT_FILES = {"arduino": "bnn_port_arduino.cpp", "espidf": "bnn_port_espidf.c"}
 
 def check_budget(model, board, encoding: Encoding | str = Encoding.FLOAT) -> Footprint:
     """Raise :class:`BnnError` naming the sizes if the model does not fit the board."""
-    fp = deployed_footprint(model, encoding)
+    fp = deployed_footprint(model, encoding, board.popcount.by_columns)
     # the example application also keeps one feature vector in RAM, and the link its frame
     # buffers (a request frame, a reply frame; int16 models a float copy for deferrals)
     n = model.encoder.n_features
@@ -63,7 +63,7 @@ def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT
     """Every file of the PlatformIO project for ``board``: relative path -> text."""
     encoding = Encoding(encoding)
     fp = check_budget(model, board, encoding)
-    ctx = model_context(model, encoding)
+    ctx = model_context(model, encoding, board.popcount.by_columns)
     env = template_env()
     flags = list(board.build_flags) + [
         f"-D BNN_POPCOUNT_STRATEGY={int(board.popcount)}",
@@ -84,7 +84,7 @@ def render_board_project(model, board, encoding: Encoding | str = Encoding.FLOAT
         "platformio.ini": env.get_template("project/platformio.ini.j2").render(**pctx),
         f"lib/{RUNTIME_LIBRARY}/library.json": env.get_template("project/library.json.j2").render(**pctx),
     }
-    for name, text in render_model_sources(model, encoding).items():
+    for name, text in render_model_sources(model, encoding, board.popcount.by_columns).items():
         files[f"src/{name}"] = text
     for name, text in runtime_sources().items():
         files[f"lib/{RUNTIME_LIBRARY}/src/{name}"] = text
