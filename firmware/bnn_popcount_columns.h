@@ -17,14 +17,15 @@
  *   popcount(a XOR w) = 2 S + h - popcount(w).
  *
  * Either way the neuron fires iff S crosses a threshold that is a per-neuron constant shifted by
- * h. The generator stores, per group of 32 neurons, the constant E (bit planes, `n_e` words) for
- * each side such that the counters start at I = (E -+ h) / 2 (floor) and the neuron fires iff bit
- * `top` of I + S is 1 (ones side) or 0 (zeros side); bnnembed/render/columns.py derives E and
- * documents the range argument (the sum never leaves 0 .. 2^(top+1) - 1).
+ * h. The generator stores, per group of 32 neurons and per side, that constant K as `top` bit
+ * planes (top = bit length of n_in); the counters start at I = (K + s) >> 1 with one scalar s per
+ * layer and side, and the neuron fires iff bit `top` of I + S is 1 (ones side) or 0 (zeros side).
+ * bnnembed/render/columns.py derives K and s and the range argument (I + S never leaves
+ * 0 .. 2^(top+1) - 1); its tests check the arithmetic exhaustively on small layers.
  *
  * Table of a layer stored by columns (`layout = BNN_LAYOUT_COLUMNS`), per group of 32 neurons:
  * n_in column words (bit l of word i = weight bit of neuron 32 g + l for input i), then the
- * ones-side planes (n_e words), then the zeros-side planes (n_e words).
+ * ones-side planes (top words), then the zeros-side planes (top words).
  */
 #ifndef BNN_POPCOUNT_COLUMNS_H
 #define BNN_POPCOUNT_COLUMNS_H
@@ -34,13 +35,13 @@
 
 #define BNN_HAVE_COLUMNS 1
 
-/** Most bit planes a layer of n_in <= 32767 inputs needs (bnn_columns_top() + 2). */
-#define BNN_COLUMNS_MAX_PLANES 18u
+/** Most counter planes a layer of n_in <= 32767 inputs needs (bnn_columns_top() + 2). */
+#define BNN_COLUMNS_MAX_PLANES 17u
 
-/** The counters' top bit: the bit length of n_in + n_in / 2 (bnnembed.render.columns.columns_top). */
+/** The counters' top bit: the bit length of n_in (bnnembed.render.columns.columns_top). */
 BNN_ALWAYS_INLINE uint32_t bnn_columns_top(uint32_t n_in)
 {
-    uint32_t v = n_in + (n_in >> 1), b = 0u;
+    uint32_t v = n_in, b = 0u;
     while (v != 0u) {
         ++b;
         v >>= 1;
@@ -152,15 +153,15 @@ static inline void bnn_columns_count(const uint8_t *col, const uint32_t *it, uin
  * side's bit offsets (at most n_in / 2).
  */
 static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32_t *table, const uint32_t *a,
-                              uint32_t *out, uint32_t *items)
+                                     uint32_t *out, uint32_t *items)
 {
     const uint32_t n_words = (n_in + 31u) >> 5;
-    const uint32_t top = bnn_columns_top(n_in);
-    const uint32_t n_e = top + 2u;                /* stored planes per side */
+    const uint32_t top = bnn_columns_top(n_in);          /* stored planes per side */
     const uint32_t n_p = (top + 1u < 5u) ? 5u : top + 1u; /* counter planes (>= 5 for the blocks) */
-    const uint32_t stride = n_in + 2u * n_e;
+    const uint32_t stride = n_in + 2u * top;
     const uint32_t n_groups = (n_out + 31u) >> 5;
-    uint32_t sm[BNN_COLUMNS_MAX_PLANES]; /* plane j of the scalar added to E: all ones or zero */
+    const uint32_t n2 = n_in >> 1;
+    uint32_t sm[BNN_COLUMNS_MAX_PLANES + 1u]; /* plane j of the scalar s: all ones or zero */
     uint32_t h = 0u, n, s, g, j;
     int ones;
     for (j = 0; j < n_words; ++j) {
@@ -168,21 +169,21 @@ static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32
     }
     ones = (2u * h <= n_in);
     n = bnn_columns_items(a, n_in, ones ? 0u : ~0u, items);
-    s = ones ? 0u - h : h; /* E - h on the ones side, E + h on the zeros side (mod 2^n_e) */
-    for (j = 0; j < n_e; ++j) {
+    s = (2u << top) + (ones ? 0u - n2 - 1u - h : n2 + h - 2u * n_in);
+    for (j = 0; j < top + 2u; ++j) {
         sm[j] = 0u - ((s >> j) & 1u);
     }
     for (g = 0; g < n_groups; ++g, table += stride) {
         uint32_t p[BNN_COLUMNS_MAX_PLANES];
-        const uint32_t *e = table + n_in + (ones ? 0u : n_e);
-        uint32_t c = 0u;
-        for (j = 0; j < n_e; ++j) { /* p = (E + s) >> 1, one bit-sliced add */
-            const uint32_t t = e[j] ^ sm[j];
-            if (j != 0u) {
-                p[j - 1u] = t ^ c;
-            }
-            c = (e[j] & sm[j]) | (t & c);
+        const uint32_t *k = table + n_in + (ones ? 0u : top);
+        uint32_t c = k[0] & sm[0]; /* p = (K + s) >> 1: one bit-sliced add; plane 0 only carries */
+        for (j = 1; j < top; ++j) {
+            const uint32_t t = k[j] ^ sm[j];
+            p[j - 1u] = t ^ c;
+            c = (k[j] & sm[j]) | (t & c);
         }
+        p[top - 1u] = sm[top] ^ c; /* K has no planes top, top + 1 */
+        p[top] = sm[top + 1u] ^ (sm[top] & c);
         for (j = top + 1u; j < n_p; ++j) {
             p[j] = 0u;
         }
