@@ -268,17 +268,9 @@ static void bnn_layer_loop_masked(const bnn_layer_t *layer, const uint32_t *in, 
     }
 }
 
-static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out, uint32_t *items)
+static void bnn_layer_forward(const bnn_layer_t *layer, const uint32_t *in, uint32_t *out)
 {
     bnn_row_t row;
-#ifdef BNN_HAVE_COLUMNS
-    if (layer->layout == BNN_LAYOUT_COLUMNS) {
-        bnn_layer_columns(layer->n_in, layer->n_out, layer->weights, in, out, items);
-        return;
-    }
-#else
-    (void)items;
-#endif
     if (layer->layout == BNN_LAYOUT_MASKED) {
         bnn_layer_loop_masked(layer, in, out);
         return;
@@ -298,7 +290,15 @@ static const uint32_t *bnn_bound_hidden(const bnn_bound_t *bound, const uint32_t
     uint32_t *out = scratch_a;
     uint32_t l;
     for (l = 0; l + 1u < bound->n_layers; ++l) {
-        bnn_layer_forward(&bound->layers[l], in, out, bound->items);
+        const bnn_layer_t *layer = &bound->layers[l];
+#ifdef BNN_HAVE_COLUMNS
+        if (layer->layout == BNN_LAYOUT_COLUMNS) { /* by columns: bnn_popcount_columns.h */
+            bnn_layer_columns(layer->n_in, layer->n_out, layer->weights, in, out, bound->items);
+        } else
+#endif
+        {
+            bnn_layer_forward(layer, in, out);
+        }
         in = out;
         out = (out == scratch_a) ? scratch_b : scratch_a;
     }

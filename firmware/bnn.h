@@ -47,19 +47,19 @@ typedef enum {
 #undef BNN_DECISION_ENUM
 } bnn_decision_t;
 
-/** One binary layer, stored in flash. */
+/** One binary layer, stored in flash. `layout` says how `weights` is laid out:
+ *  - BNN_LAYOUT_ROWS: n_out rows of n_words packed words (bit 1 = -1), `max_mismatch` per neuron;
+ *  - BNN_LAYOUT_MASKED: the same rows, then n_out mask rows (bnn_layer_mask());
+ *  - BNN_LAYOUT_COLUMNS (dense hidden layers generated for the COLUMNS kernel): per group of 32
+ *    neurons, n_in column words and the threshold planes (bnn_popcount_columns.h);
+ *    `max_mismatch` is NULL, the planes hold it. */
 typedef struct {
     uint16_t n_in;                /**< input bits */
     uint16_t n_out;               /**< neurons */
     uint16_t n_words;             /**< 32-bit words per weight row: ceil(n_in / 32) */
-    uint16_t layout;              /**< BNN_LAYOUT_ROWS, BNN_LAYOUT_MASKED (n_out mask rows follow the weight
-                                       rows, bnn_layer_mask()) or BNN_LAYOUT_COLUMNS (hidden layer stored by
-                                       columns for the COLUMNS kernel, bnn_popcount_columns.h) */
-    const uint32_t *weights;      /**< n_out rows of n_words packed words (bit 1 = -1), then the masks if
-                                       masked; by columns: per 32 neurons, n_in column words and the
-                                       threshold planes */
-    const int16_t *max_mismatch;  /**< per neuron: fires iff its mismatch count <= this (n_j - T); NULL by
-                                       columns (the planes hold it) */
+    uint16_t layout;              /**< BNN_LAYOUT_ROWS, BNN_LAYOUT_MASKED or BNN_LAYOUT_COLUMNS */
+    const uint32_t *weights;      /**< the table, as `layout` says */
+    const int16_t *max_mismatch;  /**< per neuron: fires iff its mismatch count <= this (n_j - T), or NULL */
 } bnn_layer_t;
 
 /** The mask rows of a layer (n_out rows of n_words words, bit 1 = the input bit is read), or NULL

@@ -347,7 +347,7 @@ def model_context(model, encoding: Encoding | str = Encoding.FLOAT, columns: boo
         "bounds": [_bound_context(upper, "upper", None, k, model.upper.tau, columns),
                    _bound_context(lower, "lower", "upper" if shares_hidden(upper, lower) else None, k,
                                   model.lower.tau, columns)],
-        "columns": columns,
+        "columns": columns and column_items_words(upper, lower) > 0,  # some layer is stored by columns
         "item_words": column_items_words(upper, lower) if columns else 0,
         "copies": None if c is None else {
             "n": k, "height": c.shape[0], "width": c.shape[1],

@@ -83,9 +83,9 @@ def hidden_words(upper: BoundNet, lower: BoundNet) -> int:
 
 def column_items_words(upper: BoundNet, lower: BoundNet) -> int:
     """Words of the COLUMNS kernel's scratch: the most minority-side bits a dense hidden layer
-    can have (``n_in // 2``; at least 1)."""
-    return max([1] + [layer.n_in // 2 for net in (upper, lower) for layer in net.layers[:-1]
-                      if layer.mask is None])
+    can have (``n_in // 2``, at least 1); 0 when no layer is dense and hidden (nothing by columns)."""
+    dense = [layer.n_in // 2 for net in (upper, lower) for layer in net.layers[:-1] if layer.mask is None]
+    return max([1] + dense) if dense else 0
 
 
 def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,

@@ -86,9 +86,11 @@ def _struct_size(fields, ptr: int) -> int:
     return -(-off // align) * align
 
 
-def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
+def expected_model_symbols(art, ptr: int, columns: bool = False) -> tuple[dict, dict]:
     """Bytes of every symbol the generated bnn_model.c defines (float encoding), derived from the
-    artifact's own arrays and the declarations of firmware/bnn.h: (flash tables, RAM buffers)."""
+    artifact's own arrays and the declarations of firmware/bnn.h: (flash tables, RAM buffers).
+    ``columns``: generated for the COLUMNS kernel (dense hidden layers: per 32 neurons, n_in
+    column words and 2 x bit_length(n_in) threshold planes; no max_mismatch)."""
     enc, upper, lower = art.model.device_parts  # with shifted copies: the bounds run on every copy
     u16 = (2, 2)
     flash = {
@@ -111,17 +113,24 @@ def expected_model_symbols(art, ptr: int) -> tuple[dict, dict]:
             words = -(-layer.n_in // 32)
             assert layer.weights.shape == (layer.n_out, words) and layer.weights.dtype == np.uint32
             assert layer.thresholds.shape == (layer.n_out,)
+            if i < len(net.layers) - 1:
+                hidden.append(-(-layer.n_out // 32))
+            if columns and i < len(net.layers) - 1 and layer.mask is None:
+                groups = -(-layer.n_out // 32)
+                flash[f"bnn_{name}_l{i}_weights"] = 4 * groups * (layer.n_in + 2 * layer.n_in.bit_length())
+                continue
             rows = 2 * layer.n_out if layer.mask is not None else layer.n_out  # the mask rows follow the weights
             flash[f"bnn_{name}_l{i}_weights"] = 4 * rows * words  # uint32_t[(2 *) n_out * n_words]
             flash[f"bnn_{name}_l{i}_max_mismatch"] = 2 * layer.n_out  # int16_t[n_out]: one per threshold
-            if i < len(net.layers) - 1:
-                hidden.append(-(-layer.n_out // 32))
         flash[f"bnn_{name}_layers"] = len(net.layers) * _struct_size([u16, u16, u16, u16, ("p", 0), ("p", 0)], ptr)
-        flash[f"bnn_{name}"] = _struct_size([(1, 1), (1, 1), ("p", 0)], ptr)  # bnn_bound_t
+        flash[f"bnn_{name}"] = _struct_size([(1, 1), (1, 1), ("p", 0), ("p", 0)], ptr)  # bnn_bound_t
     ram = {"bnn_input_bits": 4 * -(-enc.n_bits // 32), "bnn_scratch_a": 4 * max(hidden),
            "bnn_scratch_b": 4 * max(hidden)}
     if art.copies is not None:
         ram["bnn_shifted"] = 4 * enc.n_features  # one moved image: float / int16 / uint8 views
+    dense = [layer.n_in // 2 for net in (upper, lower) for layer in net.layers[:-1] if layer.mask is None]
+    if columns and dense:  # the minority side's bit offsets: at most n_in / 2 of the widest dense hidden layer
+        ram["bnn_column_items"] = 4 * max([1] + dense)
     return flash, ram
 
 
@@ -168,18 +177,19 @@ def masked_arts(tmp_path_factory):
     }
 
 
-def _check_footprint(art, m, rep, tmp_path):
+def _check_footprint(art, m, rep, tmp_path, columns: bool = False):
     """Every table of bnn_model.c has exactly the bytes its declaration and the artifact's arrays
     give, in the ELF's own symbol table; the report and the prediction add up the same numbers."""
     elf = tmp_path / "fw.elf"
     ptr = pointer_bytes(elf)  # EI_CLASS: ELF32 or ELF64
-    flash, ram = expected_model_symbols(art, ptr)
+    flash, ram = expected_model_symbols(art, ptr, columns)
     sizes = elf_symbol_sizes(elf, m)
     got = {name: sizes.get(name) for name in {**flash, **ram}}
     assert got == {**flash, **ram}
     assert rep.model_flash_bytes == sum(flash.values())
     assert rep.ram_bytes == sum(ram.values())  # the runtime itself keeps no static state
-    predicted = model_footprint(*art.model.device_parts, Encoding.FLOAT, pointer_bytes=ptr, copies=art.copies)
+    predicted = model_footprint(*art.model.device_parts, Encoding.FLOAT, pointer_bytes=ptr, copies=art.copies,
+                                columns=columns)
     assert (predicted.flash_bytes, predicted.ram_bytes) == (rep.model_flash_bytes, rep.ram_bytes)
 
 
@@ -389,19 +399,23 @@ KERNEL_CASES = [(m, s) for s in PopcountStrategy if s is not PopcountStrategy.SW
 
 
 @pytest.mark.parametrize("machine,strategy", KERNEL_CASES)
-def test_every_kernel_bit_exact(arts, machine, strategy):
+def test_every_kernel_bit_exact(arts, machine, strategy, tmp_path):
     """Every optimized kernel goes through the same check as the reference, on every QEMU machine.
 
     Row lengths cover the kernels' tails: digits 3 bits/feature (n_in not a multiple of 32, of 3
     words or of 4 words) and breast_cancer; the wide MNIST-sized rows run in the MNIST test below.
+    COLUMNS lays the hidden layers out by columns: its tables are checked to the byte in the ELF.
     """
-    need_machine(machine)
+    m = need_machine(machine)
     for source, art in arts.items():
+        work = tmp_path / source
         rep = check_against_numpy(art, machine, rows_for(art, source, KERNEL_ROWS),
-                                  BuildOptions(popcount=strategy))
+                                  BuildOptions(popcount=strategy), workdir=str(work))
         assert rep.rows == KERNEL_ROWS
         assert rep.mismatches == 0 and rep.score_mismatches == 0
         assert rep.popcountsi2 == (strategy is PopcountStrategy.BUILTIN)
+        if strategy.by_columns:
+            _check_footprint(art, m, rep, work, columns=True)
 
 
 @pytest.mark.parametrize("strategy", [PopcountStrategy.CSA7, PopcountStrategy.CSA15])
@@ -630,7 +644,8 @@ def test_mnist_sized_model_bit_exact(mnist_dir, tmp_path_factory, machine):
 
 #: the kernel each QEMU machine's boards use, and the Zbb kernel on the RISC-V core that has it
 BOARD_KERNELS = sorted({(m, s) for m in qemu_machines()
-                        for s in (PopcountStrategy.SWAR3, PopcountStrategy.CSA7, PopcountStrategy.CSA15, PopcountStrategy.ZBB)
+                        for s in (PopcountStrategy.SWAR3, PopcountStrategy.CSA7, PopcountStrategy.CSA15, PopcountStrategy.ZBB,
+                                  PopcountStrategy.COLUMNS)
                         if kernel_runs_on(s, m)})
 
 
