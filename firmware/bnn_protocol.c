@@ -65,8 +65,15 @@ static const uint32_t bnn_crc32_table[256] = {
 };
 #endif
 
+/* The hot helpers of the frame builders are inlined (GCC would otherwise call them per word). */
+#if defined(__GNUC__)
+#define BNN_PROTO_INLINE static inline __attribute__((always_inline))
+#else
+#define BNN_PROTO_INLINE static
+#endif
+
 /** One byte into the CRC-32 register (not inverted). */
-static uint32_t crc32_update(uint32_t crc, uint32_t byte)
+BNN_PROTO_INLINE uint32_t crc32_update(uint32_t crc, uint32_t byte)
 {
 #ifdef BNN_CRC32_BITWISE
     unsigned k;
@@ -591,7 +598,7 @@ static void store_le32(uint8_t *p, uint32_t v)
 
 /* Four bytes into the CRC-32 register at once: XOR the whole word in, then one table step per
  * byte (three instructions each on Cortex-M3/M4 instead of four). */
-static uint32_t crc32_word(uint32_t crc, uint32_t w)
+BNN_PROTO_INLINE uint32_t crc32_word(uint32_t crc, uint32_t w)
 {
 #ifdef BNN_CRC32_BITWISE
     crc = crc32_update(crc, w & 0xFFu);
@@ -609,11 +616,6 @@ static uint32_t crc32_word(uint32_t crc, uint32_t w)
 
 /* COBS of one word whose block cannot fill up within it: stored whole, and each zero byte's place
  * becomes the next block's code (written when that block closes), tested without a loop. */
-#if defined(__GNUC__)
-#define BNN_PROTO_INLINE static inline __attribute__((always_inline))
-#else
-#define BNN_PROTO_INLINE static
-#endif
 
 BNN_PROTO_INLINE uint8_t *cobs_word(uint8_t *p, uint8_t **code_pp, uint32_t v)
 {
@@ -639,93 +641,141 @@ BNN_PROTO_INLINE uint8_t *cobs_word(uint8_t *p, uint8_t **code_pp, uint32_t v)
     return p + 4;
 }
 
-/* frame_end() with the CRC as one word (its block cannot fill up within it, else frame_end()). */
-static size_t frame_end_word(frame_writer *w, uint32_t *payload_crc)
+/* One byte into the frame whose block cannot fill up with it (the head). */
+BNN_PROTO_INLINE uint8_t *cobs_byte(uint8_t *p, uint8_t **code_pp, uint32_t b)
 {
-    uint8_t *p = w->out + w->o;
-    uint8_t *code_p = w->out + w->code_at;
-    const uint32_t crc = w->crc ^ 0xFFFFFFFFu;
-    if ((p - code_p) + 4 >= 0xFF) {
-        return frame_end(w, payload_crc);
+    if (b == 0u) {
+        **code_pp = (uint8_t)(p - *code_pp);
+        *code_pp = p;
+    } else {
+        *p = (uint8_t)b;
     }
-    p = cobs_word(p, &code_p, crc); /* little-endian, as put_u32() lays the CRC out */
-    *code_p = (uint8_t)(p - code_p);
-    *p++ = 0u;
-    if (payload_crc != NULL) {
-        *payload_crc = crc;
+    return p + 1;
+}
+
+/* A byte of the features: COBS with the block-fill rule (a block of 254 bytes gets code 0xFF). */
+BNN_PROTO_INLINE uint8_t *cobs_byte_fill(uint8_t *p, uint8_t **code_pp, uint32_t b)
+{
+    p = cobs_byte(p, code_pp, b);
+    if (p - *code_pp == 0xFF) {
+        **code_pp = 0xFFu;
+        *code_pp = p++;
     }
-    return (size_t)(p - w->out);
+    return p;
+}
+
+/* Bytes the current block can still take as whole words without filling up: words while
+ * (p - code_p) + 4 < 0xFF. A zero byte only starts a new block, so the bound stays safe. */
+BNN_PROTO_INLINE size_t block_room_words(const uint8_t *p, const uint8_t *code_p)
+{
+    const size_t used = (size_t)(p - code_p);
+    return used + 4u < 0xFFu ? (0xFFu - 4u - used + 3u) / 4u : 0u;
 }
 
 /*
- * frame_bytes() a word at a time (same blocks, same CRC): byte by byte up to a 4-byte boundary of
- * @p in, then per aligned word one CRC step and one of three COBS cases, then the tail. A word of
- * four zeros closes the block and opens three empty ones (codes 1, 1, 1); a word without a zero
- * is copied whole while its block has room; any other word goes byte by byte. Images are mostly
- * the first kind, so a frame of pixels costs a few instructions per byte.
+ * The uint8 request frame in one pass, the writer's state in registers: the head as four words
+ * and one or two bytes (the same bytes put_request_head() lays out), then the features a word at
+ * a time (byte by byte up to the row's word boundary and after its last whole word). Per word one
+ * CRC step of four table lookups and one COBS case: a run of zero words is a run of codes 1 (one
+ * store each), any other word is stored whole and each zero byte's place becomes the next block's
+ * code (cobs_word()). Words go in stretches the current block has room for, so no word is tested
+ * for a full block; the word that may fill one goes byte by byte.
  */
-static void frame_words(frame_writer *w, const uint8_t *in, size_t n)
-{
-    uint8_t *p;
-    uint8_t *code_p;
-    uint32_t crc;
-    const uint8_t *end;
-    size_t head = (size_t)(-(uintptr_t)in & 3u);
-    if (head > n) {
-        head = n;
-    }
-    if (head != 0u) {
-        frame_bytes(w, in, head, 1);
-    }
-    in += head;
-    n -= head;
-    p = w->out + w->o;
-    code_p = w->out + w->code_at;
-    crc = w->crc;
-    end = in + (n & ~(size_t)3u);
-    for (; in != end; in += 4) {
-        uint32_t v = load_le32_aligned(in);
-        crc = crc32_word(crc, v);
-        if (v == 0u) {
-            *code_p = (uint8_t)(p - code_p);
-            store_le32(p, 0x01010101u); /* three codes 1, then the next code's place */
-            code_p = p + 3;
-            p += 4;
-        } else if ((p - code_p) + 4 < 0xFF) { /* the block cannot fill up within this word */
-            p = cobs_word(p, &code_p, v);
-        } else { /* the block may fill within this word (once in 254 bytes): frame_bytes(), CRC taken */
-            w->o = (size_t)(p - w->out);
-            w->code_at = (size_t)(code_p - w->out);
-            frame_bytes(w, in, 4u, 0);
-            p = w->out + w->o;
-            code_p = w->out + w->code_at;
-        }
-    }
-    w->o = (size_t)(p - w->out);
-    w->code_at = (size_t)(code_p - w->out);
-    w->crc = crc;
-    if ((n & 3u) != 0u) {
-        frame_bytes(w, in, n & 3u, 1);
-    }
-}
-
 size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                         uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
                                         uint32_t *payload_crc)
 {
-    uint32_t head_words[(BNN_PROTO_HEADER_SIZE + 8u + 3u) / 4u]; /* word-aligned for frame_words() */
-    uint8_t *head = (uint8_t *)head_words;
-    size_t hl;
-    frame_writer w;
+    uint32_t head[4];
+    uint32_t tail; /* the head's last bytes, first byte lowest: n's high byte on a REPORT, the width */
+    unsigned tail_bytes;
+    uint8_t *p;
+    uint8_t *code_p;
+    uint32_t crc = 0xFFFFFFFFu;
+    const uint8_t *end;
+    const uint8_t *words_end;
+    unsigned i;
     if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE_U8(n)) {
         return 0;
     }
-    hl = put_request_head(head, type, session, seq, model_tag, decision, n);
-    head[hl++] = 1u; /* uint8 width */
-    frame_begin(&w, out);
-    frame_words(&w, head, hl);
-    frame_words(&w, x, n);
-    return frame_end_word(&w, payload_crc);
+    head[0] = (uint32_t)BNN_PROTO_VERSION | ((uint32_t)type << 8) | (session << 16);
+    head[1] = (session >> 16) | (seq << 16);
+    head[2] = (seq >> 16) | (model_tag << 16);
+    if (type == BNN_MSG_REPORT) {
+        head[3] = (model_tag >> 16) | ((uint32_t)decision << 16) | ((uint32_t)(n & 0xFFu) << 24);
+        tail = ((uint32_t)n >> 8) | (1u << 8); /* uint8 width */
+        tail_bytes = 2u;
+    } else {
+        head[3] = (model_tag >> 16) | ((uint32_t)n << 16);
+        tail = 1u; /* uint8 width */
+        tail_bytes = 1u;
+    }
+    out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
+    code_p = out + 1;
+    p = out + 2;
+    for (i = 0; i < 4u; ++i) { /* 16 bytes: the first block cannot fill */
+        crc = crc32_word(crc, head[i]);
+        p = cobs_word(p, &code_p, head[i]);
+    }
+    for (i = 0; i < tail_bytes; ++i, tail >>= 8) {
+        crc = crc32_update(crc, tail & 0xFFu);
+        p = cobs_byte(p, &code_p, tail & 0xFFu);
+    }
+    end = x + n;
+    while (((uintptr_t)x & 3u) != 0u && x != end) {
+        crc = crc32_update(crc, *x);
+        p = cobs_byte_fill(p, &code_p, *x++);
+    }
+    words_end = x + ((size_t)(end - x) & ~(size_t)3u);
+    while (x != words_end) {
+        size_t room = block_room_words(p, code_p);
+        const uint8_t *stop = ((size_t)(words_end - x) / 4u > room) ? x + 4u * room : words_end;
+        while (x != stop) {
+            uint32_t v = load_le32_aligned(x);
+            x += 4;
+            if (v != 0u) {
+                crc = crc32_word(crc, v);
+                p = cobs_word(p, &code_p, v);
+                continue;
+            }
+            /* a run of zero words: the first closes the block, then codes 1 (the run's last byte is
+             * the next block's code place) */
+            *code_p = (uint8_t)(p - code_p);
+            for (;;) {
+                crc = crc32_word(crc, 0u);
+                store_le32(p, 0x01010101u);
+                p += 4;
+                if (x == stop || load_le32_aligned(x) != 0u) {
+                    break;
+                }
+                x += 4;
+            }
+            code_p = p - 1;
+        }
+        if (x != words_end && block_room_words(p, code_p) == 0u) { /* a word that may fill the block */
+            for (i = 0; i < 4u; ++i) {
+                crc = crc32_update(crc, *x);
+                p = cobs_byte_fill(p, &code_p, *x++);
+            }
+        }
+    }
+    while (x != end) {
+        crc = crc32_update(crc, *x);
+        p = cobs_byte_fill(p, &code_p, *x++);
+    }
+    crc ^= 0xFFFFFFFFu;
+    if (payload_crc != NULL) {
+        *payload_crc = crc;
+    }
+    if (block_room_words(p, code_p) == 0u) { /* the CRC field may fill the block */
+        for (i = 0; i < 4u; ++i) {
+            p = cobs_byte_fill(p, &code_p, (crc >> (8u * i)) & 0xFFu);
+        }
+    } else {
+        p = cobs_word(p, &code_p, crc);
+    }
+    *code_p = (uint8_t)(p - code_p);
+    *p++ = 0u;
+    return (size_t)(p - out);
 }
 
 size_t bnn_proto_build_reply(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
