@@ -12,7 +12,7 @@
 #define BNN_RUNTIME_VERSION "0.1.0"
 
 /** Version byte of every deferral-protocol payload this side builds (docs/protocol.md). */
-#define BNN_PROTO_VERSION 2u
+#define BNN_PROTO_VERSION 3u
 /** Oldest version still parsed (version 1: float32 features, no width byte). */
 #define BNN_PROTO_OLDEST_VERSION 1u
 /** Bytes of the payload header: version, type, session, seq. */
@@ -21,6 +21,13 @@
 #define BNN_PROTO_CRC_SIZE 4u
 /** Largest feature vector a frame may carry (the host refuses longer ones as malformed). */
 #define BNN_PROTO_MAX_FEATURES 4096u
+/** Width byte of uint8 features sent as zero runs (version 3): segments zeros u8, count u8, bytes. */
+#define BNN_PROTO_WIDTH_U8_RUNS 0x81u
+/** A uint8 sender of at least this many features sends them as zero runs. */
+#define BNN_PROTO_RUNS_MIN_FEATURES 256u
+/** Features per zero-run unit (one 32-bit word of pixels) and units per zeros or count field. */
+#define BNN_PROTO_RUN_GROUP 4u
+#define BNN_PROTO_MAX_RUN_GROUPS 63u
 
 /** X-macro list of decisions (bnnembed.model.intmodel.Decision): name, value, text. One list feeds the enum
  *  and the strings. */
@@ -61,7 +68,7 @@ typedef enum {
     BNN_PROTO_E_VERSION = 5, /**< another protocol version */
     BNN_PROTO_E_TYPE = 6, /**< unknown message type */
     BNN_PROTO_E_LENGTH = 7, /**< body length does not match the type */
-    BNN_PROTO_E_VALUE = 8, /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2 or 4) */
+    BNN_PROTO_E_VALUE = 8, /**< a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2, 4 or 0x81, an empty zero-run segment) */
     BNN_PROTO_N_STATUS = 9 /**< number of values */
 } bnn_proto_status;
 

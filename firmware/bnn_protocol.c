@@ -72,6 +72,19 @@ static const uint32_t bnn_crc32_table[256] = {
 #define BNN_PROTO_INLINE static
 #endif
 
+/* The CRC register's low byte as a table index. Thumb-1 (Cortex-M0/M0+) has `uxtb`, but GCC 12
+ * copies the register and masks it with a 0xFF it keeps in another (two instructions per byte). */
+#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__)
+BNN_PROTO_INLINE uint32_t crc_index(uint32_t crc)
+{
+    uint32_t b;
+    __asm__("uxtb %0, %1" : "=l"(b) : "l"(crc));
+    return b;
+}
+#else
+#define crc_index(crc) ((crc) & 0xFFu)
+#endif
+
 /** One byte into the CRC-32 register (not inverted). */
 BNN_PROTO_INLINE uint32_t crc32_update(uint32_t crc, uint32_t byte)
 {
@@ -83,7 +96,7 @@ BNN_PROTO_INLINE uint32_t crc32_update(uint32_t crc, uint32_t byte)
     }
     return crc;
 #else
-    return bnn_crc32_table[(crc ^ byte) & 0xFFu] ^ (crc >> 8);
+    return bnn_crc32_table[crc_index(crc ^ byte)] ^ (crc >> 8);
 #endif
 }
 
@@ -607,10 +620,10 @@ BNN_PROTO_INLINE uint32_t crc32_word(uint32_t crc, uint32_t w)
     return crc32_update(crc, w >> 24);
 #else
     crc ^= w;
-    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
-    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
-    crc = bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
-    return bnn_crc32_table[crc & 0xFFu] ^ (crc >> 8);
+    crc = bnn_crc32_table[crc_index(crc)] ^ (crc >> 8);
+    crc = bnn_crc32_table[crc_index(crc)] ^ (crc >> 8);
+    crc = bnn_crc32_table[crc_index(crc)] ^ (crc >> 8);
+    return bnn_crc32_table[crc_index(crc)] ^ (crc >> 8);
 #endif
 }
 
@@ -672,14 +685,123 @@ BNN_PROTO_INLINE size_t block_room_words(const uint8_t *p, const uint8_t *code_p
     return used + 4u < 0xFFu ? (0xFFu - 4u - used + 3u) / 4u : 0u;
 }
 
+/* The frame writer's state, kept in registers by the always-inlined helpers below. */
+typedef struct {
+    uint8_t *p;      /* next output byte */
+    uint8_t *code_p; /* the current block's code byte */
+    uint32_t crc;    /* CRC-32 register of the payload so far (not inverted) */
+} frame_regs;
+
+/* One payload byte: CRC, then COBS with the block-fill rule. */
+BNN_PROTO_INLINE void put_byte(frame_regs *f, uint32_t b)
+{
+    f->crc = crc32_update(f->crc, b);
+    f->p = cobs_byte_fill(f->p, &f->code_p, b);
+}
+
+/* Four payload bytes, first byte lowest: whole when the block has room, else byte by byte. */
+BNN_PROTO_INLINE void put_word(frame_regs *f, uint32_t v)
+{
+    if (block_room_words(f->p, f->code_p) != 0u) {
+        f->crc = crc32_word(f->crc, v);
+        f->p = cobs_word(f->p, &f->code_p, v);
+    } else {
+        put_byte(f, v & 0xFFu);
+        put_byte(f, (v >> 8) & 0xFFu);
+        put_byte(f, (v >> 16) & 0xFFu);
+        put_byte(f, v >> 24);
+    }
+}
+
+/* Two payload bytes: without the block-fill tests when the block has room for a word. */
+BNN_PROTO_INLINE void put_pair(frame_regs *f, uint32_t a, uint32_t b)
+{
+    if (block_room_words(f->p, f->code_p) != 0u) {
+        f->crc = crc32_update(crc32_update(f->crc, a), b);
+        f->p = cobs_byte(f->p, &f->code_p, a);
+        f->p = cobs_byte(f->p, &f->code_p, b);
+    } else {
+        put_byte(f, a);
+        put_byte(f, b);
+    }
+}
+
+/* Word k of the row, first byte lowest: one load when the row is word-aligned. */
+BNN_PROTO_INLINE uint32_t row_word(const uint8_t *x, int aligned)
+{
+    return aligned ? load_le32_aligned(x) : get_u32(x);
+}
+
+/*
+ * The features as zero runs (docs/protocol.md; bnnembed.link.protocol.u8_runs() lays out the same
+ * bytes): in units of 4 features, up to 63 all-zero units then up to 63 others per segment
+ * (zeros, count, the others' bytes), the last n % 4 features as a final segment. A zero unit costs
+ * a load and a test; only the others' words go through CRC and COBS.
+ */
+BNN_PROTO_INLINE void put_runs(frame_regs *f, const uint8_t *x, uint16_t n, int aligned)
+{
+    const uint8_t *u = x;
+    const uint8_t *units_end = x + 4u * ((size_t)n / 4u);
+    uint32_t k;
+    while (u != units_end) {
+        const uint8_t *start = u;
+        const uint8_t *lim = ((size_t)(units_end - u) > 4u * BNN_PROTO_MAX_RUN_GROUPS)
+                                 ? u + 4u * BNN_PROTO_MAX_RUN_GROUPS : units_end;
+        const uint8_t *first;
+        if (aligned) { /* two words a test while both are zero */
+            const uint8_t *pairs_end = u + ((size_t)(lim - u) & ~(size_t)7u);
+            while (u != pairs_end && (load_le32_aligned(u) | load_le32_aligned(u + 4)) == 0u) {
+                u += 8;
+            }
+        }
+        while (u != lim && row_word(u, aligned) == 0u) {
+            u += 4;
+        }
+        first = u;
+        lim = ((size_t)(units_end - u) > 4u * BNN_PROTO_MAX_RUN_GROUPS) ? u + 4u * BNN_PROTO_MAX_RUN_GROUPS
+                                                                         : units_end;
+        while (u != lim && row_word(u, aligned) != 0u) {
+            u += 4;
+        }
+        put_pair(f, (uint32_t)(first - start), (uint32_t)(u - first)); /* zeros, count */
+        for (; first != u; first += 4) {
+            put_word(f, row_word(first, aligned));
+        }
+    }
+    if ((n & 3u) != 0u) {
+        put_byte(f, 0u);
+        put_byte(f, n & 3u);
+        for (k = 0; k < (n & 3u); ++k) {
+            put_byte(f, u[k]);
+        }
+    }
+}
+
+/* The features of a long uint8 row as zero runs, out of line (the short rows' word loop keeps its
+ * registers). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void put_row_runs(frame_regs *f, const uint8_t *x, uint16_t n)
+{
+    frame_regs r = *f;
+    if (((uintptr_t)x & 3u) == 0u) {
+        put_runs(&r, x, n, 1);
+    } else {
+        put_runs(&r, x, n, 0);
+    }
+    *f = r;
+}
+
 /*
  * The uint8 request frame in one pass, the writer's state in registers: the head as four words
- * and one or two bytes (the same bytes put_request_head() lays out), then the features a word at
- * a time (byte by byte up to the row's word boundary and after its last whole word). Per word one
- * CRC step of four table lookups and one COBS case: a run of zero words is a run of codes 1 (one
- * store each), any other word is stored whole and each zero byte's place becomes the next block's
- * code (cobs_word()). Words go in stretches the current block has room for, so no word is tested
- * for a full block; the word that may fill one goes byte by byte.
+ * and one or two bytes (the same bytes put_request_head() lays out), then the features. A row of
+ * BNN_PROTO_RUNS_MIN_FEATURES or more goes as zero runs (put_runs()); a shorter one a word at a time
+ * (byte by byte up to the row's word boundary and after its last whole word), per word one CRC step
+ * of four table lookups and one COBS case: a run of zero words is a run of codes 1 (one store each),
+ * any other word is stored whole and each zero byte's place becomes the next block's code
+ * (cobs_word()). Words go in stretches the current block has room for, so no word is tested for a
+ * full block; the word that may fill one goes byte by byte.
  */
 size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
                                         uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
@@ -688,6 +810,8 @@ size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, 
     uint32_t head[4];
     uint32_t tail; /* the head's last bytes, first byte lowest: n's high byte on a REPORT, the width */
     unsigned tail_bytes;
+    const int runs = n >= BNN_PROTO_RUNS_MIN_FEATURES;
+    const uint32_t width = runs ? BNN_PROTO_WIDTH_U8_RUNS : 1u;
     uint8_t *p;
     uint8_t *code_p;
     uint32_t crc = 0xFFFFFFFFu;
@@ -702,11 +826,11 @@ size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, 
     head[2] = (seq >> 16) | (model_tag << 16);
     if (type == BNN_MSG_REPORT) {
         head[3] = (model_tag >> 16) | ((uint32_t)decision << 16) | ((uint32_t)(n & 0xFFu) << 24);
-        tail = ((uint32_t)n >> 8) | (1u << 8); /* uint8 width */
+        tail = ((uint32_t)n >> 8) | (width << 8);
         tail_bytes = 2u;
     } else {
         head[3] = (model_tag >> 16) | ((uint32_t)n << 16);
-        tail = 1u; /* uint8 width */
+        tail = width;
         tail_bytes = 1u;
     }
     out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
@@ -720,7 +844,18 @@ size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, 
         crc = crc32_update(crc, tail & 0xFFu);
         p = cobs_byte(p, &code_p, tail & 0xFFu);
     }
-    end = x + n;
+    if (runs) {
+        frame_regs f;
+        f.p = p;
+        f.code_p = code_p;
+        f.crc = crc;
+        put_row_runs(&f, x, n);
+        p = f.p;
+        code_p = f.code_p;
+        crc = f.crc;
+        x += n;
+    }
+    end = x + (runs ? 0u : n);
     while (((uintptr_t)x & 3u) != 0u && x != end) {
         crc = crc32_update(crc, *x);
         p = cobs_byte_fill(p, &code_p, *x++);
@@ -800,6 +935,38 @@ uint32_t bnn_proto_payload_crc(const uint8_t *payload, size_t n)
     return n < BNN_PROTO_CRC_SIZE ? 0u : get_u32(payload + n - BNN_PROTO_CRC_SIZE);
 }
 
+/* Zero runs (version 3): segments zeros u8, count u8, count bytes that give exactly n features and
+ * end the body; a segment of 0 and 0 is refused (it would say nothing). */
+static bnn_proto_status parse_runs(const uint8_t *body, size_t body_len, size_t offset, uint16_t n, bnn_msg *msg)
+{
+    size_t pos = offset;
+    uint32_t i = 0u;
+    while (i < n) {
+        uint32_t zeros, count;
+        if (pos + 2u > body_len) {
+            return BNN_PROTO_E_LENGTH;
+        }
+        zeros = body[pos];
+        count = body[pos + 1u];
+        pos += 2u;
+        if (zeros + count == 0u) {
+            return BNN_PROTO_E_VALUE;
+        }
+        if (i + zeros + count > n || pos + count > body_len) {
+            return BNN_PROTO_E_LENGTH;
+        }
+        i += zeros + count;
+        pos += count;
+    }
+    if (pos != body_len) {
+        return BNN_PROTO_E_LENGTH;
+    }
+    msg->n_features = n;
+    msg->feature_width = BNN_PROTO_WIDTH_U8_RUNS;
+    msg->features = body + offset;
+    return BNN_PROTO_OK;
+}
+
 static bnn_proto_status parse_features(const uint8_t *body, size_t body_len, size_t offset, uint16_t n,
                                        uint8_t version, bnn_msg *msg)
 {
@@ -812,6 +979,9 @@ static bnn_proto_status parse_features(const uint8_t *body, size_t body_len, siz
             return BNN_PROTO_E_LENGTH;
         }
         width = body[offset++];
+        if (width == BNN_PROTO_WIDTH_U8_RUNS && version >= 3u) {
+            return parse_runs(body, body_len, offset, n, msg);
+        }
         if (width != 1u && width != 2u && width != 4u) {
             return BNN_PROTO_E_VALUE;
         }
@@ -895,6 +1065,21 @@ float bnn_proto_feature(const bnn_msg *msg, uint16_t i)
     }
     if (msg->feature_width == 1u) {
         return (float)msg->features[i];
+    }
+    if (msg->feature_width == BNN_PROTO_WIDTH_U8_RUNS) { /* walk the segments (checked by the parser) */
+        const uint8_t *seg = msg->features;
+        uint32_t at = 0u;
+        for (;;) {
+            const uint32_t zeros = seg[0], count = seg[1];
+            if (i < at + zeros) {
+                return 0.0f;
+            }
+            if (i < at + zeros + count) {
+                return (float)seg[2u + (i - at - zeros)];
+            }
+            at += zeros + count;
+            seg += 2u + count;
+        }
     }
     if (msg->feature_width == 2u) {
         return (float)(int16_t)get_u16(msg->features + 2u * (size_t)i);

@@ -31,8 +31,10 @@ extern "C" {
 /** Bytes of a whole DEFER or REPORT frame with @p n features at most, both 0x00 delimiters included
  *  (bnn_proto_build_request_frame(); the link's transmit buffer). */
 #define BNN_PROTO_FRAME_SIZE(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(n)) + 2u)
-/** Payload bytes of a DEFER or REPORT of @p n uint8 features (bnn_proto_build_request_frame_u8()). */
-#define BNN_PROTO_REQUEST_SIZE_U8(n) (BNN_PROTO_HEADER_SIZE + 8u + (size_t)(n) + BNN_PROTO_CRC_SIZE)
+/** Payload bytes of a DEFER or REPORT of @p n uint8 features at most (bnn_proto_build_request_frame_u8();
+ *  as zero runs, a row with no zero word: 2 bytes per 63 words and a tail segment more). */
+#define BNN_PROTO_REQUEST_SIZE_U8(n) \
+    (BNN_PROTO_HEADER_SIZE + 8u + (size_t)(n) + 2u * ((size_t)(n) / 252u) + 4u + BNN_PROTO_CRC_SIZE)
 /** Bytes of a whole DEFER or REPORT frame of @p n uint8 features, both 0x00 delimiters included. */
 #define BNN_PROTO_FRAME_SIZE_U8(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE_U8(n)) + 2u)
 /** Payload bytes of the longest reply (DECISION or NACK). */
@@ -53,7 +55,8 @@ typedef struct {
     uint32_t model_tag;      /**< DEFER/REPORT: first 32 bits of the model hash */
     uint8_t decision;        /**< REPORT: 0 = NO, 1 = YES, 3 = INVALID; DECISION: 0 = NO, 1 = YES */
     uint16_t n_features;     /**< DEFER/REPORT: feature count */
-    uint8_t feature_width;   /**< DEFER/REPORT: bytes a feature: 1 uint8, 2 int16, 4 float32 */
+    uint8_t feature_width;   /**< DEFER/REPORT: bytes a feature: 1 uint8, 2 int16, 4 float32; or
+                                  BNN_PROTO_WIDTH_U8_RUNS: zero runs (read them with bnn_proto_feature()) */
     const uint8_t *features; /**< DEFER/REPORT: n_features of feature_width bytes, little-endian */
     uint32_t req_crc;        /**< replies: CRC of the request answered */
     uint8_t reason;          /**< NACK: a reason code (a bnn_nack_reason, see docs/protocol.md) */
@@ -95,8 +98,11 @@ size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uin
 
 /**
  * bnn_proto_build_request_frame() for features that are uint8 at the source (camera pixels, 8-bit
- * ADC readings): the same frame, byte for byte, as for the floats 0.0f..255.0f of the same values,
- * built a 32-bit word at a time with no float in sight. @p cap >= BNN_PROTO_FRAME_SIZE_U8(n).
+ * ADC readings), built a 32-bit word at a time with no float in sight. Rows of fewer than
+ * BNN_PROTO_RUNS_MIN_FEATURES go as uint8 (the same frame, byte for byte, as for the floats
+ * 0.0f..255.0f of the same values); longer rows as zero runs (width BNN_PROTO_WIDTH_U8_RUNS,
+ * docs/protocol.md), so the all-zero words of an image cost neither CRC, COBS nor wire time.
+ * @p cap >= BNN_PROTO_FRAME_SIZE_U8(n).
  * @return the frame length, or 0 if @p cap is too small, @p n is out of range or @p x is NULL.
  */
 size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,

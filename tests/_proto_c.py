@@ -74,6 +74,8 @@ class CProto:
                                               ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8]
         lib.bnn_test_parse.restype = ctypes.c_int
         lib.bnn_test_parse.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint32)]
+        lib.bnn_test_parse_features.restype = ctypes.c_int
+        lib.bnn_test_parse_features.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t]
         lib.bnn_test_connect.restype = ctypes.c_int
         lib.bnn_test_connect.argtypes = [ctypes.c_int]
         lib.bnn_test_link_setup.argtypes = [ctypes.c_uint32] * 4
@@ -139,7 +141,7 @@ class CProto:
         words = (ctypes.c_uint32 * ((offset + x.size + 3) // 4 + 1))()
         base = ctypes.addressof(words) + offset
         ctypes.memmove(base, x.tobytes(), x.size)
-        payload = 10 + 8 + x.size + 4
+        payload = 10 + 8 + x.size + 2 * (x.size // 252) + 4 + 4  # BNN_PROTO_REQUEST_SIZE_U8(n)
         full = payload + payload // 254 + 1 + 2
         cap = full if cap is None else cap
         out = (ctypes.c_uint8 * max(cap, 1))()
@@ -153,6 +155,12 @@ class CProto:
         out = (ctypes.c_uint8 * 32)()
         n = self.lib.bnn_proto_build_reply(out, 32, mtype, session, seq, req_crc, value)
         return bytes(out[:n])
+
+    def parse_features(self, payload: bytes, n: int) -> tuple[int, np.ndarray]:
+        """Parse status and the n features as bnn_proto_feature() reads them."""
+        out = (ctypes.c_float * max(n, 1))()
+        st = self.lib.bnn_test_parse_features(self._buf(payload), len(payload), out, n)
+        return st, np.array(out[:n], np.float32)
 
     def parse(self, payload: bytes) -> tuple[int, list[int]]:
         out = (ctypes.c_uint32 * 8)()

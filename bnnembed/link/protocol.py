@@ -8,7 +8,7 @@ are tested against each other byte for byte.
 
 A frame on the wire is ``0x00 COBS(payload) 0x00`` (empty frames are skipped). The payload (all integers little-endian)::
 
-    0  version  u8    PROTOCOL_VERSION (2; version 1 is still read, and answered in version 1)
+    0  version  u8    PROTOCOL_VERSION (3; versions 1 and 2 are still read, and answered in theirs)
     1  type     u8    MsgType
     2  session  u32   chosen by the device per boot (a retry keeps it)
     6  seq      u32   request number within the session; a reply carries the request's seq
@@ -30,10 +30,18 @@ import numpy as np
 
 from .._enum import CodeEnum
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 OLDEST_VERSION = 1  # still accepted: float32 features and no width byte; replies keep the request's version
 #: Feature widths of a version-2 DEFER/REPORT: uint8, int16 (little-endian) or float32.
 FEATURE_WIDTHS = {1: "<u1", 2: "<i2", 4: "<f4"}
+#: Version 3's width for uint8 features sent as zero runs (:func:`u8_runs`): segments
+#: ``zeros u8, count u8, count bytes``, each standing for ``zeros`` zero features then the bytes.
+WIDTH_U8_RUNS = 0x81
+#: A uint8 sender of at least this many features sends them as zero runs (images: mostly zero
+#: words); shorter rows go as plain uint8 (firmware/bnn_protocol.c makes the same choice).
+RUNS_MIN_FEATURES = 256
+RUN_GROUP = 4  # features per run unit: the device tests one 32-bit word of pixels at a time
+MAX_RUN_GROUPS = 63  # units per zeros or count field (63 x 4 = 252 <= 255)
 HEADER = struct.Struct("<BBII")  # version, type, session, seq
 CRC = struct.Struct("<I")
 HEADER_SIZE = HEADER.size  # 10
@@ -74,7 +82,7 @@ class FrameStatus(CodeEnum):
     E_VERSION = 5, "another protocol version"
     E_TYPE = 6, "unknown message type"
     E_LENGTH = 7, "body length does not match the type"
-    E_VALUE = 8, "a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2 or 4)"
+    E_VALUE = 8, "a field out of range (DECISION decision > 1, REPORT decision not 0, 1 or 3, feature count 0 or too big, feature width not 1, 2, 4 or 0x81, an empty zero-run segment)"
 
 
 class LinkStatus(CodeEnum):
@@ -177,11 +185,67 @@ def exact_width(features: np.ndarray) -> int:
     return 4
 
 
-def _feature_bytes(features: np.ndarray, version: int) -> tuple[bytes, bytes]:
-    """(width field, packed features) of a DEFER/REPORT body; version 1 has no width field."""
+def u8_runs(values: np.ndarray) -> bytes:
+    """Zero runs of uint8 features, as the device lays them out: the features in units of 4
+    (:data:`RUN_GROUP`, one 32-bit word of pixels), each segment up to 63 all-zero units then up to
+    63 other units (``zeros = 4 x units``, ``count = 4 x units``, then those units' bytes), and the
+    last ``n % 4`` features as a final segment ``0, n % 4, bytes``."""
+    b = np.ascontiguousarray(values, dtype=np.uint8).ravel()
+    units = b.size // RUN_GROUP
+    busy = b[:RUN_GROUP * units].reshape(units, RUN_GROUP).any(axis=1)
+    out = bytearray()
+    g = 0
+    while g < units:
+        z = 0
+        while g < units and not busy[g] and z < MAX_RUN_GROUPS:
+            z, g = z + 1, g + 1
+        first = g
+        while g < units and busy[g] and g - first < MAX_RUN_GROUPS:
+            g += 1
+        out += bytes([RUN_GROUP * z, RUN_GROUP * (g - first)]) + b[RUN_GROUP * first:RUN_GROUP * g].tobytes()
+    tail = b.size - RUN_GROUP * units
+    if tail:
+        out += bytes([0, tail]) + b[RUN_GROUP * units:].tobytes()
+    return bytes(out)
+
+
+def _u8_from_runs(body: bytes, offset: int, n: int) -> np.ndarray:
+    """The ``n`` features of a zero-run body starting at ``offset`` (it must end with them)."""
+    out = np.zeros(n, np.uint8)
+    i, pos = 0, offset
+    while i < n:
+        if pos + 2 > len(body):
+            raise FrameError("length", f"zero runs end after {i} of {n} features")
+        zeros, count = body[pos], body[pos + 1]
+        pos += 2
+        if zeros + count == 0:
+            raise FrameError("value", "an empty zero-run segment")
+        if i + zeros + count > n:
+            raise FrameError("length", f"zero runs hold more than {n} features")
+        i += zeros
+        if pos + count > len(body):
+            raise FrameError("length", "a zero-run segment runs past the body")
+        out[i:i + count] = np.frombuffer(body, np.uint8, count, pos)
+        i, pos = i + count, pos + count
+    if pos != len(body):
+        raise FrameError("length", f"{len(body) - pos} bytes after the zero runs")
+    return out
+
+
+def uses_runs(features: np.ndarray, version: int = PROTOCOL_VERSION) -> bool:
+    """Does a sender of these features as uint8 send them as zero runs? (version 3, at least
+    :data:`RUNS_MIN_FEATURES` features, every one uint8-exact.)"""
+    return version >= 3 and np.size(features) >= RUNS_MIN_FEATURES and exact_width(features) == 1
+
+
+def _feature_bytes(features: np.ndarray, version: int, runs: bool = False) -> tuple[bytes, bytes]:
+    """(width field, packed features) of a DEFER/REPORT body; version 1 has no width field.
+    ``runs``: a uint8 sender's row (zero runs when :func:`uses_runs`)."""
     x = np.ascontiguousarray(features, dtype="<f4").ravel()
     if version < 2:
         return b"", x.tobytes()
+    if runs and uses_runs(x, version):
+        return bytes([WIDTH_U8_RUNS]), u8_runs(x.astype(np.uint8))
     width = exact_width(x)
     return bytes([width]), x.astype(FEATURE_WIDTHS[width]).tobytes()
 
@@ -191,19 +255,21 @@ class Defer:
     """Device -> host: features of an input the bounds left UNKNOWN.
 
     Body: ``model_tag u32, n u16, width u8, n x feature`` with each feature a uint8, int16 or
-    float32 (``width`` 1, 2 or 4, the narrowest exact one: :func:`exact_width`); version 1:
-    ``model_tag u32, n u16, n x f32``.
+    float32 (``width`` 1, 2 or 4, the narrowest exact one: :func:`exact_width`), or from a uint8
+    sender (``runs``) of at least 256 features ``width`` 0x81 and the zero runs (:func:`u8_runs`);
+    version 1: ``model_tag u32, n u16, n x f32``.
     """
 
     session: int
     seq: int
     model_tag: int
     features: np.ndarray = field(compare=False)
+    runs: bool = field(default=False, compare=False)  # sent by a uint8 sender (bnn_link_defer_u8)
 
     TYPE = MsgType.DEFER
 
     def body(self, version: int = PROTOCOL_VERSION) -> bytes:
-        width, data = _feature_bytes(self.features, version)
+        width, data = _feature_bytes(self.features, version, self.runs)
         return struct.pack("<IH", self.model_tag, np.size(self.features)) + width + data
 
 
@@ -221,11 +287,12 @@ class Report:
     model_tag: int
     decision: int
     features: np.ndarray = field(compare=False)
+    runs: bool = field(default=False, compare=False)  # sent by a uint8 sender (bnn_link_report_u8)
 
     TYPE = MsgType.REPORT
 
     def body(self, version: int = PROTOCOL_VERSION) -> bytes:
-        width, data = _feature_bytes(self.features, version)
+        width, data = _feature_bytes(self.features, version, self.runs)
         return struct.pack("<IBH", self.model_tag, self.decision, np.size(self.features)) + width + data
 
 
@@ -303,8 +370,9 @@ def payload_crc(payload: bytes) -> int:
     return CRC.unpack_from(payload, len(payload) - CRC_SIZE)[0]
 
 
-def _features(body: bytes, offset: int, n: int, version: int) -> np.ndarray:
-    """The features of a DEFER/REPORT body whose count field ends at ``offset``, as float32."""
+def _features(body: bytes, offset: int, n: int, version: int) -> tuple[np.ndarray, bool]:
+    """The features of a DEFER/REPORT body whose count field ends at ``offset``, as float32, and
+    whether they came as zero runs."""
     if n == 0 or n > MAX_FEATURES:
         raise FrameError("value", f"feature count {n}")
     width = 4
@@ -313,11 +381,13 @@ def _features(body: bytes, offset: int, n: int, version: int) -> np.ndarray:
             raise FrameError("length", "no feature width")
         width = body[offset]
         offset += 1
+        if width == WIDTH_U8_RUNS and version >= 3:
+            return _u8_from_runs(body, offset, n).astype(np.float32), True
         if width not in FEATURE_WIDTHS:
             raise FrameError("value", f"feature width {width}")
     if len(body) != offset + width * n:
         raise FrameError("length", f"body of {len(body)} bytes for {n} features of {width} byte(s)")
-    return np.frombuffer(body, dtype=FEATURE_WIDTHS[width], count=n, offset=offset).astype(np.float32)
+    return np.frombuffer(body, dtype=FEATURE_WIDTHS[width], count=n, offset=offset).astype(np.float32), False
 
 
 def decode_payload(payload: bytes) -> Message:
@@ -337,14 +407,14 @@ def decode_payload(payload: bytes) -> Message:
         if len(body) < 6:
             raise FrameError("length")
         tag, n = struct.unpack_from("<IH", body, 0)
-        return Defer(session, seq, tag, _features(body, 6, n, version))
+        return Defer(session, seq, tag, *_features(body, 6, n, version))
     if mtype == MsgType.REPORT:
         if len(body) < 7:
             raise FrameError("length")
         tag, decision, n = struct.unpack_from("<IBH", body, 0)
         if decision not in REPORT_DECISIONS:
             raise FrameError("value", f"decision {decision}")
-        return Report(session, seq, tag, decision, _features(body, 7, n, version))
+        return Report(session, seq, tag, decision, *_features(body, 7, n, version))
     if mtype == MsgType.DECISION:
         if len(body) != 5:
             raise FrameError("length")

@@ -17,8 +17,8 @@ from .. import __version__
 from .._resources import resource_dir
 from ..device.app_codes import DecisionSource, FinalDecision
 from ..link.protocol import (
-    CRC_SIZE, HEADER_SIZE, MAX_FEATURES, OLDEST_VERSION, PROTOCOL_VERSION, FrameStatus, LinkStatus, MsgType,
-    NackReason,
+    CRC_SIZE, HEADER_SIZE, MAX_FEATURES, MAX_RUN_GROUPS, OLDEST_VERSION, PROTOCOL_VERSION, RUN_GROUP,
+    RUNS_MIN_FEATURES, WIDTH_U8_RUNS, FrameStatus, LinkStatus, MsgType, NackReason,
 )
 from ..model.intmodel import Decision
 from .c import Layout, PopcountStrategy, template_env
@@ -72,6 +72,10 @@ def codes_context() -> dict:
         "header_size": HEADER_SIZE,
         "crc_size": CRC_SIZE,
         "max_features": MAX_FEATURES,
+        "width_u8_runs": f"0x{WIDTH_U8_RUNS:02X}",
+        "runs_min_features": RUNS_MIN_FEATURES,
+        "run_group": RUN_GROUP,
+        "max_run_groups": MAX_RUN_GROUPS,
         "decisions": _table(Decision, "BNN_"),
         "decision_invalid": int(Decision.INVALID),
         "enums": enums,

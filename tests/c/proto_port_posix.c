@@ -167,6 +167,21 @@ void bnn_test_link_stats(uint32_t out[8])
 }
 
 /* Parse a payload; out = type, session, seq, model_tag, decision, n_features, req_crc, reason. */
+/* The features of a parsed DEFER/REPORT through bnn_proto_feature() (zero runs included); returns
+ * the parse status. */
+int bnn_test_parse_features(const uint8_t *payload, size_t n, float *out, size_t cap)
+{
+    bnn_msg m;
+    bnn_proto_status st = bnn_proto_parse(payload, n, &m);
+    uint16_t i;
+    if (st == BNN_PROTO_OK) {
+        for (i = 0; i < m.n_features && i < cap; ++i) {
+            out[i] = bnn_proto_feature(&m, i);
+        }
+    }
+    return (int)st;
+}
+
 int bnn_test_parse(const uint8_t *payload, size_t n, uint32_t out[8])
 {
     bnn_msg m;

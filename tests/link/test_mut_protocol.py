@@ -57,13 +57,13 @@ def test_request_payloads_byte_for_byte():
     d = P.Defer(-1, 2**32 + 5, 0x01020304, [1.5, -2.0, np.inf])  # floats of any type go out as float32
     want1 = _signed(_head(0x01, 0xFFFFFFFF, 5) + struct.pack("<IH", 0x01020304, 3) + x.astype("<f4").tobytes())
     assert P.encode_payload(d, version=1) == want1  # version 1: no width byte
-    want = _signed(_head(0x01, 0xFFFFFFFF, 5, version=2) + struct.pack("<IHB", 0x01020304, 3, 4)
+    want = _signed(_head(0x01, 0xFFFFFFFF, 5, version=3) + struct.pack("<IHB", 0x01020304, 3, 4)
                    + x.astype("<f4").tobytes())
     assert P.encode_payload(d) == want
     assert P.encode_frame(d) == b"\x00" + P.cobs_encode(want) + b"\x00"
     assert P.frame(want) == P.encode_frame(d)
     r = P.Report(7, 8, 9, 3, x.reshape(3, 1).astype(np.float64))
-    want = _signed(_head(0x02, 7, 8, version=2) + struct.pack("<IBHB", 9, 3, 3, 4) + x.astype("<f4").tobytes())
+    want = _signed(_head(0x02, 7, 8, version=3) + struct.pack("<IBHB", 9, 3, 3, 4) + x.astype("<f4").tobytes())
     assert P.encode_payload(r) == want
     for payload in (want, P.encode_payload(r, version=1)):
         back = P.decode_payload(payload)
@@ -84,20 +84,20 @@ def test_features_travel_at_the_narrowest_exact_width(values, width, fmt):
     x = np.array(values, np.float32)
     assert P.exact_width(x) == width
     d = P.Defer(1, 2, 3, x)
-    want = _signed(_head(0x01, version=2) + struct.pack("<IHB", 3, x.size, width) + x.astype(fmt).tobytes())
+    want = _signed(_head(0x01, version=3) + struct.pack("<IHB", 3, x.size, width) + x.astype(fmt).tobytes())
     assert P.encode_payload(d) == want
     back = P.decode_payload(want).features
     assert back.dtype == np.float32 and back.tobytes() == x.tobytes()  # bit for bit, -0.0 and NaN included
 
 
 def test_reply_payloads_byte_for_byte():
-    for v in (1, 2):  # a reply goes out in its request's version; the body is the same
+    for v in (1, 2, 3):  # a reply goes out in its request's version; the body is the same
         assert P.encode_payload(P.DecisionReply(1, 2, 0xAABBCCDD, 1), v) == _signed(
             _head(0x81, version=v) + struct.pack("<IB", 0xAABBCCDD, 1))
         assert P.encode_payload(P.Ack(1, 2, 0xAABBCCDD), v) == _signed(_head(0x82, version=v) + struct.pack("<I", 0xAABBCCDD))
         assert P.encode_payload(P.Nack(1, 2, 5, 4), v) == _signed(_head(0x83, version=v) + struct.pack("<IB", 5, 4))
-    assert P.encode_payload(P.Ack(1, 2, 3))[0] == P.PROTOCOL_VERSION == 2
-    for v in (0, 3):
+    assert P.encode_payload(P.Ack(1, 2, 3))[0] == P.PROTOCOL_VERSION == 3
+    for v in (0, 4):
         with pytest.raises(ValueError):
             P.encode_payload(P.Ack(1, 2, 3), v)
     for msg in (P.DecisionReply(3, 4, 5, 0), P.Ack(3, 4, 5), P.Nack(3, 4, 5, 2)):
@@ -144,7 +144,7 @@ def test_every_drop_reason_at_its_limit():
     assert _drop_reason(_signed(b"\x01" * 9)) == "short"
     assert _drop_reason(_signed(_head(0x82))[:-1]) == "short"
     assert _drop_reason(_signed(_head(0x82) + b"\x00" * 4)[:-1] + b"\x00") == "crc"
-    assert _drop_reason(_signed(_head(0x82, version=3) + b"\x00" * 4)) == "version"
+    assert _drop_reason(_signed(_head(0x82, version=4) + b"\x00" * 4)) == "version"
     assert P.decode_payload(_signed(_head(0x82, version=2) + b"\x00" * 4)) == P.Ack(1, 2, 0)
     assert _drop_reason(_signed(_head(0x82, version=0) + b"\x00" * 4)) == "version"
     for t in (0x00, 0x03, 0x80, 0x84, 0xFF):
@@ -176,8 +176,8 @@ def test_too_many_features_inside_the_size_limit_is_a_value_error():
     with pytest.raises(P.FrameError) as exc:
         P._features(b"\x00" * (6 + 4 * 4097), 6, 4097, 1)
     assert exc.value.reason == "value"
-    assert P._features(b"\x00" * (6 + 4 * 4096), 6, 4096, 1).shape == (4096,)
-    assert P._features(b"\x00" * 6 + b"\x01" + b"\x05" * 4096, 6, 4096, 2).tolist() == [5.0] * 4096
+    assert P._features(b"\x00" * (6 + 4 * 4096), 6, 4096, 1)[0].shape == (4096,)
+    assert P._features(b"\x00" * 6 + b"\x01" + b"\x05" * 4096, 6, 4096, 2)[0].tolist() == [5.0] * 4096
 
 
 def test_frame_reader_limits_and_counters():

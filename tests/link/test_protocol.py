@@ -57,12 +57,19 @@ def test_cobs_known_vectors(cproto, raw, enc):
 def test_payload_layout_is_documented():
     x = np.array([1.0, -2.5], np.float32)
     p = P.encode_payload(P.Defer(session=7, seq=9, model_tag=0xA1B2C3D4, features=x))
-    assert p[:10] == bytes([2, 1]) + struct.pack("<II", 7, 9)
+    assert p[:10] == bytes([3, 1]) + struct.pack("<II", 7, 9)
     assert p[10:17] == struct.pack("<IHB", 0xA1B2C3D4, 2, 4)  # -2.5 is not whole: float32
     assert p[17:25] == x.astype("<f4").tobytes()
     assert p[25:] == struct.pack("<I", P.crc32(p[:25]))
     pixels = P.encode_payload(P.Defer(session=7, seq=9, model_tag=0xA1B2C3D4, features=[0.0, 255.0]))
     assert pixels[10:19] == struct.pack("<IHB", 0xA1B2C3D4, 2, 1) + bytes([0, 255])
+    # a uint8 sender's image (>= 256 pixels) as zero runs: 60 zero units, 2 others, the last 2 pixels
+    image = np.zeros(250, np.float32)
+    image[240:245] = [1, 2, 3, 0, 5]
+    image = np.r_[image, np.zeros(6), [7.0, 0.0]]
+    runs = P.encode_payload(P.Defer(7, 9, 0xA1B2C3D4, image, runs=True))
+    assert runs[10:17] == struct.pack("<IHB", 0xA1B2C3D4, 258, 0x81)
+    assert runs[17:-4] == bytes([240, 8, 1, 2, 3, 0, 5, 0, 0, 0]) + bytes([8, 0]) + bytes([0, 2, 7, 0])
     assert P.model_tag("a1b2c3d4e5f60718") == 0xA1B2C3D4
 
 
@@ -188,19 +195,25 @@ byte_rows = st.one_of(
 @given(u32, u32, u32, st.integers(0, 1), byte_rows, st.booleans(), st.integers(0, 3))
 def test_uint8_frame_is_the_float_frame_of_the_same_values(session, seq, tag, decision, xs, report, offset):
     """bnn_proto_build_request_frame_u8() (word-wise CRC and COBS) puts on the wire exactly the
-    frame the float builder makes of the floats 0.0..255.0 of the same bytes, which is the Python
-    codec's frame of that payload, and reports the same CRC: at every alignment of the input."""
+    frame the Python codec makes of a uint8 sender's row, and reports the same CRC, at every
+    alignment of the input: below 256 features the float builder's frame of the floats 0.0..255.0
+    of the same bytes, from 256 on the zero runs, which both parsers read back as those values."""
     c = _CACHE["c"]
     x = np.array(xs, np.uint8)
     mtype = P.MsgType.REPORT if report else P.MsgType.DEFER
     d = decision if report else 0
     wire, crc = c.build_request_frame_u8(mtype, session, seq, tag, d, x, offset=offset)
-    assert wire and wire == c.build_request_frame(mtype, session, seq, tag, d, x.astype(np.float32))[0]
+    msg = (P.Report(session, seq, tag, d, x, runs=True) if report else P.Defer(session, seq, tag, x, runs=True))
+    assert wire and wire == P.encode_frame(msg)
+    if x.size < P.RUNS_MIN_FEATURES:
+        assert wire == c.build_request_frame(mtype, session, seq, tag, d, x.astype(np.float32))[0]
     payload = P.cobs_decode(wire.strip(b"\x00"))
     assert wire == P.frame(payload) and crc == P.payload_crc(payload)
-    msg = P.decode_payload(payload)
-    assert np.array_equal(msg.features, x.astype(np.float32))
-    need = 10 + 8 + x.size + 4
+    back = P.decode_payload(payload)
+    assert np.array_equal(back.features, x.astype(np.float32)) and back.runs == (x.size >= P.RUNS_MIN_FEATURES)
+    status, features = c.parse_features(payload, x.size)
+    assert status == 0 and np.array_equal(features, x.astype(np.float32))
+    need = 10 + 8 + x.size + 2 * (x.size // 252) + 4 + 4
     frame_size = need + need // 254 + 1 + 2  # BNN_PROTO_FRAME_SIZE_U8(n)
     assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size - 1)[0] == b""
     assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size)[0] == wire
@@ -209,14 +222,50 @@ def test_uint8_frame_is_the_float_frame_of_the_same_values(session, seq, tag, de
 def test_uint8_frame_crc_word_at_every_block_position():
     """Rows without a zero put the CRC's word at every position of a 254-byte COBS block, so the
     CRC goes out as one word where its block has room and byte by byte where the block fills
-    within it: both give the Python codec's frame."""
+    within it: both give the Python codec's frame (plain uint8, then zero runs from 256 on)."""
     c = _CACHE["c"]
     for n in range(200, 520):
         x = np.full(n, 7, np.uint8)
         for tag in (0x01020304, 0x00000100):  # no zero in the header's tag, then two
             wire, crc = c.build_request_frame_u8(P.MsgType.DEFER, 0x11223344, 0x55667788, tag, 0, x)
-            payload = P.encode_payload(P.Defer(0x11223344, 0x55667788, tag, x.astype(np.float32)))
+            payload = P.encode_payload(P.Defer(0x11223344, 0x55667788, tag, x.astype(np.float32), runs=True))
             assert wire == P.frame(payload) and crc == P.payload_crc(payload), n
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=64, max_size=1000), st.integers(0, 3))
+def test_uint8_runs_at_their_limits(units, offset):
+    """Zero runs of every length around the 63-unit field limit and 254-byte COBS blocks: rows
+    made of units (0: four zeros; 1..5: words with a zero or none), 256 to 4,000 features."""
+    c = _CACHE["c"]
+    shapes = {0: [0, 0, 0, 0], 1: [9, 0, 0, 0], 2: [0, 0, 0, 9], 3: [1, 2, 3, 4], 4: [0, 5, 0, 5], 5: [255] * 4}
+    x = np.array([v for u in units for v in shapes[u]], np.uint8)[: max(256, len(units) * 4 - offset)]
+    wire, crc = c.build_request_frame_u8(P.MsgType.DEFER, 1, 2, 3, 0, x, offset=offset)
+    payload = P.encode_payload(P.Defer(1, 2, 3, x.astype(np.float32), runs=True))
+    assert wire == P.frame(payload) and crc == P.payload_crc(payload)
+    assert np.array_equal(P.decode_payload(payload).features, x.astype(np.float32))
+
+
+@pytest.mark.parametrize("body,reason", [
+    (bytes([0, 0]), "value"),  # an empty segment says nothing
+    (bytes([252, 0]), "length"),  # 252 zeros, then the runs end before 256 features
+    (bytes([252, 0, 0, 5, 1, 2, 3, 4, 5]), "length"),  # 257 features for 256
+    (bytes([252, 0, 0, 4, 1, 2, 3, 4, 9]), "length"),  # a byte after the runs
+    (bytes([252, 0, 0, 4, 1, 2]), "length"),  # a segment cut short
+])
+def test_malformed_runs_are_dropped_by_both_parsers(body, reason):
+    c = _CACHE["c"]
+    data = struct.pack("<BBII", 3, 1, 1, 2) + struct.pack("<IHB", 3, 256, 0x81) + body
+    payload = data + struct.pack("<I", P.crc32(data))
+    with pytest.raises(P.FrameError) as exc:
+        P.decode_payload(payload)
+    assert exc.value.reason == reason
+    assert STATUS[c.parse(payload)[0]] == reason
+    old = bytes([2]) + payload[1:-4]  # version 2 has no zero runs: 0x81 is not a width there
+    old += struct.pack("<I", P.crc32(old))
+    assert STATUS[c.parse(old)[0]] == "value"
+    with pytest.raises(P.FrameError, match="feature width 129"):
+        P.decode_payload(old)
 
 
 def test_bitwise_crc_build_makes_the_same_frames(tmp_path):
@@ -229,9 +278,10 @@ def test_bitwise_crc_build_makes_the_same_frames(tmp_path):
         x = np.where(rng.random(n) < 0.5, 0, rng.integers(1, 256, n)).astype(np.uint8)
         for offset in range(4):
             wire, crc = c.build_request_frame_u8(P.MsgType.DEFER, 7, n, 0xABCDEF01, 0, x, offset=offset)
-            payload = P.encode_payload(P.Defer(7, n, 0xABCDEF01, x.astype(np.float32)))
+            payload = P.encode_payload(P.Defer(7, n, 0xABCDEF01, x.astype(np.float32), runs=True))
             assert wire == P.frame(payload) and crc == P.payload_crc(payload)
-            assert wire == c.build_request_frame(P.MsgType.DEFER, 7, n, 0xABCDEF01, 0, x.astype(np.float32))[0]
+            if n < P.RUNS_MIN_FEATURES:
+                assert wire == c.build_request_frame(P.MsgType.DEFER, 7, n, 0xABCDEF01, 0, x.astype(np.float32))[0]
 
 
 @settings(max_examples=200, deadline=None)
@@ -273,8 +323,10 @@ def _random_message(rng: random.Random):
     kind = rng.randrange(5)
     s, q, t = rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32)
     x = np.array([rng.uniform(-1e3, 1e3) for _ in range(rng.randint(1, 20))], np.float32)
-    return [P.Defer(s, q, t, x), P.Report(s, q, t, rng.randint(0, 1), x), P.DecisionReply(s, q, t, rng.randint(0, 1)),
-            P.Ack(s, q, t), P.Nack(s, q, t, rng.randint(1, 3))][kind]
+    if rng.random() < 0.25:  # a uint8 sender's image: zero runs
+        x = np.array([rng.choice([0, 0, 0, rng.randint(1, 255)]) for _ in range(rng.randint(256, 300))], np.float32)
+    return [P.Defer(s, q, t, x, runs=True), P.Report(s, q, t, rng.randint(0, 1), x, runs=True),
+            P.DecisionReply(s, q, t, rng.randint(0, 1)), P.Ack(s, q, t), P.Nack(s, q, t, rng.randint(1, 3))][kind]
 
 
 def test_malformed_payloads_same_verdict_in_python_and_c(cproto):

@@ -137,7 +137,7 @@ def test_banner_in_every_generated_file(digits_art):
     model_c = files["src/bnn_model.c"]
     shape = " -> ".join(str(s) for s in digits_art.upper.shape)
     assert f"upper bound (answers yes): {shape}, tau = {digits_art.upper.tau}" in model_c
-    assert "/* upper layer 0: " in model_c and "/* lower layer 2: " in model_c
+    assert "/* upper layer 0 by columns: " in model_c and "/* lower layer 2: " in model_c  # the board's kernel: columns
     assert '"pixel (0,1)"' in model_c  # thresholds commented with the feature names
     assert "malloc" not in model_c
 
@@ -175,11 +175,17 @@ def test_host_builtin_kernel_equals_reference(digits_art):
 
 
 def _build_app(project, tmp_path, encoding_flag=""):
+    """The project's application built natively with its platformio.ini's -D flags (the board's
+    kernel: a model generated for `columns` refuses to build under another one)."""
+    import re
+
     exe = tmp_path / "app"
     srcs = [project / "src" / "main.c", project / "src" / "bnn_model.c",
             resource_dir("firmware") / "ports" / "bnn_port_stdio.c"]
     srcs += sorted((project / "lib" / "bnnembed_runtime" / "src").glob("*.c"))
-    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+    defines = [f"-D{d}" for d in re.findall(r"^\s+-D (\S+)$", (project / "platformio.ini").read_text(), re.M)]
+    assert any(d.startswith("-DBNN_POPCOUNT_STRATEGY=") for d in defines), defines
+    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", *defines,
            f"-I{project / 'src'}", f"-I{project / 'lib' / 'bnnembed_runtime' / 'src'}",
            *map(str, srcs), "-o", str(exe)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)

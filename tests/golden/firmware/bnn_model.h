@@ -38,8 +38,8 @@ extern "C" {
 #define BNN_HIDDEN_MACS 6       /**< of which in the hidden layers */
 
 /* memory of the generated tables and buffers (runtime code not included) */
-#define BNN_MODEL_FLASH_BYTES 190
-#define BNN_MODEL_RAM_BYTES 12
+#define BNN_MODEL_FLASH_BYTES 206
+#define BNN_MODEL_RAM_BYTES 16
 
 /** The generated model: pass to bnn_decide() / bnn_decide_q16(). */
 extern const bnn_model_t bnn_model;
