@@ -110,3 +110,24 @@ def rows_for(artifact, source: str, n: int = 1000) -> np.ndarray:
     if X.shape[0] >= n:
         return X[:n]
     return np.concatenate([X, boundary_rows(artifact.encoder, X, n - X.shape[0])])
+
+
+def build_example_app(project, exe) -> None:
+    """A generated PlatformIO project's example application (src/main.c) built natively with the
+    stdio port and its platformio.ini's -D flags (the board's kernel: a model generated for the
+    `columns` kernel refuses to build under another one)."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from bnnembed._resources import resource_dir
+
+    project = Path(project)
+    lib = project / "lib" / "bnnembed_runtime" / "src"
+    srcs = [project / "src" / "main.c", project / "src" / "bnn_model.c",
+            resource_dir("firmware") / "ports" / "bnn_port_stdio.c", *sorted(lib.glob("*.c"))]
+    defines = [f"-D{d}" for d in re.findall(r"^\s+-D (\S+)$", (project / "platformio.ini").read_text(), re.M)]
+    assert any(d.startswith("-DBNN_POPCOUNT_STRATEGY=") for d in defines), defines
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", *defines,
+                    f"-I{project / 'src'}", f"-I{lib}", *map(str, srcs), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)

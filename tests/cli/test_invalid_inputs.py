@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _proto_c  # noqa: E402
 from _fake_device import FakeDevice  # noqa: E402
 from _tools import need_qemu_arm  # noqa: E402
+from firmware_fixtures import build_example_app  # noqa: E402
 
 from bnnembed.link import protocol as P  # noqa: E402
-from bnnembed._resources import resource_dir  # noqa: E402
 from bnnembed.artifact import load_artifact  # noqa: E402
 from bnnembed.render.project import write_board_project  # noqa: E402
 from bnnembed.render.quantize import Encoding, quantize_int16  # noqa: E402
@@ -180,12 +180,8 @@ def test_example_main_prints_invalid(digits, tmp_path):
         pytest.skip("host gcc not installed")
     project = tmp_path / "proj"
     write_board_project(digits, get_board("nucleo_f401re"), project, Encoding.FLOAT)
-    lib = project / "lib" / "bnnembed_runtime" / "src"
-    srcs = [project / "src" / "main.c", project / "src" / "bnn_model.c",
-            resource_dir("firmware") / "ports" / "bnn_port_stdio.c", *sorted(lib.glob("*.c"))]
     exe = tmp_path / "app"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", f"-I{project / 'src'}",
-                    f"-I{lib}", *map(str, srcs), "-o", str(exe)], check=True, capture_output=True, text=True)
+    build_example_app(project, exe)
     X = load_data("digits").X[:3].astype(np.float32)
     lines = [",".join(f"{v:.9g}" for v in row) for row in X]
     for bad in ("nan", "inf", "-inf"):

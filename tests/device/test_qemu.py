@@ -360,10 +360,13 @@ def test_uint8_frames_at_every_alignment_on_device(tmp_path, machine):
     X = np.where(rng.random((12, 300)) < 0.6, 0, rng.integers(1, 256, (12, 300))).astype(np.float32)
     X[0] = 0
     X[1] = rng.integers(1, 256, 300)  # a 254-byte block and more
+    X[2] = 0
+    X[2, 101:183] = rng.integers(1, 256, 82)  # an image: zero words around a band (zero runs)
+    X[3] = np.repeat(rng.integers(0, 2, 75), 4) * rng.integers(1, 256, 300)  # zero and busy words mixed
     for offset in range(4):
         frames = defer_frames(300, machine, X, uint8_input=True, row_offset=offset)
         for row, (_, length, crc) in enumerate(frames.astype(np.int64)):
-            payload = P.encode_payload(P.Defer(1, row + 1, 0x12345678, X[row]))
+            payload = P.encode_payload(P.Defer(1, row + 1, 0x12345678, X[row], runs=True))
             assert (length, crc) == (len(P.frame(payload)), P.payload_crc(payload)), (offset, row)
 
 

@@ -24,7 +24,7 @@ from bnnembed.learn.data import load_data
 from bnnembed.errors import BnnError
 from bnnembed.device.qemu import check_against_numpy, numpy_reference
 
-from firmware_fixtures import boundary_rows, make_artifact, rows_for
+from firmware_fixtures import boundary_rows, build_example_app, make_artifact, rows_for
 from _paths import GOLDEN as TEST_FILES
 
 REQUIRED_BOARDS = {"nucleo_f401re", "bluepill_f103c8", "disco_f746ng", "nrf52840_dk", "pico",
@@ -174,21 +174,9 @@ def test_host_builtin_kernel_equals_reference(digits_art):
     assert rep.mismatches == 0 and rep.score_mismatches == 0
 
 
-def _build_app(project, tmp_path, encoding_flag=""):
-    """The project's application built natively with its platformio.ini's -D flags (the board's
-    kernel: a model generated for `columns` refuses to build under another one)."""
-    import re
-
+def _build_app(project, tmp_path):
     exe = tmp_path / "app"
-    srcs = [project / "src" / "main.c", project / "src" / "bnn_model.c",
-            resource_dir("firmware") / "ports" / "bnn_port_stdio.c"]
-    srcs += sorted((project / "lib" / "bnnembed_runtime" / "src").glob("*.c"))
-    defines = [f"-D{d}" for d in re.findall(r"^\s+-D (\S+)$", (project / "platformio.ini").read_text(), re.M)]
-    assert any(d.startswith("-DBNN_POPCOUNT_STRATEGY=") for d in defines), defines
-    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", *defines,
-           f"-I{project / 'src'}", f"-I{project / 'lib' / 'bnnembed_runtime' / 'src'}",
-           *map(str, srcs), "-o", str(exe)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    build_example_app(project, exe)
     return exe
 
 
