@@ -8,8 +8,10 @@ and the static scratch buffers sized for this model). The runtime in ``firmware/
 Per neuron the generator stores ``max_mismatch = n_in - T``: the neuron fires iff
 ``popcount(a XOR w) <= max_mismatch``, the same test as ``n_in - popcount(a XOR w) >= T`` in
 :mod:`bnnembed.model.intmodel`, without a subtraction on the device. A masked layer stores its
-mask rows after its weight rows in the same table (``masked = 1``) and ``max_mismatch = n_j - T``
-with ``n_j`` the bits neuron ``j`` reads; the runtime counts ``popcount((a XOR w) AND m)``.
+mask rows after its weight rows in the same table (``layout = BNN_LAYOUT_MASKED``) and
+``max_mismatch = n_j - T`` with ``n_j`` the bits neuron ``j`` reads; the runtime counts
+``popcount((a XOR w) AND m)``. For the COLUMNS kernel the dense hidden layers are stored by columns
+instead (``layout = BNN_LAYOUT_COLUMNS``, :mod:`bnnembed.render.columns`).
 
 The input encodings (float, int16) and the int16 quantisation are in
 :mod:`bnnembed.render.quantize`, the model's size in bytes in :mod:`bnnembed.render.footprint`,
