@@ -134,3 +134,35 @@ def test_simulate_rejects_machine_without_uart(digits_artifact, tmp_path, capsys
     assert main(["simulate", digits_artifact, "--machine", "microbit", "--data", "digits", "--rows", "3",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "no UART port for the deferral link" in capsys.readouterr().err
+
+
+def test_simulate_mnist_rows_defer_as_zero_runs(mnist_dir, tmp_path, capsys):
+    """MNIST pixels fed as bytes: 784 features a row, so every DEFER and REPORT goes as zero runs
+    (protocol version 3); the host decodes each to the device's exact pixels (the log holds them),
+    answers the deferrals with the DNN, and drops no frame."""
+    need_qemu_arm()
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from host_fixtures import make_host_artifact
+
+    from bnnembed.artifact import read_manifest, write_manifest
+    from bnnembed.link.protocol import RUNS_MIN_FEATURES
+
+    source = f"mnist:{mnist_dir}"
+    art = make_host_artifact(tmp_path / "art", source, hidden=(64, 32))
+    manifest = read_manifest(art.path)
+    manifest["features"]["native"] = "uint8"  # MNIST pixels are bytes at the source
+    write_manifest(art.path, manifest)
+    art = load_artifact(art.path)
+    rows = 60
+    X = load_data(source).X[:rows]
+    assert X.shape[1] >= RUNS_MIN_FEATURES
+    out, log = str(tmp_path / "sim.csv"), str(tmp_path / "log.sqlite")
+    assert main(["simulate", art.path, "--machine", "mps2-an386", "--data", source, "--rows", str(rows),
+                 "--out", out, "--log", log, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["input"] == "uint8"
+    deferred = check_run(art, X, out, log, summary)
+    assert summary["undecided"] == 0 and summary["deferred_agree_with_dnn"] == deferred
+    assert summary["host"]["frames_dropped"] == 0 and summary["host"]["frames_ok"] == rows
