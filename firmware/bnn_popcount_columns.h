@@ -35,7 +35,8 @@
 
 #define BNN_HAVE_COLUMNS 1
 
-/** Most counter planes a layer of n_in <= 32767 inputs needs (bnn_columns_top() + 2). */
+/** Counter planes for the widest layer the generator allows (n_in <= 32767: top = 15, planes
+ *  0 .. top, and one more is kept so that the 16-column blocks always have a weight-16 plane). */
 #define BNN_COLUMNS_MAX_PLANES 17u
 
 /** The counters' top bit: the bit length of n_in (bnnembed.render.columns.columns_top). */
@@ -83,13 +84,15 @@ static inline uint32_t bnn_columns_items(const uint32_t *a, uint32_t n_in, uint3
     return k;
 }
 
-/** Full adder on 32 lanes, 5 instructions: h:l = a + b + c (l may be a; h is another variable). */
+/** Full adder on 32 lanes, 5 instructions: h:l = a + b + c (l may be a; a and c are read into
+ *  temporaries first, so the two assignments do not depend on their order). */
 #define BNN_COL_FA(h, l, a, b, c)                   \
     do {                                            \
-        const uint32_t bnn_u_ = (a) ^ (b);          \
+        const uint32_t bnn_a_ = (a);                \
         const uint32_t bnn_c_ = (c);                \
-        (h) = (a) ^ (((a) ^ bnn_c_) & bnn_u_);      \
+        const uint32_t bnn_u_ = bnn_a_ ^ (b);       \
         (l) = bnn_u_ ^ bnn_c_;                      \
+        (h) = bnn_a_ ^ ((bnn_a_ ^ bnn_c_) & bnn_u_); \
     } while (0)
 
 /** Add a word of weight 2^k into the planes p[k..n_p-1] (ripple, stops when nothing carries). */
@@ -150,7 +153,9 @@ static inline void bnn_columns_count(const uint8_t *col, const uint32_t *it, uin
 /**
  * One hidden layer stored by columns: output bit j is 1 iff neuron j fires (bits past n_out stay
  * 0: their columns are 0 and their constants never fire). @p items is scratch for the minority
- * side's bit offsets (at most n_in / 2).
+ * side's bit offsets (at most n_in / 2). Preconditions, as the generator and the encoder make
+ * them: 1 <= n_in <= 32767, and the input's padding bits (past n_in in its last word) are 0, since
+ * h counts whole words.
  */
 static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32_t *table, const uint32_t *a,
                                      uint32_t *out, uint32_t *items)
@@ -161,7 +166,7 @@ static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32
     const uint32_t stride = n_in + 2u * top;
     const uint32_t n_groups = (n_out + 31u) >> 5;
     const uint32_t n2 = n_in >> 1;
-    uint32_t sm[BNN_COLUMNS_MAX_PLANES + 1u]; /* plane j of the scalar s: all ones or zero */
+    uint32_t sm[BNN_COLUMNS_MAX_PLANES]; /* plane j of the scalar s: all ones or zero */
     uint32_t h = 0u, n, s, g, j;
     int ones;
     for (j = 0; j < n_words; ++j) {
@@ -169,8 +174,9 @@ static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32
     }
     ones = (2u * h <= n_in);
     n = bnn_columns_items(a, n_in, ones ? 0u : ~0u, items);
+    /* 0 <= s < 2^(top+1) on both sides (bnnembed/render/columns.py), so planes 0 .. top carry it */
     s = (2u << top) + (ones ? 0u - n2 - 1u - h : n2 + h - 2u * n_in);
-    for (j = 0; j < top + 2u; ++j) {
+    for (j = 0; j <= top; ++j) {
         sm[j] = 0u - ((s >> j) & 1u);
     }
     for (g = 0; g < n_groups; ++g, table += stride) {
@@ -182,8 +188,8 @@ static inline void bnn_layer_columns(uint32_t n_in, uint32_t n_out, const uint32
             p[j - 1u] = t ^ c;
             c = (k[j] & sm[j]) | (t & c);
         }
-        p[top - 1u] = sm[top] ^ c; /* K has no planes top, top + 1 */
-        p[top] = sm[top + 1u] ^ (sm[top] & c);
+        p[top - 1u] = sm[top] ^ c; /* K has no plane top, s none above it */
+        p[top] = sm[top] & c;
         for (j = top + 1u; j < n_p; ++j) {
             p[j] = 0u;
         }

@@ -32,9 +32,12 @@ extern "C" {
  *  (bnn_proto_build_request_frame(); the link's transmit buffer). */
 #define BNN_PROTO_FRAME_SIZE(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE(n)) + 2u)
 /** Payload bytes of a DEFER or REPORT of @p n uint8 features at most (bnn_proto_build_request_frame_u8();
- *  as zero runs, a row with no zero word: 2 bytes per 63 words and a tail segment more). */
-#define BNN_PROTO_REQUEST_SIZE_U8(n) \
-    (BNN_PROTO_HEADER_SIZE + 8u + (size_t)(n) + 2u * ((size_t)(n) / 252u) + 4u + BNN_PROTO_CRC_SIZE)
+ *  a row of BNN_PROTO_RUNS_MIN_FEATURES or more goes as zero runs, at most 2 bytes per 63 words and a
+ *  tail segment more than plain; a shorter row needs no more than n bytes, so the frame never needs
+ *  more than BNN_PROTO_FRAME_SIZE(n)). */
+#define BNN_PROTO_REQUEST_SIZE_U8(n)                                                              \
+    (BNN_PROTO_HEADER_SIZE + 8u + (size_t)(n) +                                                   \
+     ((size_t)(n) >= BNN_PROTO_RUNS_MIN_FEATURES ? 2u * ((size_t)(n) / 252u) + 4u : 0u) + BNN_PROTO_CRC_SIZE)
 /** Bytes of a whole DEFER or REPORT frame of @p n uint8 features, both 0x00 delimiters included. */
 #define BNN_PROTO_FRAME_SIZE_U8(n) (BNN_COBS_MAX_ENCODED(BNN_PROTO_REQUEST_SIZE_U8(n)) + 2u)
 /** Payload bytes of the longest reply (DECISION or NACK). */
@@ -125,7 +128,10 @@ uint32_t bnn_proto_payload_crc(const uint8_t *payload, size_t n);
  */
 bnn_proto_status bnn_proto_parse(const uint8_t *payload, size_t n, bnn_msg *msg);
 
-/** Feature @p i of a parsed DEFER/REPORT (decoded from its width: uint8, int16 or float32). */
+/** Feature @p i of a parsed DEFER/REPORT (decoded from its width: uint8, int16 or float32). For
+ *  zero runs it walks the segments from the first (the parser checked them), so reading a whole
+ *  row costs O(n x segments): meant for tests and host tools (a device never parses requests).
+ *  Valid while the parsed payload is. */
 float bnn_proto_feature(const bnn_msg *msg, uint16_t i);
 
 /** Byte-stream receiver: splits at 0x00, decodes COBS in place, parses, counts drops. */

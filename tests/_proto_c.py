@@ -74,6 +74,8 @@ class CProto:
                                               ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint8]
         lib.bnn_test_parse.restype = ctypes.c_int
         lib.bnn_test_parse.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint32)]
+        lib.bnn_test_frame_sizes.restype = None
+        lib.bnn_test_frame_sizes.argtypes = [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
         lib.bnn_test_parse_features.restype = ctypes.c_int
         lib.bnn_test_parse_features.argtypes = [u8p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t]
         lib.bnn_test_connect.restype = ctypes.c_int
@@ -141,7 +143,7 @@ class CProto:
         words = (ctypes.c_uint32 * ((offset + x.size + 3) // 4 + 1))()
         base = ctypes.addressof(words) + offset
         ctypes.memmove(base, x.tobytes(), x.size)
-        payload = 10 + 8 + x.size + 2 * (x.size // 252) + 4 + 4  # BNN_PROTO_REQUEST_SIZE_U8(n)
+        payload = 10 + 8 + x.size + (2 * (x.size // 252) + 4 if x.size >= 256 else 0) + 4  # BNN_PROTO_REQUEST_SIZE_U8(n)
         full = payload + payload // 254 + 1 + 2
         cap = full if cap is None else cap
         out = (ctypes.c_uint8 * max(cap, 1))()
@@ -155,6 +157,12 @@ class CProto:
         out = (ctypes.c_uint8 * 32)()
         n = self.lib.bnn_proto_build_reply(out, 32, mtype, session, seq, req_crc, value)
         return bytes(out[:n])
+
+    def frame_sizes(self, n: int) -> tuple[int, int]:
+        """BNN_PROTO_FRAME_SIZE(n) and BNN_PROTO_FRAME_SIZE_U8(n)."""
+        out = (ctypes.c_uint32 * 2)()
+        self.lib.bnn_test_frame_sizes(n, out)
+        return out[0], out[1]
 
     def parse_features(self, payload: bytes, n: int) -> tuple[int, np.ndarray]:
         """Parse status and the n features as bnn_proto_feature() reads them."""

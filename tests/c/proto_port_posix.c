@@ -182,6 +182,13 @@ int bnn_test_parse_features(const uint8_t *payload, size_t n, float *out, size_t
     return (int)st;
 }
 
+/* The two frame-size macros for n features: [0] float (the link's transmit buffer), [1] uint8. */
+void bnn_test_frame_sizes(uint32_t n, uint32_t out[2])
+{
+    out[0] = (uint32_t)BNN_PROTO_FRAME_SIZE(n);
+    out[1] = (uint32_t)BNN_PROTO_FRAME_SIZE_U8(n);
+}
+
 int bnn_test_parse(const uint8_t *payload, size_t n, uint32_t out[8])
 {
     bnn_msg m;

@@ -213,7 +213,7 @@ def test_uint8_frame_is_the_float_frame_of_the_same_values(session, seq, tag, de
     assert np.array_equal(back.features, x.astype(np.float32)) and back.runs == (x.size >= P.RUNS_MIN_FEATURES)
     status, features = c.parse_features(payload, x.size)
     assert status == 0 and np.array_equal(features, x.astype(np.float32))
-    need = 10 + 8 + x.size + 2 * (x.size // 252) + 4 + 4
+    need = 10 + 8 + x.size + (2 * (x.size // 252) + 4 if x.size >= P.RUNS_MIN_FEATURES else 0) + 4
     frame_size = need + need // 254 + 1 + 2  # BNN_PROTO_FRAME_SIZE_U8(n)
     assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size - 1)[0] == b""
     assert c.build_request_frame_u8(mtype, session, seq, tag, d, x, cap=frame_size)[0] == wire
@@ -244,6 +244,18 @@ def test_uint8_runs_at_their_limits(units, offset):
     payload = P.encode_payload(P.Defer(1, 2, 3, x.astype(np.float32), runs=True))
     assert wire == P.frame(payload) and crc == P.payload_crc(payload)
     assert np.array_equal(P.decode_payload(payload).features, x.astype(np.float32))
+
+
+def test_uint8_frames_fit_the_links_transmit_buffer():
+    """A link's buffer is BNN_PROTO_FRAME_SIZE(n) (bnn_app.h): the uint8 frame's bound never exceeds
+    it, so bnn_link_defer_u8() never refuses a row bnn_link_defer() takes (it did for n = 1)."""
+    c = _CACHE["c"]
+    for n in range(1, P.MAX_FEATURES + 1):
+        tx, u8 = c.frame_sizes(n)
+        assert u8 <= tx, n
+    for n in (1, 2, 3, 255, 256, 4096):  # and the frame is built in exactly that bound
+        x = np.full(n, 9, np.uint8)
+        assert c.build_request_frame_u8(P.MsgType.DEFER, 1, 2, 3, 0, x, cap=c.frame_sizes(n)[1])[0]
 
 
 @pytest.mark.parametrize("body,reason", [

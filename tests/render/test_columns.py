@@ -16,7 +16,7 @@ import pytest
 from bnnembed._resources import resource_dir
 from bnnembed.render.c import PopcountStrategy
 from bnnembed.render.columns import (column_counters, column_table, column_words, columns_forward, columns_top,
-                                     fires_dense)
+                                     fires_dense, side_scalar)
 
 from _tools import require_tools  # noqa: E402
 
@@ -64,6 +64,7 @@ def test_counters_stay_in_range():
             for a in (np.r_[np.ones(h), np.zeros(n_in - h)], np.r_[np.zeros(n_in - h), np.ones(h)]):
                 v, _ = column_counters(table, n_in, 40, a)
                 assert v.min() >= 0 and v.max() < 2 ** (columns_top(n_in) + 1), (n_in, h)
+                assert 0 <= side_scalar(n_in, h) < 2 ** (columns_top(n_in) + 1)  # the kernel keeps top + 1 planes of it
 
 
 def test_random_layers_in_numpy():
