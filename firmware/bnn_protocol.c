@@ -435,151 +435,6 @@ size_t bnn_proto_build_request(uint8_t *out, size_t cap, uint8_t type, uint32_t 
 
 /* ------------------------------------------------------------------------- request frames */
 
-/* A COBS encoder that folds each payload byte into the CRC-32 as it writes it, so a frame is one
- * pass over the features (the payload is never stored). The blocks are cobs_encode_fast()'s. */
-typedef struct {
-    uint8_t *out;
-    size_t o;       /* next output byte */
-    size_t code_at; /* where the current block's code byte goes; its code is o - code_at */
-    uint32_t crc;   /* CRC-32 register of the payload so far (not inverted) */
-} frame_writer;
-
-static void frame_begin(frame_writer *w, uint8_t *out)
-{
-    out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
-    w->out = out;
-    w->code_at = 1u;
-    w->o = 2u;
-    w->crc = 0xFFFFFFFFu;
-}
-
-/* COBS-encodes n bytes, folding them into the CRC when crc_them (the payload's CRC field is not). */
-static void frame_bytes(frame_writer *w, const uint8_t *in, size_t n, int crc_them)
-{
-    uint8_t *p = w->out + w->o;
-    uint8_t *code_p = w->out + w->code_at;
-    uint32_t crc = w->crc;
-    const uint8_t *end = in + n;
-    for (; in != end; ++in) {
-        uint32_t b = *in;
-        if (crc_them) {
-            crc = crc32_update(crc, b);
-        }
-        if (b == 0u) { /* a zero ends the block: its code is the distance */
-            *code_p = (uint8_t)(p - code_p);
-            code_p = p++;
-        } else {
-            *p++ = (uint8_t)b;
-            if (p - code_p == 0xFF) { /* a full block */
-                *code_p = 0xFFu;
-                code_p = p++;
-            }
-        }
-    }
-    w->o = (size_t)(p - w->out);
-    w->code_at = (size_t)(code_p - w->out);
-    w->crc = crc;
-}
-
-/* Appends the CRC (not folded into itself), closes the last block and the frame. */
-static size_t frame_end(frame_writer *w, uint32_t *payload_crc)
-{
-    uint8_t tail[BNN_PROTO_CRC_SIZE];
-    uint32_t crc = w->crc ^ 0xFFFFFFFFu;
-    put_u32(tail, crc);
-    frame_bytes(w, tail, sizeof tail, 0);
-    w->out[w->code_at] = (uint8_t)(w->o - w->code_at);
-    w->out[w->o++] = 0u;
-    if (payload_crc != NULL) {
-        *payload_crc = crc;
-    }
-    return w->o;
-}
-
-/* The uint8 case in one loop, the writer's state in pointers (a block's code is the distance
- * from its code byte): per feature, the float's bits are tested and shifted as in
- * bnn_proto_build_request(), then CRC and COBS take the byte. Returns how many features it wrote
- * (n: all of them were whole numbers 0..255). */
-static uint16_t frame_uint8_features(frame_writer *w, const float *x, uint16_t n)
-{
-    uint8_t *p = w->out + w->o;
-    uint8_t *code_p = w->out + w->code_at;
-    uint32_t crc = w->crc;
-    const float *xi = x;
-    const float *end = x + n;
-    while (xi != end) {
-        uint32_t bits;
-        uint32_t b;
-        bits = float_bits(xi);
-        while (bits == 0u) { /* a run of +0.0: each ends a block (its code: the distance) */
-            crc = crc32_update(crc, 0u);
-            *code_p = (uint8_t)(p - code_p);
-            code_p = p++;
-            if (++xi == end) {
-                goto done;
-            }
-            bits = float_bits(xi);
-        }
-        b = whole_byte(bits);
-        if (b == 0u) { /* not a whole number 1..255 */
-            break;
-        }
-        crc = crc32_update(crc, b);
-        *p++ = (uint8_t)b;
-        if (p - code_p == 0xFF) { /* a full block */
-            *code_p = 0xFFu;
-            code_p = p++;
-        }
-        ++xi;
-    }
-done:
-    w->o = (size_t)(p - w->out);
-    w->code_at = (size_t)(code_p - w->out);
-    w->crc = crc;
-    return (uint16_t)(xi - x);
-}
-
-size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
-                                     uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
-                                     uint32_t *payload_crc)
-{
-    uint8_t head[BNN_PROTO_HEADER_SIZE + 8u];
-    size_t hl;
-    uint16_t i;
-    uint8_t width;
-    frame_writer w;
-    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE(n)) {
-        return 0;
-    }
-    hl = put_request_head(head, type, session, seq, model_tag, decision, n);
-    head[hl++] = 1u; /* optimistic: uint8 */
-    frame_begin(&w, out);
-    frame_bytes(&w, head, hl, 1);
-    if (frame_uint8_features(&w, x, n) == n) {
-        return frame_end(&w, payload_crc);
-    }
-    width = exact_width(x, n); /* 2 or 4 (the same test as the loop above): start over at that width */
-    head[hl - 1u] = width;
-    frame_begin(&w, out);
-    frame_bytes(&w, head, hl, 1);
-    for (i = 0; i < n; ++i) {
-        uint8_t v[4];
-        if (width == 1u) {
-            v[0] = (uint8_t)whole_value(x[i]);
-        } else if (width == 2u) {
-            put_u16(v, (uint16_t)(whole_value(x[i]) & 0xFFFF));
-        } else {
-            uint32_t bits;
-            bits = float_bits(&x[i]);
-            put_u32(v, bits);
-        }
-        frame_bytes(&w, v, width, 1);
-    }
-    return frame_end(&w, payload_crc);
-}
-
-/* ------------------------------------------------------------------- uint8 request frames */
-
 /* One little-endian 32-bit word from 4-byte-aligned memory, first byte lowest (the order the
  * reflected CRC and the wire take bytes in). */
 static uint32_t load_le32_aligned(const uint8_t *p)
@@ -629,7 +484,6 @@ BNN_PROTO_INLINE uint32_t crc32_word(uint32_t crc, uint32_t w)
 
 /* COBS of one word whose block cannot fill up within it: stored whole, and each zero byte's place
  * becomes the next block's code (written when that block closes), tested without a loop. */
-
 BNN_PROTO_INLINE uint8_t *cobs_word(uint8_t *p, uint8_t **code_pp, uint32_t v)
 {
     uint8_t *code_p = *code_pp;
@@ -654,7 +508,8 @@ BNN_PROTO_INLINE uint8_t *cobs_word(uint8_t *p, uint8_t **code_pp, uint32_t v)
     return p + 4;
 }
 
-/* One byte into the frame whose block cannot fill up with it (the head). */
+/* COBS of one byte whose block cannot fill up with it: stored, or, if zero, its place becomes the
+ * next block's code. */
 BNN_PROTO_INLINE uint8_t *cobs_byte(uint8_t *p, uint8_t **code_pp, uint32_t b)
 {
     if (b == 0u) {
@@ -666,7 +521,8 @@ BNN_PROTO_INLINE uint8_t *cobs_byte(uint8_t *p, uint8_t **code_pp, uint32_t b)
     return p + 1;
 }
 
-/* A byte of the features: COBS with the block-fill rule (a block of 254 bytes gets code 0xFF). */
+/* COBS of any byte: cobs_byte(), then the block-fill rule (254 bytes without a zero close a block
+ * with code 0xFF). */
 BNN_PROTO_INLINE uint8_t *cobs_byte_fill(uint8_t *p, uint8_t **code_pp, uint32_t b)
 {
     p = cobs_byte(p, code_pp, b);
@@ -677,54 +533,172 @@ BNN_PROTO_INLINE uint8_t *cobs_byte_fill(uint8_t *p, uint8_t **code_pp, uint32_t
     return p;
 }
 
-/* Bytes the current block can still take as whole words without filling up: words while
- * (p - code_p) + 4 < 0xFF. A zero byte only starts a new block, so the bound stays safe. */
+/* Words the current block can still take whole without filling up: while (p - code_p) + 4 < 0xFF.
+ * A zero byte only starts a new block, so the bound stays safe across zeros. */
 BNN_PROTO_INLINE size_t block_room_words(const uint8_t *p, const uint8_t *code_p)
 {
     const size_t used = (size_t)(p - code_p);
     return used + 4u < 0xFFu ? (0xFFu - 4u - used + 3u) / 4u : 0u;
 }
 
-/* The frame writer's state, kept in registers by the always-inlined helpers below. */
+/* A COBS encoder that folds each payload byte into the CRC-32 as it writes it, so a frame is one
+ * pass over the features (the payload is never stored). The blocks are cobs_encode_fast()'s; a
+ * block's code is the distance from its code byte. The hot loops copy the state into locals. */
 typedef struct {
+    uint8_t *out;    /* the frame's first byte (its leading 0x00) */
     uint8_t *p;      /* next output byte */
     uint8_t *code_p; /* the current block's code byte */
     uint32_t crc;    /* CRC-32 register of the payload so far (not inverted) */
-} frame_regs;
+} frame_writer;
 
-/* One payload byte: CRC, then COBS with the block-fill rule. */
-BNN_PROTO_INLINE void put_byte(frame_regs *f, uint32_t b)
+BNN_PROTO_INLINE void frame_begin(frame_writer *w, uint8_t *out)
 {
-    f->crc = crc32_update(f->crc, b);
-    f->p = cobs_byte_fill(f->p, &f->code_p, b);
+    out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
+    w->out = out;
+    w->code_p = out + 1;
+    w->p = out + 2;
+    w->crc = 0xFFFFFFFFu;
+}
+
+/* One payload byte: CRC, then COBS. */
+BNN_PROTO_INLINE void put_byte(frame_writer *w, uint32_t b)
+{
+    w->crc = crc32_update(w->crc, b);
+    w->p = cobs_byte_fill(w->p, &w->code_p, b);
 }
 
 /* Four payload bytes, first byte lowest: whole when the block has room, else byte by byte. */
-BNN_PROTO_INLINE void put_word(frame_regs *f, uint32_t v)
+BNN_PROTO_INLINE void put_word(frame_writer *w, uint32_t v)
 {
-    if (block_room_words(f->p, f->code_p) != 0u) {
-        f->crc = crc32_word(f->crc, v);
-        f->p = cobs_word(f->p, &f->code_p, v);
+    if (block_room_words(w->p, w->code_p) != 0u) {
+        w->crc = crc32_word(w->crc, v);
+        w->p = cobs_word(w->p, &w->code_p, v);
     } else {
-        put_byte(f, v & 0xFFu);
-        put_byte(f, (v >> 8) & 0xFFu);
-        put_byte(f, (v >> 16) & 0xFFu);
-        put_byte(f, v >> 24);
+        put_byte(w, v & 0xFFu);
+        put_byte(w, (v >> 8) & 0xFFu);
+        put_byte(w, (v >> 16) & 0xFFu);
+        put_byte(w, v >> 24);
     }
 }
 
 /* Two payload bytes: without the block-fill tests when the block has room for a word. */
-BNN_PROTO_INLINE void put_pair(frame_regs *f, uint32_t a, uint32_t b)
+BNN_PROTO_INLINE void put_pair(frame_writer *w, uint32_t a, uint32_t b)
 {
-    if (block_room_words(f->p, f->code_p) != 0u) {
-        f->crc = crc32_update(crc32_update(f->crc, a), b);
-        f->p = cobs_byte(f->p, &f->code_p, a);
-        f->p = cobs_byte(f->p, &f->code_p, b);
+    if (block_room_words(w->p, w->code_p) != 0u) {
+        w->crc = crc32_update(crc32_update(w->crc, a), b);
+        w->p = cobs_byte(w->p, &w->code_p, a);
+        w->p = cobs_byte(w->p, &w->code_p, b);
     } else {
-        put_byte(f, a);
-        put_byte(f, b);
+        put_byte(w, a);
+        put_byte(w, b);
     }
 }
+
+/* n payload bytes. */
+static void frame_bytes(frame_writer *w, const uint8_t *in, size_t n)
+{
+    for (; n != 0u; --n) {
+        put_byte(w, *in++);
+    }
+}
+
+/* Appends the CRC field (not folded into itself), closes the last block and the frame; returns
+ * the frame's length. */
+BNN_PROTO_INLINE size_t frame_end(frame_writer *w, uint32_t *payload_crc)
+{
+    const uint32_t crc = w->crc ^ 0xFFFFFFFFu;
+    unsigned i;
+    if (payload_crc != NULL) {
+        *payload_crc = crc;
+    }
+    if (block_room_words(w->p, w->code_p) != 0u) { /* little-endian, as put_u32() lays it out */
+        w->p = cobs_word(w->p, &w->code_p, crc);
+    } else {
+        for (i = 0; i < 4u; ++i) {
+            w->p = cobs_byte_fill(w->p, &w->code_p, (crc >> (8u * i)) & 0xFFu);
+        }
+    }
+    *w->code_p = (uint8_t)(w->p - w->code_p);
+    *w->p++ = 0u;
+    return (size_t)(w->p - w->out);
+}
+
+/* The uint8 case in one loop, the writer's state in locals: per feature, the float's bits are tested and shifted as in
+ * bnn_proto_build_request(), then CRC and COBS take the byte. Returns how many features it wrote
+ * (n: all of them were whole numbers 0..255). */
+static uint16_t frame_uint8_features(frame_writer *w, const float *x, uint16_t n)
+{
+    uint8_t *p = w->p;
+    uint8_t *code_p = w->code_p;
+    uint32_t crc = w->crc;
+    const float *xi = x;
+    const float *end = x + n;
+    while (xi != end) {
+        uint32_t bits;
+        uint32_t b;
+        bits = float_bits(xi);
+        while (bits == 0u) { /* a run of +0.0: each ends a block (its code: the distance) */
+            crc = crc32_update(crc, 0u);
+            *code_p = (uint8_t)(p - code_p);
+            code_p = p++;
+            if (++xi == end) {
+                goto done;
+            }
+            bits = float_bits(xi);
+        }
+        b = whole_byte(bits);
+        if (b == 0u) { /* not a whole number 1..255 */
+            break;
+        }
+        crc = crc32_update(crc, b);
+        p = cobs_byte_fill(p, &code_p, b);
+        ++xi;
+    }
+done:
+    w->p = p;
+    w->code_p = code_p;
+    w->crc = crc;
+    return (uint16_t)(xi - x);
+}
+
+size_t bnn_proto_build_request_frame(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                     uint32_t model_tag, uint8_t decision, const float *x, uint16_t n,
+                                     uint32_t *payload_crc)
+{
+    uint8_t head[BNN_PROTO_HEADER_SIZE + 8u];
+    size_t hl;
+    uint16_t i;
+    uint8_t width;
+    frame_writer w;
+    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE(n)) {
+        return 0;
+    }
+    hl = put_request_head(head, type, session, seq, model_tag, decision, n);
+    head[hl++] = 1u; /* optimistic: uint8 */
+    frame_begin(&w, out);
+    frame_bytes(&w, head, hl);
+    if (frame_uint8_features(&w, x, n) == n) {
+        return frame_end(&w, payload_crc);
+    }
+    width = exact_width(x, n); /* 2 or 4 (the same test as the loop above): start over at that width */
+    head[hl - 1u] = width;
+    frame_begin(&w, out);
+    frame_bytes(&w, head, hl);
+    for (i = 0; i < n; ++i) {
+        uint8_t v[4];
+        if (width == 1u) {
+            v[0] = (uint8_t)whole_value(x[i]);
+        } else if (width == 2u) {
+            put_u16(v, (uint16_t)(whole_value(x[i]) & 0xFFFF));
+        } else {
+            put_u32(v, float_bits(&x[i]));
+        }
+        frame_bytes(&w, v, width);
+    }
+    return frame_end(&w, payload_crc);
+}
+
+/* ------------------------------------------------------------------- uint8 request frames */
 
 /* Word k of the row, first byte lowest: one load when the row is word-aligned. */
 BNN_PROTO_INLINE uint32_t row_word(const uint8_t *x, int aligned)
@@ -738,7 +712,7 @@ BNN_PROTO_INLINE uint32_t row_word(const uint8_t *x, int aligned)
  * (zeros, count, the others' bytes), the last n % 4 features as a final segment. A zero unit costs
  * a load and a test; only the others' words go through CRC and COBS.
  */
-BNN_PROTO_INLINE void put_runs(frame_regs *f, const uint8_t *x, uint16_t n, int aligned)
+BNN_PROTO_INLINE void put_runs(frame_writer *w, const uint8_t *x, uint16_t n, int aligned)
 {
     const uint8_t *u = x;
     const uint8_t *units_end = x + 4u * ((size_t)n / 4u);
@@ -763,16 +737,16 @@ BNN_PROTO_INLINE void put_runs(frame_regs *f, const uint8_t *x, uint16_t n, int 
         while (u != lim && row_word(u, aligned) != 0u) {
             u += 4;
         }
-        put_pair(f, (uint32_t)(first - start), (uint32_t)(u - first)); /* zeros, count */
+        put_pair(w, (uint32_t)(first - start), (uint32_t)(u - first)); /* zeros, count */
         for (; first != u; first += 4) {
-            put_word(f, row_word(first, aligned));
+            put_word(w, row_word(first, aligned));
         }
     }
     if ((n & 3u) != 0u) {
-        put_byte(f, 0u);
-        put_byte(f, n & 3u);
+        put_byte(w, 0u);
+        put_byte(w, n & 3u);
         for (k = 0; k < (n & 3u); ++k) {
-            put_byte(f, u[k]);
+            put_byte(w, u[k]);
         }
     }
 }
@@ -782,90 +756,41 @@ BNN_PROTO_INLINE void put_runs(frame_regs *f, const uint8_t *x, uint16_t n, int 
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static void put_row_runs(frame_regs *f, const uint8_t *x, uint16_t n)
+static void put_row_runs(frame_writer *w, const uint8_t *x, uint16_t n)
 {
-    frame_regs r = *f;
+    frame_writer r = *w; /* a local copy GCC keeps in registers */
     if (((uintptr_t)x & 3u) == 0u) {
         put_runs(&r, x, n, 1);
     } else {
         put_runs(&r, x, n, 0);
     }
-    *f = r;
+    *w = r;
 }
 
-/*
- * The uint8 request frame in one pass, the writer's state in registers: the head as four words
- * and one or two bytes (the same bytes put_request_head() lays out), then the features. A row of
- * BNN_PROTO_RUNS_MIN_FEATURES or more goes as zero runs (put_runs()); a shorter one a word at a time
- * (byte by byte up to the row's word boundary and after its last whole word), per word one CRC step
- * of four table lookups and one COBS case: a run of zero words is a run of codes 1 (one store each),
- * any other word is stored whole and each zero byte's place becomes the next block's code
- * (cobs_word()). Words go in stretches the current block has room for, so no word is tested for a
- * full block; the word that may fill one goes byte by byte.
- */
-size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
-                                        uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
-                                        uint32_t *payload_crc)
+/* The features of a short uint8 row a word at a time: byte by byte up to the row's word boundary
+ * and after its last whole word; per word one CRC step of four table lookups and one COBS case. A
+ * run of zero words is a run of codes 1 (one store each); any other word is stored whole and each
+ * zero byte's place becomes the next block's code (cobs_word()). Words go in stretches the current
+ * block has room for, so no word is tested for a full block; the word that may fill one goes byte
+ * by byte. The writer's state lives in locals. */
+BNN_PROTO_INLINE void put_row_words(frame_writer *w, const uint8_t *x, uint16_t n)
 {
-    uint32_t head[4];
-    uint32_t tail; /* the head's last bytes, first byte lowest: n's high byte on a REPORT, the width */
-    unsigned tail_bytes;
-    const int runs = n >= BNN_PROTO_RUNS_MIN_FEATURES;
-    const uint32_t width = runs ? BNN_PROTO_WIDTH_U8_RUNS : 1u;
-    uint8_t *p;
-    uint8_t *code_p;
-    uint32_t crc = 0xFFFFFFFFu;
-    const uint8_t *end;
+    uint8_t *p = w->p;
+    uint8_t *code_p = w->code_p;
+    uint32_t crc = w->crc;
+    const uint8_t *end = x + n;
     const uint8_t *words_end;
     unsigned i;
-    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE_U8(n)) {
-        return 0;
-    }
-    head[0] = (uint32_t)BNN_PROTO_VERSION | ((uint32_t)type << 8) | (session << 16);
-    head[1] = (session >> 16) | (seq << 16);
-    head[2] = (seq >> 16) | (model_tag << 16);
-    if (type == BNN_MSG_REPORT) {
-        head[3] = (model_tag >> 16) | ((uint32_t)decision << 16) | ((uint32_t)(n & 0xFFu) << 24);
-        tail = ((uint32_t)n >> 8) | (width << 8);
-        tail_bytes = 2u;
-    } else {
-        head[3] = (model_tag >> 16) | ((uint32_t)n << 16);
-        tail = width;
-        tail_bytes = 1u;
-    }
-    out[0] = 0u; /* ends any partial frame the host holds from a garbled earlier send */
-    code_p = out + 1;
-    p = out + 2;
-    for (i = 0; i < 4u; ++i) { /* 16 bytes: the first block cannot fill */
-        crc = crc32_word(crc, head[i]);
-        p = cobs_word(p, &code_p, head[i]);
-    }
-    for (i = 0; i < tail_bytes; ++i, tail >>= 8) {
-        crc = crc32_update(crc, tail & 0xFFu);
-        p = cobs_byte(p, &code_p, tail & 0xFFu);
-    }
-    if (runs) {
-        frame_regs f;
-        f.p = p;
-        f.code_p = code_p;
-        f.crc = crc;
-        put_row_runs(&f, x, n);
-        p = f.p;
-        code_p = f.code_p;
-        crc = f.crc;
-        x += n;
-    }
-    end = x + (runs ? 0u : n);
     while (((uintptr_t)x & 3u) != 0u && x != end) {
         crc = crc32_update(crc, *x);
         p = cobs_byte_fill(p, &code_p, *x++);
     }
     words_end = x + ((size_t)(end - x) & ~(size_t)3u);
     while (x != words_end) {
-        size_t room = block_room_words(p, code_p);
+        const size_t room = block_room_words(p, code_p);
         const uint8_t *stop = ((size_t)(words_end - x) / 4u > room) ? x + 4u * room : words_end;
         while (x != stop) {
-            uint32_t v = load_le32_aligned(x);
+            const uint32_t v = load_le32_aligned(x);
             x += 4;
             if (v != 0u) {
                 crc = crc32_word(crc, v);
@@ -897,20 +822,60 @@ size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, 
         crc = crc32_update(crc, *x);
         p = cobs_byte_fill(p, &code_p, *x++);
     }
-    crc ^= 0xFFFFFFFFu;
-    if (payload_crc != NULL) {
-        *payload_crc = crc;
+    w->p = p;
+    w->code_p = code_p;
+    w->crc = crc;
+}
+
+/*
+ * The uint8 request frame in one pass: the head as four words and one or two bytes (the bytes
+ * put_request_head() lays out, then the width), the features, the CRC field. A row of
+ * BNN_PROTO_RUNS_MIN_FEATURES or more goes as zero runs (put_runs()), a shorter one as uint8
+ * (put_row_words()).
+ */
+size_t bnn_proto_build_request_frame_u8(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,
+                                        uint32_t model_tag, uint8_t decision, const uint8_t *x, uint16_t n,
+                                        uint32_t *payload_crc)
+{
+    uint32_t head[4];
+    uint32_t tail; /* the head's last bytes, first byte lowest: n's high byte on a REPORT, the width */
+    unsigned tail_bytes;
+    const int runs = n >= BNN_PROTO_RUNS_MIN_FEATURES;
+    const uint32_t width = runs ? BNN_PROTO_WIDTH_U8_RUNS : 1u;
+    frame_writer w;
+    unsigned i;
+    if (!request_ok(out, type, n) || x == NULL || cap < BNN_PROTO_FRAME_SIZE_U8(n)) {
+        return 0;
     }
-    if (block_room_words(p, code_p) == 0u) { /* the CRC field may fill the block */
-        for (i = 0; i < 4u; ++i) {
-            p = cobs_byte_fill(p, &code_p, (crc >> (8u * i)) & 0xFFu);
-        }
+    head[0] = (uint32_t)BNN_PROTO_VERSION | ((uint32_t)type << 8) | (session << 16);
+    head[1] = (session >> 16) | (seq << 16);
+    head[2] = (seq >> 16) | (model_tag << 16);
+    if (type == BNN_MSG_REPORT) {
+        head[3] = (model_tag >> 16) | ((uint32_t)decision << 16) | ((uint32_t)(n & 0xFFu) << 24);
+        tail = ((uint32_t)n >> 8) | (width << 8);
+        tail_bytes = 2u;
     } else {
-        p = cobs_word(p, &code_p, crc);
+        head[3] = (model_tag >> 16) | ((uint32_t)n << 16);
+        tail = width;
+        tail_bytes = 1u;
     }
-    *code_p = (uint8_t)(p - code_p);
-    *p++ = 0u;
-    return (size_t)(p - out);
+    frame_begin(&w, out);
+    for (i = 0; i < 4u; ++i) { /* 16 bytes: the first block cannot fill */
+        w.crc = crc32_word(w.crc, head[i]);
+        w.p = cobs_word(w.p, &w.code_p, head[i]);
+    }
+    for (i = 0; i < tail_bytes; ++i, tail >>= 8) {
+        w.crc = crc32_update(w.crc, tail & 0xFFu);
+        w.p = cobs_byte(w.p, &w.code_p, tail & 0xFFu);
+    }
+    if (runs) {
+        frame_writer r = w; /* only this copy's address leaves the function: w stays in registers */
+        put_row_runs(&r, x, n);
+        w = r;
+    } else {
+        put_row_words(&w, x, n);
+    }
+    return frame_end(&w, payload_crc);
 }
 
 size_t bnn_proto_build_reply(uint8_t *out, size_t cap, uint8_t type, uint32_t session, uint32_t seq,

@@ -232,6 +232,23 @@ def test_uint8_frame_crc_word_at_every_block_position():
             assert wire == P.frame(payload) and crc == P.payload_crc(payload), n
 
 
+def test_uint8_frame_word_that_fills_a_block():
+    """The longest plain rows (240..255 bytes without a zero) at every offset past a word boundary:
+    the features' block (it starts after the count's zero high byte) fills inside a whole word
+    only when the row's first bytes went one at a time, and that word must go byte by byte."""
+    c = _CACHE["c"]
+    for n in range(240, P.RUNS_MIN_FEATURES):
+        x = np.full(n, 7, np.uint8)
+        for offset in range(4):
+            for report in (False, True):
+                mtype = P.MsgType.REPORT if report else P.MsgType.DEFER
+                msg = (P.Report(0x11223344, 0x55667788, 0x01020304, 1, x, runs=True) if report
+                       else P.Defer(0x11223344, 0x55667788, 0x01020304, x, runs=True))
+                wire, _ = c.build_request_frame_u8(mtype, 0x11223344, 0x55667788, 0x01020304, int(report), x,
+                                                   offset=offset)
+                assert wire == P.encode_frame(msg), (n, offset, report)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 5), min_size=64, max_size=1000), st.integers(0, 3))
 def test_uint8_runs_at_their_limits(units, offset):
