@@ -35,8 +35,8 @@ from ..errors import BnnError
 from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
-from .columns import column_table, column_words, planes_per_side
-from .footprint import column_items_words, deployed_footprint, hidden_words
+from .columns import column_items_words, column_table, column_words, planes_per_side, stored_by_columns
+from .footprint import deployed_footprint, hidden_words
 from .quantize import Encoding, column_shifts, int16_scales
 
 MODEL_FILES = ("bnn_model.h", "bnn_model.c")
@@ -213,11 +213,6 @@ def banner_lines(model, encoding: Encoding | str = Encoding.FLOAT) -> list[str]:
     return lines
 
 
-def by_columns(layer, last: bool, columns: bool) -> bool:
-    """Is this layer stored by columns? Dense hidden layers, when the kernel is COLUMNS."""
-    return columns and not last and not layer.masked
-
-
 def _column_groups(layer, mm) -> list[dict]:
     """Each group of 32 neurons of a layer by columns: its column words and threshold planes."""
     table = column_table(layer.weights, layer.n_in, mm)
@@ -252,7 +247,7 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
             for j in range(layer.n_out)
         ]
         shared = hidden_of is not None and i < len(net.layers) - 1
-        cols = by_columns(layer, last, columns)
+        cols = stored_by_columns(layer, last, columns)
         layers.append({
             "index": i,
             "name": f"bnn_{hidden_of if shared else name}_l{i}",
@@ -265,7 +260,6 @@ def _bound_context(net: BoundNet, name: str, hidden_of: str | None = None, copie
             "max_mismatch_lines": _ints_lines(mm),
             "t_min": int(thresholds.min()),
             "t_max": int(thresholds.max()),
-            "flash_bytes": 4 * layer.weights.size * (2 if layer.masked else 1) + 2 * layer.n_out,
             "masked": layer.masked,
             "layout": (Layout.COLUMNS if cols else Layout.MASKED if layer.masked else Layout.ROWS).name,
             "groups": _column_groups(layer, mm) if cols else [],

@@ -37,6 +37,20 @@ import numpy as np
 GROUP = 32  #: neurons per column word
 
 
+def stored_by_columns(layer, last: bool, columns: bool) -> bool:
+    """Is this layer stored by columns? Its bound's dense hidden layers, when rendered for the
+    COLUMNS kernel (``columns``); the output neuron and masked layers stay rows."""
+    return columns and not last and not layer.masked
+
+
+def column_items_words(upper, lower) -> int:
+    """Words of the COLUMNS kernel's scratch, ``bnn_column_items``: the most minority-side bits a
+    layer by columns can have (``n_in // 2``, at least 1); 0 when no layer would be by columns."""
+    halves = [layer.n_in // 2 for net in (upper, lower) for i, layer in enumerate(net.layers)
+              if stored_by_columns(layer, i == len(net.layers) - 1, True)]
+    return max([1] + halves) if halves else 0
+
+
 def columns_top(n_in: int) -> int:
     """Bit of the counters that decides: the bit length of ``n_in``."""
     return int(n_in).bit_length()
@@ -140,6 +154,6 @@ def fires_dense(weights: np.ndarray, n_in: int, max_mismatch: np.ndarray, a: np.
     return (mism <= np.asarray(max_mismatch, np.int64)).astype(np.uint8)
 
 
-__all__ = ["GROUP", "columns_top", "planes_per_side", "column_words", "column_table", "column_counters",
+__all__ = ["GROUP", "stored_by_columns", "column_items_words", "columns_top", "planes_per_side", "column_words", "column_table", "column_counters",
            "columns_forward", "side_constants", "side_scalar",
            "fires_dense"]

@@ -19,7 +19,7 @@ from ..model.encoding import Thermometer
 from ..model.intmodel import BoundNet, shares_hidden
 from ..model.packing import n_words
 from ..model.shifts import ShiftCopies
-from .columns import column_words
+from .columns import column_items_words, column_words, stored_by_columns
 from .quantize import Encoding
 
 #: Bytes of the scalar field types (alignment = size); a type ending in ``*`` is a pointer.
@@ -81,13 +81,6 @@ def hidden_words(upper: BoundNet, lower: BoundNet) -> int:
     return max([1] + [n_words(w) for w in widths])
 
 
-def column_items_words(upper: BoundNet, lower: BoundNet) -> int:
-    """Words of the COLUMNS kernel's scratch: the most minority-side bits a dense hidden layer
-    can have (``n_in // 2``, at least 1); 0 when no layer is dense and hidden (nothing by columns)."""
-    dense = [layer.n_in // 2 for net in (upper, lower) for layer in net.layers[:-1] if layer.mask is None]
-    return max([1] + dense) if dense else 0
-
-
 def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
                     encoding: Encoding | str = Encoding.FLOAT, pointer_bytes: int = 4,
                     struct_bytes: Mapping[str, int] | None = None,
@@ -116,7 +109,7 @@ def model_footprint(encoder: Thermometer, upper: BoundNet, lower: BoundNet,
             flash += sizeof["bnn_layer_t"]
             if net is lower and shared and i < len(net.layers) - 1:
                 continue  # one network: the lower bound's hidden layers point at the upper's tables
-            if columns and i < len(net.layers) - 1 and layer.mask is None:
+            if stored_by_columns(layer, i == len(net.layers) - 1, columns):
                 flash += 4 * column_words(layer.n_in, layer.n_out)
                 continue
             words = layer.weights.size * (2 if layer.mask is not None else 1)
