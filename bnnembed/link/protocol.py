@@ -232,21 +232,16 @@ def _u8_from_runs(body: bytes, offset: int, n: int) -> np.ndarray:
     return out
 
 
-def uses_runs(features: np.ndarray, version: int = PROTOCOL_VERSION) -> bool:
-    """Does a sender of these features as uint8 send them as zero runs? (version 3, at least
-    :data:`RUNS_MIN_FEATURES` features, every one uint8-exact.)"""
-    return version >= 3 and np.size(features) >= RUNS_MIN_FEATURES and exact_width(features) == 1
-
-
 def _feature_bytes(features: np.ndarray, version: int, runs: bool = False) -> tuple[bytes, bytes]:
     """(width field, packed features) of a DEFER/REPORT body; version 1 has no width field.
-    ``runs``: a uint8 sender's row (zero runs when :func:`uses_runs`)."""
+    ``runs``: a uint8 sender's row, which goes as zero runs from version 3 on when it has at least
+    :data:`RUNS_MIN_FEATURES` features, all uint8-exact (what the device does)."""
     x = np.ascontiguousarray(features, dtype="<f4").ravel()
     if version < 2:
         return b"", x.tobytes()
-    if runs and uses_runs(x, version):
-        return bytes([WIDTH_U8_RUNS]), u8_runs(x.astype(np.uint8))
     width = exact_width(x)
+    if runs and version >= 3 and width == 1 and x.size >= RUNS_MIN_FEATURES:
+        return bytes([WIDTH_U8_RUNS]), u8_runs(x.astype(np.uint8))
     return bytes([width]), x.astype(FEATURE_WIDTHS[width]).tobytes()
 
 
