@@ -429,9 +429,7 @@ static void bnn_encode_copy(const bnn_model_t *model, bnn_input_kind_t kind, con
     const bnn_copies_t *cp = model->copies;
     const void *x = features;
     if (cp != NULL && cp->n_copies > 0u && (cp->shifts[2u * i] != 0 || cp->shifts[2u * i + 1u] != 0)) {
-        /* the three views share the scratch bytes */
-        uint8_t *dst = (kind == BNN_INPUT_FLOAT) ? (uint8_t *)cp->shifted_f
-                       : (kind == BNN_INPUT_Q16) ? (uint8_t *)cp->shifted_q : cp->shifted_u;
+        uint8_t *dst = cp->shifted; /* floats, int16 or bytes: the scratch is sized and aligned for floats */
         const uint32_t elem = (kind == BNN_INPUT_FLOAT) ? 4u : (kind == BNN_INPUT_Q16) ? 2u : 1u;
         bnn_shift_image((const uint8_t *)features, dst, cp->height, cp->width, cp->shifts[2u * i],
                         cp->shifts[2u * i + 1u], elem);

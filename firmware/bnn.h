@@ -95,9 +95,7 @@ typedef struct {
     uint8_t height;               /**< image rows */
     uint8_t width;                /**< image columns: height * width = encoder->n_features */
     const int8_t *shifts;         /**< n_copies pairs (dy, dx), each |d| < the image's side */
-    float *shifted_f;             /**< scratch: one moved image (n_features values) */
-    int16_t *shifted_q;           /**< the same memory, int16 view (bnn_decide_q16()) */
-    uint8_t *shifted_u;           /**< the same memory, uint8 view (bnn_decide_u8()) */
+    uint8_t *shifted;             /**< scratch: one moved image, n_features values of the input's type (4-byte aligned) */
 } bnn_copies_t;
 
 /** A complete model: encoder, both bounds and caller-owned static scratch memory. */

@@ -102,7 +102,7 @@ def expected_model_symbols(art, ptr: int, columns: bool = False) -> tuple[dict, 
     }
     if art.copies is not None:
         flash["bnn_copy_shifts"] = 2 * art.copies.k  # int8_t[2 * n_copies]
-        flash["bnn_copies"] = _struct_size([(1, 1), (1, 1), (1, 1)] + [("p", 0)] * 4, ptr)  # bnn_copies_t
+        flash["bnn_copies"] = _struct_size([(1, 1), (1, 1), (1, 1)] + [("p", 0)] * 2, ptr)  # bnn_copies_t
     assert len(enc.thresholds) == enc.n_bits
     hidden = [1]
     shared = art.model.one_network  # the lower bound's hidden layers are the upper's tables
